@@ -1,0 +1,71 @@
+# ONNX and Beyond: one entry point. `make course` opens the course, `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8888
+# the stamp changes when the pins or the package metadata change, and only then is pip run again
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
+PYTEST_ARGS ?=
+# tools installed in the venv (nbgrader calls alembic, jupyter finds its kernels) come first
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup course test lint format notebooks release check-release environment.yml benchmarks clean help
+
+help:
+	@echo "make course   set up (first time: a few minutes) and open JupyterLab on the student notebooks"
+	@echo "make test     set up and run the whole test suite (lint, unit tests, every lesson graded)"
+	@echo "make notebooks / make release   rebuild source/ from lessons/, release/ from source/"
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): | $(PY)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name onnx-and-beyond --display-name "Python 3 (ONNX and Beyond)" >/dev/null
+	$(VENV)/bin/jupyter labextension enable @jupyter/nbgrader @jupyter-widgets/jupyterlab-manager >/dev/null
+	$(VENV)/bin/jupyter server extension list 2>&1 | grep -q "validate_assignment.*enabled" \
+		|| { echo "nbgrader's server extensions are not enabled"; exit 1; }
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+setup: $(STAMP)
+
+course: setup
+	@echo "Opening the course: the student notebooks are in release/ (Ctrl-C stops the server)."
+	$(VENV)/bin/jupyter lab --ServerApp.ip=$(HOST) --ServerApp.port=$(PORT) \
+		--ServerApp.root_dir=$(CURDIR) --ServerApp.default_url=/lab/tree/release \
+		--ServerApp.open_browser=False
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m tools.notebooks check
+	$(PY) -m pytest -n 2 --dist loadgroup --cov=course --cov-report=term $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+notebooks: setup
+	$(PY) -m tools.notebooks build
+
+release: notebooks
+	@for d in source/*/; do a=$$(basename $$d); $(VENV)/bin/nbgrader generate_assignment $$a --force --log-level=WARN || exit 1; done
+
+environment.yml: requirements.txt tools/environment.py
+	$(PY) -m tools.environment > environment.yml
+
+benchmarks: setup
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache gradebook.db submitted autograded feedback

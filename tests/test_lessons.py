@@ -1,0 +1,208 @@
+"""Every lesson, graded by nbgrader itself: solutions earn full marks, the release earns nothing,
+alternative correct answers pass, plausible wrong answers lose points, within the time budget,
+offline. Exercise variants live in tests/exercises/<lesson>.py (ALTERNATIVES and WRONG)."""
+
+from __future__ import annotations
+
+import filecmp
+import importlib.util
+import os
+import re
+from functools import cache
+
+import harness
+import nbformat
+import pytest
+
+LESSONS = harness.lessons()
+pytestmark = pytest.mark.notebook
+
+
+def _params():
+    return [pytest.param(name, marks=pytest.mark.xdist_group(name), id=name) for name in LESSONS]
+
+
+@cache
+def variants(lesson: str):
+    path = harness.ROOT / "tests" / "exercises" / f"{lesson.replace('-', '_')}.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location(f"variants_{lesson}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@cache
+def graded(lesson: str):
+    """Grade the lesson once: solutions (timed, alone), then the blank release and the variants."""
+    import tempfile
+
+    work = harness.Path(tempfile.mkdtemp(prefix=f"harness-{lesson}-"))
+    course = harness.Course(lesson, work)
+    release_dir = course.generate()
+    source_nb = nbformat.read(harness.notebook_path(lesson), as_version=4)
+    course.submit("solution", source_nb)
+    results = course.autograde(["solution"])
+    harness.record_timing(lesson, results["solution"].seconds, harness.network_is_blocked())
+
+    shutil_rmtree(work / "submitted" / "solution")
+    release_nb = nbformat.read(release_dir / course.nb_name, as_version=4)
+    course.submit("blank", release_nb)
+    mod = variants(lesson)
+    wrong_runs = []
+    if mod is not None:
+        course.submit("alternative", harness.with_cells_replaced(source_nb, mod.ALTERNATIVES))
+        longest = max((len(v) for v in mod.WRONG.values()), default=0)
+        for k in range(longest):
+            run = {gid: answers[k] for gid, answers in mod.WRONG.items() if k < len(answers)}
+            course.submit(f"wrong{k}", harness.with_cells_replaced(source_nb, run))
+            wrong_runs.append(run)
+    results.update(course.autograde([d.name for d in sorted((work / "submitted").iterdir())]))
+    return {"course": course, "release": release_dir, "results": results, "wrong_runs": wrong_runs}
+
+
+def shutil_rmtree(path):
+    import shutil
+
+    shutil.rmtree(path)
+
+
+def test_lessons_listed_in_config():
+    text = (harness.ROOT / "nbgrader_config.py").read_text()
+    listed = re.findall(r'^\s+"(\d\d-[a-z0-9-]+)",$', text, flags=re.M)
+    assert sorted(listed) == listed, (
+        f"LESSONS in nbgrader_config.py should be in course order, got {listed}"
+    )
+    assert set(LESSONS) <= set(listed), (
+        f"source/ has lessons missing from nbgrader_config.LESSONS: {sorted(set(LESSONS) - set(listed))}"
+    )
+
+
+@pytest.mark.parametrize("lesson", _params())
+def test_release_is_generated_exactly(lesson):
+    """release/ is what `nbgrader generate_assignment` makes from source/: no drift, no hand edits."""
+    fresh = graded(lesson)["release"]
+    committed = harness.RELEASE / lesson
+    assert committed.is_dir(), f"release/{lesson} is missing: run `make release`"
+    cmp = filecmp.dircmp(fresh, committed)
+    differ = cmp.left_only + cmp.right_only + cmp.diff_files
+    assert not differ, (
+        f"release/{lesson} differs from a fresh generate_assignment in {differ}: run `make release`"
+    )
+    for name in cmp.common_files:
+        assert (fresh / name).read_bytes() == (committed / name).read_bytes(), (
+            f"release/{lesson}/{name} drifted: run `make release`"
+        )
+
+
+@pytest.mark.parametrize("lesson", _params())
+def test_release_hides_solutions_and_hidden_tests(lesson):
+    nb_text = (harness.RELEASE / lesson / harness.notebook_path(lesson).name).read_text()
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in nb_text, f"release/{lesson} still contains '### {marker}'"
+    source = nbformat.read(harness.notebook_path(lesson), as_version=4)
+    release = nbformat.reads(nb_text, as_version=4)
+    rel = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in release.cells}
+    for cell in source.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        for block in re.findall(
+            r"### BEGIN (?:SOLUTION|HIDDEN TESTS)\n(.*?)### END", cell.source, re.S
+        ):
+            for line in block.strip().splitlines():
+                if len(line.strip()) > 12:
+                    assert line.strip() not in rel.get(gid, ""), (
+                        f"{lesson}/{gid}: release leaks {line.strip()!r}"
+                    )
+
+
+@pytest.mark.parametrize("lesson", _params())
+def test_solutions_earn_full_marks(lesson):
+    sol = graded(lesson)["results"]["solution"]
+    assert sol.scores, f"{lesson}: nbgrader found no graded cells"
+    lost = {gid: s for gid, s in sol.scores.items() if s[0] != s[1]}
+    assert not lost, f"{lesson}: solution cells lost points (got, max): {lost}\n" + "\n".join(
+        sol.problems
+    )
+    assert not sol.problems, f"{lesson}: graded test cells would cost points: {sol.problems}"
+
+
+@pytest.mark.parametrize("lesson", _params())
+def test_runs_within_budget_offline(lesson):
+    sol = graded(lesson)["results"]["solution"]
+    assert sol.seconds is not None, f"{lesson}: no execution timing recorded"
+    assert sol.seconds < harness.BUDGET_S, (
+        f"{lesson}: ran {sol.seconds:.1f} s, budget {harness.BUDGET_S:.0f} s"
+    )
+    if os.environ.get("CI"):
+        assert harness.network_is_blocked(), (
+            "CI must run lessons with the network cut off: install bubblewrap"
+        )
+
+
+@pytest.mark.parametrize("lesson", _params())
+def test_untouched_release_earns_nothing(lesson):
+    blank = graded(lesson)["results"]["blank"]
+    earned = {gid: s for gid, s in blank.scores.items() if s[0] > 0}
+    assert not earned, f"{lesson}: the untouched student notebook earned points in {earned}"
+    assert blank.scores.keys() == graded(lesson)["results"]["solution"].scores.keys()
+
+
+@pytest.mark.parametrize("lesson", _params())
+def test_exercises_meet_the_standard(lesson):
+    nb = nbformat.read(harness.notebook_path(lesson), as_version=4)
+    meta = [c.metadata["nbgrader"] for c in nb.cells if "nbgrader" in c.metadata]
+    solutions = [m["grade_id"] for m in meta if m["solution"]]
+    tests = [m for m in meta if m["grade"] and not m["solution"]]
+    exercises = {harness.exercise_of(g) for g in solutions}
+    points = sum(m["points"] for m in tests)
+    want_ex, want_pts = (2, 5) if lesson.startswith("00") else (3, 10)
+    assert len(exercises) >= want_ex, (
+        f"{lesson}: expected at least {want_ex} exercises, got {sorted(exercises)}"
+    )
+    assert points >= want_pts, f"{lesson}: expected at least {want_pts} points, got {points}"
+    hidden = [c for c in nb.cells if "BEGIN HIDDEN TESTS" in c.source]
+    assert hidden, f"{lesson}: no hidden tests"
+    for ex in exercises:
+        cells = [m for m in tests if harness.exercise_of(m["grade_id"]) == ex]
+        assert len(cells) >= 2, (
+            f"{lesson}/{ex}: expected several graded cells for partial credit, got {len(cells)}"
+        )
+    mod = variants(lesson)
+    assert mod is not None, (
+        f"{lesson}: tests/exercises/{lesson.replace('-', '_')}.py (ALTERNATIVES, WRONG) is missing"
+    )
+    for ex in exercises:
+        ids = [g for g in solutions if harness.exercise_of(g) == ex]
+        assert any(g in mod.ALTERNATIVES for g in ids), (
+            f"{lesson}/{ex}: no alternative correct answer to grade"
+        )
+        assert any(g in mod.WRONG for g in ids), (
+            f"{lesson}/{ex}: no plausible wrong answer to grade"
+        )
+
+
+@pytest.mark.parametrize("lesson", _params())
+def test_alternative_answers_earn_full_marks(lesson):
+    if variants(lesson) is None:
+        pytest.fail(f"{lesson}: no exercise variants file")
+    alt = graded(lesson)["results"]["alternative"]
+    lost = {gid: s for gid, s in alt.scores.items() if s[0] != s[1]}
+    assert not lost, (
+        f"{lesson}: alternative correct answers lost points (got, max): {lost}\n"
+        + "\n".join(alt.problems)
+    )
+
+
+@pytest.mark.parametrize("lesson", _params())
+def test_wrong_answers_lose_points(lesson):
+    if variants(lesson) is None:
+        pytest.fail(f"{lesson}: no exercise variants file")
+    g = graded(lesson)
+    for k, run in enumerate(g["wrong_runs"]):
+        res = g["results"][f"wrong{k}"]
+        for gid in run:
+            ex = harness.exercise_of(gid)
+            got = sum(s for cid, (s, _) in res.scores.items() if harness.exercise_of(cid) == ex)
+            full = sum(m for cid, (_, m) in res.scores.items() if harness.exercise_of(cid) == ex)
+            assert got < full, f"{lesson}: wrong answer #{k} for {gid} still earned {got}/{full}"
