@@ -137,7 +137,10 @@ def datatype_of(array: np.ndarray) -> str:
     if array.dtype.kind in "OUS":
         return "BYTES"
     for name, dtype in DATATYPES.items():
-        if name != "BYTES" and array.dtype == dtype.newbyteorder("="):
+        if name != "BYTES" and (array.dtype.kind, array.dtype.itemsize) == (
+            dtype.kind,
+            dtype.itemsize,
+        ):
             return name
     raise ProtocolError(f"NumPy dtype {array.dtype} has no Open Inference Protocol datatype")
 
@@ -247,8 +250,7 @@ def _json_tensor(name: str, datatype: str, shape: list[int], data: Any) -> np.nd
             array = np.array(data)
         except (ValueError, OverflowError):
             raise ProtocolError(
-                f"input '{name}': data is ragged (nested lists of different lengths) "
-                "or holds numbers too large for any integer type"
+                f"input '{name}': data is ragged (nested lists of different lengths)"
             ) from None
         kind = array.dtype.kind
         if array.size == 0:
@@ -257,22 +259,14 @@ def _json_tensor(name: str, datatype: str, shape: list[int], data: Any) -> np.nd
             if kind != "b":
                 bad = _find_bad_element(data, _is_bool)
                 raise ProtocolError(f"input '{name}': {bad}, expected true or false for BOOL")
-        elif kind not in "biuf":
-            bad = _find_bad_element(data, _is_number)
-            raise ProtocolError(
-                f"input '{name}': {bad}, expected a number for {datatype}"
-                if bad
-                else f"input '{name}': data holds integers too large for {datatype}"
-            )
-        elif kind == "b":
-            raise ProtocolError(
-                f"input '{name}': data holds true/false but the datatype is {datatype}: "
-                "send numbers, or use datatype BOOL"
-            )
         elif datatype in _INTEGER_TYPES:
-            if kind == "f":
+            if kind not in "iu":
                 bad = _find_bad_element(data, _is_integer)
-                raise ProtocolError(f"input '{name}': {bad}, expected an integer for {datatype}")
+                if bad is not None:
+                    raise ProtocolError(
+                        f"input '{name}': {bad}, expected an integer for {datatype}"
+                    )
+                array = np.array(data, dtype=object)  # integers beyond 64 bits
             info = np.iinfo(DATATYPES[datatype])
             low, high = int(array.min()), int(array.max())
             if low < info.min or high > info.max:
@@ -280,6 +274,11 @@ def _json_tensor(name: str, datatype: str, shape: list[int], data: Any) -> np.nd
                     f"input '{name}': value {low if low < info.min else high} is out of range "
                     f"for {datatype} ({info.min} to {info.max})"
                 )
+        elif kind not in "iuf":
+            bad = _find_bad_element(data, _is_number)
+            if bad is not None:
+                raise ProtocolError(f"input '{name}': {bad}, expected a number for {datatype}")
+            array = np.array(data, dtype=np.float64)  # integers beyond 64 bits
         if datatype != "BOOL" and array.size:
             array = array.astype(DATATYPES[datatype], copy=False)
     if array.size != expected:
@@ -466,6 +465,22 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
     )
 
 
+def _as_text(name: str, array: np.ndarray) -> np.ndarray:
+    """BYTES elements as ``str``: ONNX string tensors hold UTF-8 text."""
+    text = np.empty(array.shape, dtype=object)
+    flat = text.reshape(-1)
+    for i, item in enumerate(array.reshape(-1)):
+        if isinstance(item, bytes):
+            try:
+                item = item.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ProtocolError(
+                    f"input '{name}': element {i} is not UTF-8 text, which ONNX string tensors need"
+                ) from None
+        flat[i] = item
+    return text
+
+
 def validate_request(
     request: InferenceRequest,
     model_name: str,
@@ -475,8 +490,9 @@ def validate_request(
 ) -> int:
     """Check a decoded request against a model's tensors; return its batch size (0: unbatched).
 
+    BYTES inputs are turned into arrays of ``str`` in place (ONNX string tensors hold text).
     Raises :class:`ProtocolError` (400) for missing or unexpected inputs, a datatype or shape the
-    model cannot accept, inputs that disagree on a shared dimension, a batch larger than
+    model cannot accept, BYTES that are not UTF-8, inputs that disagree on a shared dimension, a batch larger than
     ``max_batch_size``, or an unknown requested output.
 
     Example::
@@ -504,6 +520,8 @@ def validate_request(
     for spec in inputs:
         array = request.inputs[spec.name]
         got_type = datatype_of(array)
+        if got_type == "BYTES" and spec.datatype == "BYTES":
+            array = request.inputs[spec.name] = _as_text(spec.name, array)
         if got_type != spec.datatype:
             raise ProtocolError(
                 f"input '{spec.name}' has datatype {got_type} but model '{model_name}' "

@@ -411,7 +411,7 @@ class ModelVersion:
 
 def _session(path: Path, intra_op_threads: int | None) -> ort.InferenceSession:
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # run errors go to the client, not to stderr
     if intra_op_threads is not None:
         options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
