@@ -27,8 +27,11 @@ __all__ = [
     "ProbeResult",
     "TinyExample",
     "latest_opset",
+    "load_error",
+    "operator_card",
     "operator_history",
     "operator_names",
+    "probe_figure",
     "probe_ir_versions",
     "probe_opsets",
     "schema_at",
@@ -456,6 +459,74 @@ def tiny_example(op_type: str, opset: int | None = None, domain: str = "") -> Ti
     )
 
 
+def _formal_text(formal: onnx.defs.OpSchema.FormalParameter) -> str:
+    option = {
+        onnx.defs.OpSchema.FormalParameterOption.Optional: " (optional)",
+        onnx.defs.OpSchema.FormalParameterOption.Variadic: " (variadic)",
+    }.get(formal.option, "")
+    return f"{formal.name}: {formal.type_str}{option}"
+
+
+def _attribute_text(name: str, attr: onnx.defs.OpSchema.Attribute) -> str:
+    kind = str(attr.type).rsplit(".", 1)[-1].lower()
+    if attr.required:
+        return f"{name} ({kind}, required)"
+    if attr.default_value.type:
+        default = helper.get_attribute_value(attr.default_value)
+        if isinstance(default, bytes):
+            default = default.decode()
+        return f"{name} ({kind}, default {default!r})"
+    return f"{name} ({kind}, optional)"
+
+
+def operator_card(op_type: str, opset: int | None = None, domain: str = "") -> str:
+    """Everything about one operator at one opset, as text: the schema in force (inputs,
+    outputs, attributes, type constraints), the opsets where it changed, and a tiny example
+    run on this machine (or why there is none).
+
+    This is the logic of lesson 2's operator explorer; it never raises for an operator that
+    exists but is not available at ``opset``: the card says so and names the fix.
+
+    >>> "introduced in opset 20" in operator_card("Gelu", 18)
+    True
+    """
+    key = _norm_domain(domain)
+    history = operator_history(op_type, key)
+    shown_opset = latest_opset(key) if opset is None else int(opset)
+    marks = ", ".join(
+        f"[{v}]" if v == max((h for h in history if h <= shown_opset), default=-1) else str(v)
+        for v in history
+    )
+    lines = [
+        f"{op_type} ({key or 'ai.onnx'}) at opset {shown_opset}",
+        f"changed in opsets: {marks}   ([n] = the version in force)",
+    ]
+    try:
+        schema = schema_at(op_type, shown_opset, key)
+    except OperatorNotAvailableError as exc:
+        return "\n".join([*lines, "", f"not available: {exc}"])
+    lines += [
+        f"schema version {schema.since_version}: " + schema.doc.strip().split("\n")[0][:100],
+        "inputs:  " + "; ".join(_formal_text(f) for f in schema.inputs),
+        "outputs: " + "; ".join(_formal_text(f) for f in schema.outputs),
+        "attributes: "
+        + ("; ".join(_attribute_text(n, a) for n, a in sorted(schema.attributes.items())) or "-"),
+    ]
+    for c in schema.type_constraints:
+        types = sorted(t.removeprefix("tensor(").removesuffix(")") for t in c.allowed_type_strs)
+        shown = ", ".join(types[:8]) + (f", ... ({len(types)} types)" if len(types) > 8 else "")
+        lines.append(f"type {c.type_param_str} in: {shown}")
+    lines.append("")
+    try:
+        lines += ["tiny example:", tiny_example(op_type, shown_opset, key).text()]
+    except Exception as exc:  # no recipe fits, or the runtimes cannot run it
+        reason = str(exc).splitlines()[0][:300]
+        lines.append(
+            reason if reason.startswith("no tiny example") else f"no tiny example: {reason}"
+        )
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------------------------
 # what the installed runtime accepts, measured
 # --------------------------------------------------------------------------------------------
@@ -506,16 +577,28 @@ def _classify(message: str) -> str:
     return "rejected"
 
 
-def _try_load(model: onnx.ModelProto) -> str:
+def load_error(model: onnx.ModelProto | bytes) -> str:
+    """Why onnxruntime refuses to load ``model``, or "" when it loads.
+
+    The message is onnxruntime's own, from its key sentence on (the C++ source location in
+    front of it is dropped), so it reads "Unsupported model IR version: 15, max supported IR
+    version: 14" rather than a stack of template names.
+
+    >>> load_error(tiny_example("Relu", 14).model)
+    ''
+    """
     import onnxruntime as ort
+
+    data = model if isinstance(model, bytes) else model.SerializeToString()
 
     options = ort.SessionOptions()
     options.log_severity_level = 4  # the probe's own failures are the data, not news
     try:
-        ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         text = str(exc)
-        for marker in ("Unsupported model", "ONNX Runtime only", "Could not find", "Error"):
+        markers = ("Unsupported model", "ONNX Runtime only", "Could not find", "External data")
+        for marker in (*markers, "Error"):
             if marker in text:
                 return text[text.index(marker) :].strip()
         return text.strip()
@@ -551,7 +634,7 @@ def probe_opsets(domain: str = "", versions: Iterable[int] | None = None) -> Pro
     versions = list(range(1, latest_opset(key) + 3) if versions is None else versions)
     outcomes, messages = {}, {}
     for v in versions:
-        message = _try_load(_probe_model(key, int(v), ir_version=7))
+        message = load_error(_probe_model(key, int(v), ir_version=7))
         outcomes[int(v)] = _classify(message) if message else "accepted"
         messages[int(v)] = message[:500]
     return ProbeResult(f"opset {key or 'ai.onnx'}", outcomes, messages)
@@ -568,7 +651,62 @@ def probe_ir_versions(versions: Iterable[int] | None = None, opset: int = 7) -> 
     versions = list(range(1, onnx.IR_VERSION + 3) if versions is None else versions)
     outcomes, messages = {}, {}
     for v in versions:
-        message = _try_load(_probe_model("", opset, ir_version=int(v)))
+        message = load_error(_probe_model("", opset, ir_version=int(v)))
         outcomes[int(v)] = _classify(message) if message else "accepted"
         messages[int(v)] = message[:500]
     return ProbeResult("ir_version", outcomes, messages)
+
+
+_OUTCOME_COLOURS = {  # Okabe-Ito
+    "accepted": "#009E73",
+    "no kernel at this opset": "#E69F00",
+    "opset too new": "#D55E00",
+    "IR version too new": "#D55E00",
+    "IR version rejected": "#CC79A7",
+    "rejected": "#000000",
+}
+
+
+def probe_figure(*probes: ProbeResult, title: str | None = None):
+    """One row of coloured cells per probe: which versions the runtime loaded, and why not.
+
+    >>> fig = probe_figure(probe_opsets(versions=[7, 8]))
+    >>> fig.axes[0].get_xlabel()
+    'version number'
+    """
+    if not probes:
+        raise ValueError("probe_figure needs at least one ProbeResult (from probe_opsets(...))")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch, Rectangle
+
+    fig, ax = plt.subplots(figsize=(11, 0.9 + 0.75 * len(probes)))
+    seen: dict[str, str] = {}
+    highest = 1
+    for row, probe in enumerate(probes):
+        for version, outcome in probe.outcomes.items():
+            colour = _OUTCOME_COLOURS.get(outcome, "#000000")
+            seen.setdefault(outcome, colour)
+            highest = max(highest, version)
+            ax.add_patch(Rectangle((version - 0.45, row - 0.35), 0.9, 0.7, facecolor=colour, lw=0))
+    ax.set_xlim(0.3, highest + 0.7)
+    ax.set_ylim(-0.6, len(probes) - 0.4)
+    ax.set_yticks(range(len(probes)), [p.what for p in probes])
+    ax.set_xticks(range(1, highest + 1))
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_xlabel("version number")
+    ax.invert_yaxis()
+    by_colour: dict[str, list[str]] = {}
+    for outcome, colour in seen.items():
+        by_colour.setdefault(colour, []).append(outcome)
+    ax.legend(
+        handles=[Patch(facecolor=c, label=" / ".join(o)) for c, o in by_colour.items()],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.45 if len(probes) < 3 else -0.3),
+        ncol=len(by_colour),
+        fontsize=8.5,
+        frameon=False,
+    )
+    ax.set_title(title or "What the installed onnxruntime loads (measured)")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
