@@ -466,10 +466,12 @@ class ParityRow:
     total: int
     passed: bool
     note: str = ""
+    case: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The row as a plain dict (one DataFrame row)."""
         return {
+            "case": self.case,
             "runtime": self.runtime,
             "output": self.output,
             "shape": self.shape,
@@ -559,8 +561,12 @@ class VerificationReport:
         "result",
     )
 
+    def _columns(self) -> list[str]:
+        with_case = any(r.case for r in self.rows)
+        return (["case"] if with_case else []) + list(self._COLUMNS)
+
     def _cells(self, r: ParityRow) -> list[str]:
-        return [
+        cells = [
             r.runtime,
             r.output,
             "x".join(map(str, r.shape)) or "scalar",
@@ -571,10 +577,12 @@ class VerificationReport:
             f"{r.mismatched}/{r.total}",
             ("pass" if r.passed else "FAIL") + (f" ({r.note})" if r.note else ""),
         ]
+        return ([r.case] if any(x.case for x in self.rows) else []) + cells
 
     def __str__(self) -> str:
-        table = [list(self._COLUMNS)] + [self._cells(r) for r in self.rows]
-        widths = [max(len(row[i]) for row in table) for i in range(len(self._COLUMNS))]
+        columns = self._columns()
+        table = [columns] + [self._cells(r) for r in self.rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
         lines = [
             "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
             for row in table
@@ -583,14 +591,15 @@ class VerificationReport:
         return f"Verification {verdict}\n" + "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self._COLUMNS)
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self._columns())
         body = []
         for r in self.rows:
             colour = "#009E73" if r.passed else "#D55E00"
-            cells = "".join(f"<td>{html.escape(c)}</td>" for c in self._cells(r)[:-1])
-            verdict = html.escape(self._cells(r)[-1])
+            cells = self._cells(r)
+            tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells[:-1])
             body.append(
-                f"<tr>{cells}<td style='color:{colour};font-weight:bold'>{verdict}</td></tr>"
+                f"<tr>{tds}<td style='color:{colour};font-weight:bold'>"
+                f"{html.escape(cells[-1])}</td></tr>"
             )
         verdict = "passed" if self.passed else "FAILED"
         return (
@@ -608,11 +617,13 @@ def _compare(
     output: str,
     rtol: float | None,
     atol: float | None,
+    case: str = "",
 ) -> ParityRow:
     d_rtol, d_atol = default_tolerances(got.dtype)
     rtol = d_rtol if rtol is None else float(rtol)
     atol = d_atol if atol is None else float(atol)
     base = dict(
+        case=case,
         runtime=runtime,
         output=output,
         shape=tuple(got.shape),
@@ -712,6 +723,7 @@ def verify(
     atol: float | None = None,
     runtimes: Sequence[str] = RUNTIMES,
     check: bool = True,
+    case: str = "",
 ) -> VerificationReport:
     """Check the model, run it with each runtime, and compare with ``expected``.
 
@@ -725,6 +737,8 @@ def verify(
             ``|onnx - expected| <= atol + rtol * |expected|`` (NumPy's ``allclose`` rule).
         runtimes: any of ``"onnxruntime"`` and ``"reference"``.
         check: run :func:`check_model` first (raises :class:`ModelCheckError`).
+        case: a label for these inputs (e.g. ``"batch 8"``), shown as a column when set;
+            reports add up (``report_a + report_b``).
 
     A runtime that fails to run the model gives failing rows whose note holds its error (the
     report does not raise); bad inputs raise before anything runs. The maximum relative error is
@@ -758,6 +772,7 @@ def verify(
             for name, w in want.items():
                 rows.append(
                     ParityRow(
+                        case=case,
                         runtime=runtime,
                         output=name,
                         shape=tuple(w.shape),
@@ -775,5 +790,5 @@ def verify(
             continue
         got = dict(zip(names, outputs, strict=True))
         for name, w in want.items():
-            rows.append(_compare(got[name], w, runtime, name, rtol, atol))
+            rows.append(_compare(got[name], w, runtime, name, rtol, atol, case))
     return VerificationReport(rows)
