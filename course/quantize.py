@@ -1,0 +1,1028 @@
+"""Quantization with the evidence: size, accuracy and latency before and after.
+
+Three routes over onnxruntime's and onnxconverter-common's tools, each returning a
+:class:`QuantizationReport` measured on this machine::
+
+    from course import quantize
+    rep = quantize.quantize_static_int8("cnn.onnx", "cnn.int8.onnx", X_train[:200],
+                                        per_channel=True, eval_set=(X_test, y_test))
+    rep.to_frame()     # size (KB), accuracy, median latency with its CI, before and after
+    rep.plot()
+
+- :func:`quantize_dynamic_int8`: weights stored as int8, activations quantized on the fly
+  (``MatMulInteger``/``ConvInteger``); no calibration data needed.
+- :func:`quantize_static_int8`: QDQ format (``QuantizeLinear``/``DequantizeLinear`` pairs),
+  activation ranges calibrated on a numpy array through :class:`CalibrationReader`.
+- :func:`to_float16`: weights and activations in float16, inputs and outputs kept float32 by
+  default (``keep_io_types=True``).
+
+int8 models run through ``onnxruntime.quantization.shape_inference.quant_pre_process`` first.
+Known failures come back as :class:`QuantizationError` naming the fix: a runtime with no
+``ConvInteger`` kernel after dynamic quantization of a CNN (use static QDQ), and float16
+overflow (:class:`Float16OverflowError`: values beyond 65504 become inf/NaN).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import tempfile
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import CalibrationDataReader
+
+from course import bench
+
+if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "FLOAT16_MAX",
+    "CalibrationReader",
+    "Float16OverflowError",
+    "QuantizationError",
+    "QuantizationReport",
+    "explain_session_error",
+    "find_float16_overflows",
+    "quantize_dynamic_int8",
+    "quantize_static_int8",
+    "to_float16",
+]
+
+#: The largest finite float16 value; anything larger becomes inf.
+FLOAT16_MAX = 65504.0
+
+_CALIBRATION_METHODS = ("minmax", "entropy", "percentile", "distribution")
+_ORT_ERROR = re.compile(r"implementation for (\w+)\((\d+)\) node with name '([^']*)'")
+
+EvalSet = tuple[np.ndarray, np.ndarray]
+
+
+class QuantizationError(RuntimeError):
+    """Quantization failed or produced a model that cannot run; the message names the fix."""
+
+
+class Float16OverflowError(QuantizationError):
+    """float16 conversion produced inf/NaN: some values exceed float16's range (±65504).
+
+    ``nodes`` lists the float32 model's nodes whose outputs exceed the range (name, op type,
+    largest absolute value), the candidates for ``node_block_list``.
+    """
+
+    def __init__(self, message: str, nodes: list[dict[str, Any]]):
+        super().__init__(message)
+        self.nodes = nodes
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+class CalibrationReader(CalibrationDataReader):
+    """Feeds a numpy array to onnxruntime's calibrator, ``batch_size`` rows at a time.
+
+    ``array`` has a leading sample dimension; float64 arrays are cast to float32 (the dtype of
+    almost every model input). A few hundred representative samples are usually enough.
+    :meth:`rewind` starts again, so one reader can calibrate several times.
+
+    Example::
+
+        >>> import numpy as np
+        >>> reader = CalibrationReader(np.zeros((10, 64)), "x", batch_size=4)
+        >>> [batch["x"].shape for batch in reader]
+        [(4, 64), (4, 64), (2, 64)]
+    """
+
+    def __init__(self, array: np.ndarray, input_name: str, *, batch_size: int = 32):
+        array = np.asarray(array)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        if array.ndim < 1 or len(array) == 0:
+            raise ValueError(
+                f"calibration array must have a leading sample dimension with at least one row, "
+                f"got shape {array.shape}"
+            )
+        if array.dtype.kind not in "fiub":
+            raise TypeError(f"calibration array must be numeric, got dtype {array.dtype}")
+        if not isinstance(input_name, str) or not input_name:
+            raise ValueError(
+                f"input_name must be the model's input name (a str), got {input_name!r}"
+            )
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.array = np.ascontiguousarray(array)
+        self.input_name = input_name
+        self.batch_size = batch_size
+        self._start = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._start >= len(self.array):
+            return None
+        batch = self.array[self._start : self._start + self.batch_size]
+        self._start += self.batch_size
+        return {self.input_name: batch}
+
+    def rewind(self) -> None:
+        self._start = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.array) // self.batch_size)
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class QuantizationReport:
+    """Size, accuracy and latency of a model before and after quantization (measured here).
+
+    Sizes are in bytes; accuracies are fractions of ``eval_set`` classified correctly (None
+    without an ``eval_set``); ``agreement`` is the fraction of predictions equal before and
+    after; ``latency`` is the interleaved :class:`course.bench.Comparison` of the two models
+    (None when latency was not measured); ``notes`` say what to watch.
+    """
+
+    method: str
+    path: Path
+    size_before: int
+    size_after: int
+    accuracy_before: float | None = None
+    accuracy_after: float | None = None
+    agreement: float | None = None
+    max_abs_diff: float | None = None
+    latency: bench.Comparison | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    ops_after: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def size_ratio(self) -> float:
+        """How many times smaller the model became (before / after)."""
+        return self.size_before / self.size_after
+
+    @property
+    def latency_before(self) -> bench.BenchResult | None:
+        return self.latency["float32"] if self.latency else None
+
+    @property
+    def latency_after(self) -> bench.BenchResult | None:
+        return self.latency[self.method] if self.latency else None
+
+    @property
+    def speedup(self) -> float | None:
+        """Median latency before / after: above 1 the quantized model is faster."""
+        return self.latency.speedup(self.method) if self.latency else None
+
+    @property
+    def accuracy_drop(self) -> float | None:
+        if self.accuracy_before is None or self.accuracy_after is None:
+            return None
+        return self.accuracy_before - self.accuracy_after
+
+    def to_frame(self) -> pd.DataFrame:
+        """Two rows (float32, the quantized model): size, accuracy, latency with its CI."""
+        import pandas as pd
+
+        rows = []
+        for label, size, acc, res in (
+            ("float32", self.size_before, self.accuracy_before, self.latency_before),
+            (self.method, self.size_after, self.accuracy_after, self.latency_after),
+        ):
+            rows.append(
+                {
+                    "model": label,
+                    "size_kb": size / 1024,
+                    "accuracy": acc,
+                    "median_ms": res.median * 1e3 if res else None,
+                    "ci_low_ms": res.ci_low * 1e3 if res else None,
+                    "ci_high_ms": res.ci_high * 1e3 if res else None,
+                }
+            )
+        frame = pd.DataFrame(rows).set_index("model")
+        frame.attrs["settings"] = dict(self.settings)
+        if self.latency:
+            frame.attrs["machine"] = self.latency.machine
+        return frame
+
+    def plot(self) -> Figure:
+        """Three panels (size in KB, accuracy in %, median latency in ms with its CI)."""
+        from matplotlib.figure import Figure
+
+        frame = self.to_frame()
+        fig = Figure(figsize=(10, 3.2))
+        axes = fig.subplots(1, 3)
+        labels = list(frame.index)
+        colours = [bench.OKABE_ITO[0], bench.OKABE_ITO[1]]
+        axes[0].bar(labels, frame["size_kb"], color=colours)
+        axes[0].set(title="Model size", ylabel="size on disk (KB)")
+        if frame["accuracy"].notna().all():
+            axes[1].bar(labels, frame["accuracy"].astype(float) * 100, color=colours)
+            low = float(frame["accuracy"].min()) * 100
+            axes[1].set_ylim(max(0.0, low - 10), 100)
+        else:
+            axes[1].text(0.5, 0.5, "no eval_set given", ha="center", va="center")
+        axes[1].set(title="Accuracy", ylabel="accuracy on eval set (%)")
+        if self.latency:
+            med = frame["median_ms"].astype(float)
+            err = [med - frame["ci_low_ms"].astype(float), frame["ci_high_ms"].astype(float) - med]
+            axes[2].bar(labels, med, yerr=err, capsize=5, color=colours)
+            note = " (CIs overlap)" if self.latency.overlap else ""
+            axes[2].set(title=f"Latency, median and 95% CI{note}")
+        else:
+            axes[2].text(0.5, 0.5, "latency not measured", ha="center", va="center")
+            axes[2].set(title="Latency")
+        axes[2].set(ylabel="latency per call (ms)")
+        for ax in axes:
+            ax.set_xlabel("model")
+        fig.suptitle(f"{self.method}: size, accuracy and latency before and after")
+        fig.tight_layout()
+        return fig
+
+    def __repr__(self) -> str:
+        parts = [
+            f"{self.method}: {self.size_before / 1024:.1f} KB -> {self.size_after / 1024:.1f} KB"
+        ]
+        parts.append(f"({self.size_ratio:.2f}x smaller)")
+        if self.accuracy_before is not None:
+            parts.append(f"accuracy {self.accuracy_before:.3f} -> {self.accuracy_after:.3f}")
+        if self.latency:
+            parts.append(f"speed-up {self.speedup:.2f}x")
+        return "QuantizationReport(" + ", ".join(parts) + ")"
+
+    def _repr_html_(self) -> str:
+        html = f"<h4>{self.method}</h4>" + self.to_frame().to_html(
+            float_format=lambda v: f"{v:.3f}"
+        )
+        if self.notes:
+            html += "<ul>" + "".join(f"<li>{n}</li>" for n in self.notes) + "</ul>"
+        return html
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _load(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
+    if isinstance(model, onnx.ModelProto):
+        return model
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no ONNX model at {path}: check the path (cwd is {Path.cwd()})"
+            )
+        return onnx.load(path)
+    raise TypeError(f"model must be a path or an onnx.ModelProto, got {type(model).__name__}")
+
+
+def _out_path(out_path: str | Path) -> Path:
+    if not isinstance(out_path, (str, Path)):
+        raise TypeError(f"out_path must be a file path, got {type(out_path).__name__}")
+    path = Path(out_path)
+    if path.is_dir():
+        raise ValueError(
+            f"out_path {path} is a directory: give a file name such as model.int8.onnx"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _check_eval_set(eval_set: Any, model: onnx.ModelProto) -> EvalSet | None:
+    if eval_set is None:
+        return None
+    if not isinstance(eval_set, (tuple, list)) or len(eval_set) != 2:
+        raise ValueError(
+            "eval_set must be a pair (X, y) of arrays, e.g. (split.X_test, split.y_test)"
+        )
+    X, y = np.asarray(eval_set[0]), np.asarray(eval_set[1])
+    if X.ndim < 1 or len(X) == 0 or len(X) != len(y) or y.ndim != 1:
+        raise ValueError(
+            f"eval_set needs X with rows and a 1-D y of the same length, got X {X.shape}, y {y.shape}"
+        )
+    if len(_real_inputs(model)) != 1:
+        raise ValueError(
+            f"eval_set needs a single-input model; this one has inputs {_real_inputs(model)}"
+        )
+    if X.dtype == np.float64:
+        X = X.astype(np.float32)
+    return X, y
+
+
+def _real_inputs(model: onnx.ModelProto) -> list[str]:
+    inits = {i.name for i in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in inits]
+
+
+def _fixed_batch(model: onnx.ModelProto) -> int | None:
+    inp = next(i for i in model.graph.input if i.name == _real_inputs(model)[0])
+    dims = inp.type.tensor_type.shape.dim
+    if dims and dims[0].HasField("dim_value"):
+        return dims[0].dim_value
+    return None
+
+
+def _feed(session: Any, X: np.ndarray) -> dict[str, np.ndarray]:
+    inp = session.get_inputs()[0]
+    if inp.type == "tensor(float16)":
+        X = X.astype(np.float16)
+    elif inp.type == "tensor(float)":
+        X = X.astype(np.float32, copy=False)
+    return {inp.name: X}
+
+
+def _predict(session: Any, X: np.ndarray, batch: int | None) -> np.ndarray:
+    chunks = [X] if batch is None else [X[i : i + batch] for i in range(0, len(X), batch)]
+    outs = [session.run(None, _feed(session, c)) for c in chunks]
+    return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
+
+
+def _labels(outputs: list[np.ndarray]) -> np.ndarray:
+    for out in outputs:
+        if out.ndim == 1 and out.dtype.kind in "iu":
+            return out
+    for out in outputs:
+        if out.ndim == 2 and out.dtype.kind == "f":
+            return out.argmax(axis=1)
+    raise ValueError(
+        "cannot read class predictions: expected an integer label output or a 2-D score output, "
+        f"got outputs with shapes {[o.shape for o in outputs]}"
+    )
+
+
+def _scores(outputs: list[np.ndarray]) -> np.ndarray | None:
+    floats = [o for o in outputs if o.dtype.kind == "f"]
+    return floats[-1].astype(np.float32) if floats else None
+
+
+def _latency_input(model: onnx.ModelProto, eval_set: EvalSet | None, extra: Any, batch: int) -> Any:
+    source = eval_set[0] if eval_set is not None else extra
+    if source is None:
+        return None
+    source = np.asarray(source)
+    return bench._tile_batch(
+        source.astype(np.float32) if source.dtype == np.float64 else source, batch
+    )
+
+
+def explain_session_error(
+    error: BaseException, model: onnx.ModelProto | None = None
+) -> QuantizationError:
+    """Translate onnxruntime's error on loading a converted model into an actionable one.
+
+    Returns (does not raise) a :class:`QuantizationError` whose message names the fix; raise it
+    ``from error``. ``NOT_IMPLEMENTED: ConvInteger`` (a runtime or execution provider without a
+    kernel for dynamically quantized convolutions, onnxruntime issues #12558 and #15888) points
+    to static QDQ quantization; other missing kernels point to keeping that operator in
+    float32.
+
+    Example::
+
+        >>> try:                                                      # doctest: +SKIP
+        ...     ort_session("cnn.dynamic.onnx")
+        ... except Exception as exc:
+        ...     raise explain_session_error(exc) from exc
+    """
+    message = str(error)
+    found = _ORT_ERROR.search(message)
+    if "NOT_IMPLEMENTED" not in message or not found:
+        return QuantizationError(f"onnxruntime could not load the converted model: {message}")
+    op, version, node = found.groups()
+    where = f"{op}(opset {version}) node {node!r}" if node else f"{op}(opset {version})"
+    if op == "ConvInteger":
+        return QuantizationError(
+            f"this onnxruntime build / execution provider has no kernel for {where}, which dynamic "
+            "quantization creates for every Conv. Use quantize_static_int8(model, out_path, "
+            "calibration=X_sample) (QDQ format, the recommended route for CNNs), or keep Conv in "
+            "float32 with quantize_dynamic_int8(..., op_types=['MatMul', 'Gemm']). "
+            f"onnxruntime said: {message}"
+        )
+    if op in ("MatMulInteger", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul"):
+        return QuantizationError(
+            f"this onnxruntime build / execution provider has no kernel for the quantized operator "
+            f"{where}. Try static QDQ quantization (quantize_static_int8), or another execution "
+            f"provider. onnxruntime said: {message}"
+        )
+    types = ""
+    if model is not None:
+        names = {
+            onnx.TensorProto.DataType.Name(t.type.tensor_type.elem_type)
+            for t in [*model.graph.input, *model.graph.value_info, *model.graph.output]
+            if t.type.HasField("tensor_type")
+        }
+        types = f" (tensor types in the model: {sorted(names)})"
+    return QuantizationError(
+        f"onnxruntime has no kernel for {where} with these tensor types{types}. Keep that operator "
+        f"in float32: to_float16(..., op_block_list=['{op}']) or, for int8, nodes_to_exclude="
+        f"['{node or op}']. onnxruntime said: {message}"
+    )
+
+
+def _open(path: Path | bytes, providers: Sequence[str] | None, threads: int | None) -> Any:
+    try:
+        return bench.ort_session(path, providers=providers, intra_op_threads=threads)
+    except ValueError:
+        raise
+    except Exception as exc:
+        model = onnx.load(path) if isinstance(path, Path) else onnx.load_from_string(path)
+        raise explain_session_error(exc, model) from exc
+
+
+def _op_histogram(model: onnx.ModelProto) -> dict[str, int]:
+    return dict(sorted(Counter(n.op_type for n in model.graph.node).items()))
+
+
+def _report(
+    method: str,
+    before: onnx.ModelProto,
+    out_path: Path,
+    eval_set: EvalSet | None,
+    settings: dict[str, Any],
+    notes: list[str],
+    *,
+    latency_input: Any,
+    latency_repeat: int,
+    intra_op_threads: int | None,
+    providers: Sequence[str] | None,
+    after_session: Any = None,
+) -> QuantizationReport:
+    before_bytes = before.SerializeToString()
+    after_model = onnx.load(out_path)
+    sess_before = _open(before_bytes, providers, intra_op_threads)
+    sess_after = after_session or _open(out_path, providers, intra_op_threads)
+    rep = QuantizationReport(
+        method=method,
+        path=out_path,
+        size_before=len(before_bytes),
+        size_after=out_path.stat().st_size,
+        settings={**settings, "intra_op_threads": intra_op_threads},
+        ops_after=_op_histogram(after_model),
+        notes=notes,
+    )
+    if eval_set is not None:
+        X, y = eval_set
+        batch = _fixed_batch(before)
+        out_b, out_a = _predict(sess_before, X, batch), _predict(sess_after, X, batch)
+        pred_b, pred_a = _labels(out_b), _labels(out_a)
+        rep.accuracy_before = float(np.mean(pred_b == y))
+        rep.accuracy_after = float(np.mean(pred_a == y))
+        rep.agreement = float(np.mean(pred_b == pred_a))
+        sb, sa = _scores(out_b), _scores(out_a)
+        if sb is not None and sa is not None and sb.shape == sa.shape:
+            rep.max_abs_diff = float(np.max(np.abs(sb - sa)))
+        if rep.accuracy_drop is not None and rep.accuracy_drop > 0.02:
+            rep.notes.append(
+                f"accuracy fell by {rep.accuracy_drop:.1%}: try per_channel=True, more or more "
+                "representative calibration data, another calibration method, or exclude the most "
+                "sensitive nodes (nodes_to_exclude=[...])."
+            )
+    if latency_input is not None:
+        run_b = bench.session_runner(sess_before, _feed(sess_before, latency_input))
+        run_a = bench.session_runner(sess_after, _feed(sess_after, latency_input))
+        rep.latency = bench.compare(
+            {"float32": run_b, method: run_a}, repeat=latency_repeat, warn=False
+        )
+        if rep.latency.overlap:
+            rep.notes.append(
+                "the latency intervals overlap: no measurable difference at this batch size "
+                "(not a win, not a loss)."
+            )
+        elif rep.speedup is not None and rep.speedup < 1:
+            if method == "float16":
+                why = (
+                    "Casts between float16 and float32 cost time, and a provider without float16 "
+                    "kernels computes in float32 anyway"
+                )
+            else:
+                feats = rep.latency.machine.get("cpu_features", "unknown")
+                why = (
+                    "small models spend their time (de)quantizing, not multiplying; integer "
+                    f"speed-ups need larger layers and CPU support (VNNI; this CPU has: {feats})"
+                )
+            rep.notes.append(f"the {method} model is slower here ({rep.speedup:.2f}x): {why}.")
+    else:
+        rep.notes.append("latency not measured: pass eval_set (or calibration data) to time it.")
+    return rep
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage().strip().splitlines()
+        if text and text[0] not in self.messages:
+            self.messages.append(text[0])
+
+
+@contextmanager
+def _captured_logs() -> Iterator[list[str]]:
+    """Collect onnxruntime.quantization's log warnings (it logs to the root logger) as notes,
+    instead of letting them reach stderr, where they would cost a notebook test cell its points."""
+    handler = _ListHandler()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        root.removeHandler(handler)
+
+
+def _preprocess(model: onnx.ModelProto, work: Path, enabled: bool, notes: list[str]) -> Path:
+    raw = work / "model.onnx"
+    onnx.save(model, raw)
+    if not enabled:
+        return raw
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = work / "model.pre.onnx"
+    try:
+        with _captured_logs() as logs:
+            quant_pre_process(str(raw), str(pre))
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        notes.append(f"quant_pre_process failed ({first}); quantized the model as is.")
+        return raw
+    notes.extend(f"quant_pre_process: {m}" for m in logs)
+    notes.append("ran quant_pre_process (shape inference and graph optimisation) first.")
+    return pre
+
+
+def _check_common(latency_batch: int, latency_repeat: int) -> None:
+    for label, value, least in (
+        ("latency_batch", latency_batch, 1),
+        ("latency_repeat", latency_repeat, 3),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ValueError(f"{label} must be an int >= {least}, got {value!r}")
+
+
+# --------------------------------------------------------------------------- int8
+
+
+def quantize_dynamic_int8(
+    model: str | Path | onnx.ModelProto,
+    out_path: str | Path,
+    *,
+    per_channel: bool = False,
+    eval_set: EvalSet | None = None,
+    op_types: Sequence[str] | None = None,
+    nodes_to_exclude: Sequence[str] | None = None,
+    preprocess: bool = True,
+    latency_batch: int = 1,
+    latency_repeat: int = 30,
+    intra_op_threads: int | None = None,
+    providers: Sequence[str] | None = None,
+) -> QuantizationReport:
+    """Dynamic int8 quantization: int8 weights, activations quantized at run time.
+
+    ``op_types`` limits which operators are quantized (default: all onnxruntime supports, e.g.
+    ``["MatMul", "Gemm", "Conv"]``); ``nodes_to_exclude`` keeps named nodes in float32. With
+    ``eval_set=(X, y)`` the report has accuracy before/after and latency at ``latency_batch``
+    rows, measured interleaved with :func:`course.bench.compare`. The quantized model is loaded
+    once in onnxruntime; a missing kernel (``NOT_IMPLEMENTED: ConvInteger``) raises
+    :class:`QuantizationError` suggesting static QDQ quantization.
+
+    Example::
+
+        >>> rep = quantize_dynamic_int8("mlp.onnx", "mlp.dyn.onnx",
+        ...                             eval_set=(X_test, y_test))        # doctest: +SKIP
+        >>> rep.size_ratio > 3                                              # doctest: +SKIP
+        True
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    source = _load(model)
+    out = _out_path(out_path)
+    evals = _check_eval_set(eval_set, source)
+    _check_common(latency_batch, latency_repeat)
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = _preprocess(source, Path(tmp), preprocess, notes)
+        try:
+            with _captured_logs() as logs:
+                quantize_dynamic(
+                    pre,
+                    out,
+                    per_channel=per_channel,
+                    weight_type=QuantType.QInt8,
+                    op_types_to_quantize=list(op_types) if op_types else None,
+                    nodes_to_exclude=list(nodes_to_exclude) if nodes_to_exclude else None,
+                )
+        except Exception as exc:
+            raise QuantizationError(
+                f"onnxruntime's quantize_dynamic failed: {type(exc).__name__}: {exc}. Check the "
+                "model with onnx.checker.check_model(model, full_check=True), or try preprocess=False."
+            ) from exc
+    notes.extend(f"quantize_dynamic: {m}" for m in logs)
+    after_session = _open(out, providers, intra_op_threads)
+    quantized = {k: v for k, v in _op_histogram(onnx.load(out)).items() if "Integer" in k}
+    if not quantized:
+        notes.append(
+            "no operator was quantized (no MatMulInteger/ConvInteger in the result): check op_types."
+        )
+    return _report(
+        "dynamic int8",
+        source,
+        out,
+        evals,
+        {"per_channel": per_channel, "op_types": list(op_types) if op_types else "default"},
+        notes,
+        latency_input=_latency_input(source, evals, None, latency_batch),
+        latency_repeat=latency_repeat,
+        intra_op_threads=intra_op_threads,
+        providers=providers,
+        after_session=after_session,
+    )
+
+
+def quantize_static_int8(
+    model: str | Path | onnx.ModelProto,
+    out_path: str | Path,
+    calibration: np.ndarray | CalibrationReader,
+    *,
+    per_channel: bool = False,
+    method: str = "minmax",
+    eval_set: EvalSet | None = None,
+    nodes_to_exclude: Sequence[str] | None = None,
+    preprocess: bool = True,
+    latency_batch: int = 1,
+    latency_repeat: int = 30,
+    intra_op_threads: int | None = None,
+    providers: Sequence[str] | None = None,
+) -> QuantizationReport:
+    """Static int8 quantization in QDQ format, calibrated on representative inputs.
+
+    ``calibration`` is a numpy array of model inputs (a few hundred training rows) or a
+    :class:`CalibrationReader`. ``method`` is the calibration method: ``"minmax"`` (default),
+    ``"entropy"``, ``"percentile"`` or ``"distribution"``. ``per_channel=True`` gives each output
+    channel of a weight its own scale, which usually protects accuracy of CNNs. Activations and
+    weights are signed int8 (S8S8), onnxruntime's default for QDQ.
+
+    Example::
+
+        >>> rep = quantize_static_int8("cnn.onnx", "cnn.qdq.onnx", X_train[:200],
+        ...                            per_channel=True, eval_set=(X_test, y_test))  # doctest: +SKIP
+        >>> rep.to_frame()                                                             # doctest: +SKIP
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+
+    if method not in _CALIBRATION_METHODS:
+        raise ValueError(f"method must be one of {list(_CALIBRATION_METHODS)}, got {method!r}")
+    source = _load(model)
+    out = _out_path(out_path)
+    evals = _check_eval_set(eval_set, source)
+    _check_common(latency_batch, latency_repeat)
+    inputs = _real_inputs(source)
+    if isinstance(calibration, CalibrationReader):
+        reader = calibration
+        reader.rewind()
+    elif isinstance(calibration, (np.ndarray, list)):
+        if len(inputs) != 1:
+            raise ValueError(
+                f"the model has inputs {inputs}: pass CalibrationReader objects per input instead "
+                "of one array"
+            )
+        rows = len(calibration)
+        batch = _fixed_batch(source) or max(
+            d for d in range(1, min(64, max(rows, 1)) + 1) if rows % d == 0
+        )
+        reader = CalibrationReader(calibration, inputs[0], batch_size=batch)
+    else:
+        raise TypeError(
+            f"calibration must be a numpy array or a CalibrationReader, got {type(calibration).__name__}"
+        )
+    if reader.input_name not in inputs:
+        raise ValueError(
+            f"the CalibrationReader feeds {reader.input_name!r} but the model's inputs are {inputs}"
+        )
+    if method != "minmax" and len(reader.array) % reader.batch_size:
+        raise ValueError(
+            f"{method} calibration (histogram-based) in onnxruntime needs batches of equal size, "
+            f"but {len(reader.array)} rows do not split into batches of {reader.batch_size}: use a "
+            "batch_size that divides the number of rows, or method='minmax'."
+        )
+    notes: list[str] = []
+    calib_method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+        "distribution": CalibrationMethod.Distribution,
+    }[method]
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = _preprocess(source, Path(tmp), preprocess, notes)
+        try:
+            with _captured_logs() as logs, redirect_stdout(io.StringIO()):
+                quantize_static(
+                    pre,
+                    out,
+                    reader,
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=per_channel,
+                    calibrate_method=calib_method,
+                    nodes_to_exclude=list(nodes_to_exclude) if nodes_to_exclude else None,
+                )
+        except Exception as exc:
+            raise QuantizationError(
+                f"onnxruntime's quantize_static failed: {type(exc).__name__}: {exc}. Check that the "
+                "calibration array has the model's input shape and dtype (one row per sample)."
+            ) from exc
+    notes.extend(f"quantize_static: {m}" for m in logs)
+    reader.rewind()
+    return _report(
+        "static int8",
+        source,
+        out,
+        evals,
+        {
+            "per_channel": per_channel,
+            "calibration": method,
+            "calibration_rows": len(reader.array),
+            "format": "QDQ",
+        },
+        notes,
+        latency_input=_latency_input(source, evals, reader.array, latency_batch),
+        latency_repeat=latency_repeat,
+        intra_op_threads=intra_op_threads,
+        providers=providers,
+    )
+
+
+# --------------------------------------------------------------------------- float16
+
+
+def find_float16_overflows(
+    model: str | Path | onnx.ModelProto,
+    inputs: np.ndarray | dict[str, np.ndarray],
+    *,
+    op_block_list: Sequence[str] | None = None,
+    node_block_list: Sequence[str] | None = None,
+    keep_io_types: bool = True,
+) -> list[dict[str, Any]]:
+    """Tensors that would hold values beyond float16's range (±65504) after conversion.
+
+    Runs the float32 model on ``inputs`` with every intermediate float tensor exposed (graph
+    optimisation off, so names match the file) and returns ``[{"node", "op_type", "tensor",
+    "max_abs"}]``, largest first; an overflowing graph input has ``op_type="(input)"``. A
+    tensor is left out when it stays float32 after conversion: produced by a blocked node (or a
+    graph input with ``keep_io_types``) and consumed only by blocked nodes (or a graph output
+    with ``keep_io_types``). The converter's default block list counts as blocked.
+
+    Example::
+
+        >>> find_float16_overflows("mlp.onnx", X_test * 1e4)[:1]          # doctest: +SKIP
+        [{'node': 'node_linear_2', 'op_type': 'Gemm', 'tensor': 'linear_2', 'max_abs': 231444.5}]
+    """
+    from onnxconverter_common import float16
+
+    source = _load(model)
+    inferred = onnx.shape_inference.infer_shapes(source)
+    probe = onnx.ModelProto()
+    probe.CopyFrom(inferred)
+    known = {o.name for o in probe.graph.output}
+    float_types = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE}
+    typed = {
+        v.name: v
+        for v in inferred.graph.value_info
+        if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type in float_types
+    }
+    blocked_ops = set(float16.DEFAULT_OP_BLOCK_LIST) | set(op_block_list or ())
+    blocked_nodes = set(node_block_list or ())
+    producer: dict[str, onnx.NodeProto] = {}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in probe.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+        for name in node.output:
+            producer[name] = node
+            if name in typed and name not in known:
+                probe.graph.output.append(typed[name])
+                known.add(name)
+
+    def blocked(node: onnx.NodeProto) -> bool:
+        return node.op_type in blocked_ops or node.name in blocked_nodes
+
+    graph_outputs = {o.name for o in source.graph.output}
+
+    def stays_float32(name: str) -> bool:
+        node = producer.get(name)
+        made_fp32 = keep_io_types if node is None else blocked(node)
+        if name in graph_outputs and not keep_io_types:
+            return False
+        return made_fp32 and all(blocked(c) for c in consumers.get(name, []))
+
+    sess = bench.ort_session(probe, optimization_level="disable")
+    feed = _feed(sess, np.asarray(inputs)) if not isinstance(inputs, dict) else dict(inputs)
+    names = [o.name for o in sess.get_outputs()]
+    values = dict(zip(names, sess.run(None, feed), strict=True))
+    values.update(feed)
+    rows = []
+    for name, arr in values.items():
+        arr = np.asarray(arr)
+        if arr.dtype.kind != "f" or not arr.size or stays_float32(name):
+            continue
+        peak = float(np.max(np.abs(arr)))
+        if peak > FLOAT16_MAX:
+            node = producer.get(name)
+            rows.append(
+                {
+                    "node": node.name if node is not None else name,
+                    "op_type": node.op_type if node is not None else "(input)",
+                    "tensor": name,
+                    "max_abs": peak,
+                }
+            )
+    return sorted(rows, key=lambda r: -r["max_abs"])
+
+
+def _float32_outputs(converted: onnx.ModelProto, source: onnx.ModelProto) -> int:
+    """Make every graph output that was float32 in ``source`` float32 again (in place)."""
+    was_float = {
+        o.name
+        for o in source.graph.output
+        if o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    }
+    producers = {name: node for node in converted.graph.node for name in node.output}
+    fixed = 0
+    for out in converted.graph.output:
+        tensor_type = out.type.tensor_type
+        if out.name not in was_float or tensor_type.elem_type != onnx.TensorProto.FLOAT16:
+            continue
+        node = producers.get(out.name)
+        if node is not None and node.op_type == "Cast":
+            for attr in node.attribute:
+                if attr.name == "to":
+                    attr.i = onnx.TensorProto.FLOAT
+        else:
+            inner = f"{out.name}_float16"
+            for n in converted.graph.node:
+                n.output[:] = [inner if o == out.name else o for o in n.output]
+                n.input[:] = [inner if i == out.name else i for i in n.input]
+            converted.graph.node.append(
+                onnx.helper.make_node(
+                    "Cast", [inner], [out.name], to=onnx.TensorProto.FLOAT, name=f"{inner}_to_float"
+                )
+            )
+        tensor_type.elem_type = onnx.TensorProto.FLOAT
+        fixed += 1
+    return fixed
+
+
+def _inserted_casts(model: onnx.ModelProto, providers: Sequence[str] | None) -> int:
+    """How many Casts onnxruntime inserts to run float16 operators in float32 (no kernel)."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        ort.InferenceSession(
+            model.SerializeToString(), so, providers=list(providers or ["CPUExecutionProvider"])
+        )
+        optimized = onnx.load(so.optimized_model_filepath)
+    return sum(n.name.startswith("InsertedPrecisionFreeCast") for n in optimized.graph.node)
+
+
+def to_float16(
+    model: str | Path | onnx.ModelProto,
+    out_path: str | Path,
+    *,
+    keep_io_types: bool = True,
+    eval_set: EvalSet | None = None,
+    op_block_list: Sequence[str] | None = None,
+    node_block_list: Sequence[str] | None = None,
+    overflow: str = "raise",
+    latency_batch: int = 1,
+    latency_repeat: int = 30,
+    intra_op_threads: int | None = None,
+    providers: Sequence[str] | None = None,
+) -> QuantizationReport:
+    """Convert weights and activations to float16 (onnxconverter-common's converter).
+
+    ``keep_io_types=True`` keeps float32 inputs and outputs (Cast nodes at the edges), so
+    callers need not change. ``op_block_list`` (added to the converter's default list) and
+    ``node_block_list`` keep operators / named nodes in float32. With ``eval_set``, values
+    beyond ±65504 (in float16 outputs, or in float32 activations that would be float16 after
+    conversion, see :func:`find_float16_overflows`) raise :class:`Float16OverflowError` naming
+    the nodes, or with ``overflow="note"`` become a note (``"ignore"`` skips the check).
+    Weights clamped by the converter, and Casts onnxruntime inserts because the CPU provider
+    lacks float16 kernels, are listed in ``notes``.
+
+    Example::
+
+        >>> rep = to_float16("mlp.onnx", "mlp.fp16.onnx", eval_set=(X_test, y_test))  # doctest: +SKIP
+        >>> round(rep.size_ratio, 1)                                                    # doctest: +SKIP
+        2.0
+    """
+    from onnxconverter_common import float16
+
+    if overflow not in ("raise", "note", "ignore"):
+        raise ValueError(f"overflow must be 'raise', 'note' or 'ignore', got {overflow!r}")
+    source = _load(model)
+    out = _out_path(out_path)
+    evals = _check_eval_set(eval_set, source)
+    _check_common(latency_batch, latency_repeat)
+    notes: list[str] = []
+    blocked_ops = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(op_block_list or ()))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            converted = float16.convert_float_to_float16(
+                source,
+                keep_io_types=keep_io_types,
+                op_block_list=blocked_ops,
+                node_block_list=list(node_block_list) if node_block_list else None,
+            )
+        except Exception as exc:
+            raise QuantizationError(
+                f"float16 conversion failed: {type(exc).__name__}: {exc}. Check the model with "
+                "onnx.checker.check_model(model, full_check=True)."
+            ) from exc
+    if keep_io_types:
+        fixed = _float32_outputs(converted, source)
+        if fixed:
+            notes.append(
+                f"set {fixed} graph output(s) back to float32: onnxconverter-common leaves the "
+                "output of a blocked last node in float16 despite keep_io_types=True."
+            )
+    clamped = {str(w.message) for w in caught}
+    if clamped:
+        notes.append(
+            f"the converter clamped or flushed {len(clamped)} kinds of weight values to float16's "
+            f"range, e.g.: {sorted(clamped)[0]}"
+        )
+    onnx.save(converted, out)
+    after_session = _open(out, providers, intra_op_threads)
+    if evals is not None and overflow != "ignore":
+        X = evals[0]
+        batch = _fixed_batch(source)
+        ref = _predict(_open(source.SerializeToString(), providers, intra_op_threads), X, batch)
+        got = _predict(after_session, X, batch)
+        broken = [
+            k
+            for k, (r, g) in enumerate(zip(ref, got, strict=True))
+            if g.dtype.kind == "f" and np.isfinite(r).all() and not np.isfinite(g).all()
+        ]
+        nodes = find_float16_overflows(
+            source,
+            X,
+            op_block_list=op_block_list,
+            node_block_list=node_block_list,
+            keep_io_types=keep_io_types,
+        )
+        if broken or nodes:
+            listed = ", ".join(
+                f"{r['node']} ({r['op_type']}, max {r['max_abs']:.3g})" for r in nodes[:8]
+            )
+            seen = (
+                "float16 outputs contain inf/NaN where float32 is finite"
+                if broken
+                else "outputs stayed finite here only because this execution provider ran those "
+                "operators in float32; a provider with float16 kernels (e.g. CUDA) gives inf/NaN"
+            )
+            to_block = [r["node"] for r in nodes if r["op_type"] != "(input)"][:8]
+            message = (
+                f"float16 overflow: values beyond ±{FLOAT16_MAX:.0f} on the eval set "
+                f"({listed or 'no float32 tensor out of range: rounding'}); {seen}. Fix: scale "
+                "the inputs into a small range, or keep those nodes in float32 with "
+                f"node_block_list={to_block} (or op_block_list=[...]), with keep_io_types=True."
+            )
+            if overflow == "raise":
+                raise Float16OverflowError(message, nodes)
+            notes.append(message)
+    if "CPUExecutionProvider" in (providers or ["CPUExecutionProvider"]):
+        inserted = _inserted_casts(converted, providers)
+        if inserted:
+            notes.append(
+                f"onnxruntime inserted {inserted} Casts to run float16 operators in float32 on "
+                "CPUExecutionProvider (it lacks float16 kernels for them): expect a smaller file, "
+                "not a faster model, on this CPU."
+            )
+    settings = {
+        "keep_io_types": keep_io_types,
+        "op_block_list": list(op_block_list or ()),
+        "node_block_list": list(node_block_list or ()),
+        "overflow_check": overflow if evals is not None else "no eval_set",
+    }
+    return _report(
+        "float16",
+        source,
+        out,
+        evals,
+        settings,
+        notes,
+        latency_input=_latency_input(source, evals, None, latency_batch),
+        latency_repeat=latency_repeat,
+        intra_op_threads=intra_op_threads,
+        providers=providers,
+        after_session=after_session,
+    )
