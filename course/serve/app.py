@@ -290,7 +290,9 @@ def create_app(
     server = _Server(repository, max_body_bytes, workers or os.cpu_count() or 1)
     model = "/v2/models/{model}"
     version = "/v2/models/{model}/versions/{version}"
-    routes = [
+    routes = [  # inference first: the router tries routes in order
+        Route(model + "/infer", _guard(server.infer), methods=["POST"]),
+        Route(version + "/infer", _guard(server.infer), methods=["POST"]),
         Route("/v2", _guard(server.server_metadata), methods=["GET"]),
         Route("/v2/health/live", _guard(server.live), methods=["GET"]),
         Route("/v2/health/ready", _guard(server.ready), methods=["GET"]),
@@ -303,7 +305,6 @@ def create_app(
             Route(prefix + "/ready", _guard(server.model_ready), methods=["GET"]),
             Route(prefix + "/config", _guard(server.model_config), methods=["GET"]),
             Route(prefix + "/stats", _guard(server.model_stats), methods=["GET"]),
-            Route(prefix + "/infer", _guard(server.infer), methods=["POST"]),
         ]
     app = Starlette(
         routes=routes,

@@ -122,13 +122,38 @@ def _failure(model: ModelVersion, exc: BaseException) -> ProtocolError:
     )
 
 
+#: A model whose runs take less than this (moving average) runs on the event loop's thread:
+#: handing a 10-microsecond run to a worker thread costs more than the run itself.
+INLINE_RUN_SECONDS = 0.0002
+
+
 class Scheduler:
-    """Runs requests for one model version; ``infer`` returns every output by name."""
+    """Runs requests for one model version; ``infer`` returns every output by name.
+
+    Runs go to the thread pool, except for models so fast (a moving average of their run time
+    under :data:`INLINE_RUN_SECONDS`) that the hand-off to a thread would cost more than the run.
+    """
 
     def __init__(self, model: ModelVersion, executor: Executor, stats: ModelStats) -> None:
         self.model = model
         self.executor = executor
         self.stats = stats
+        self.inline_below = INLINE_RUN_SECONDS
+        self._average_run: float | None = None
+
+    async def _run(
+        self, inputs: Mapping[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], int, int]:
+        """Run the model once: inline when it is known to be fast, else in the thread pool."""
+        if self._average_run is not None and self._average_run < self.inline_below:
+            result = _timed_run(self.model, inputs)
+        else:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self.executor, _timed_run, self.model, inputs)
+        seconds = (result[2] - result[1]) / 1e9
+        average = self._average_run
+        self._average_run = seconds if average is None else 0.8 * average + 0.2 * seconds
+        return result
 
     def start(self) -> None:
         """Start background work (needs a running event loop)."""
@@ -146,12 +171,9 @@ class DirectScheduler(Scheduler):
 
     async def infer(self, inputs: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
         """Run the model on this request alone, in the thread pool."""
-        loop = asyncio.get_running_loop()
         submitted = time.perf_counter_ns()
         try:
-            outputs, started, ended = await loop.run_in_executor(
-                self.executor, _timed_run, self.model, inputs
-            )
+            outputs, started, ended = await self._run(inputs)
         except Exception as exc:
             raise _failure(self.model, exc) from exc
         self.stats.queue.add(started - submitted)
@@ -295,9 +317,7 @@ class DynamicBatcher(Scheduler):
             }
         submitted = loop.time()
         try:
-            outputs, started, ended = await loop.run_in_executor(
-                self.executor, _timed_run, self.model, inputs
-            )
+            outputs, started, ended = await self._run(inputs)
             parts = self._split(outputs, batch)
         except Exception as exc:
             if len(batch) == 1:
@@ -334,12 +354,9 @@ class DynamicBatcher(Scheduler):
 
     async def _isolate(self, batch: list[_Item]) -> None:
         """A batched run failed: run each request alone so only the guilty ones fail."""
-        loop = asyncio.get_running_loop()
         for item in batch:
             try:
-                outputs, started, ended = await loop.run_in_executor(
-                    self.executor, _timed_run, self.model, item.inputs
-                )
+                outputs, started, ended = await self._run(item.inputs)
             except Exception as exc:
                 self._answer(item, exception=_failure(self.model, exc))
             else:

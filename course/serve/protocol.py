@@ -61,6 +61,9 @@ DATATYPES: dict[str, np.dtype[Any]] = {
     "BYTES": np.dtype(np.object_),
 }
 
+_KIND_TO_DATATYPE = {
+    (dtype.kind, dtype.itemsize): name for name, dtype in DATATYPES.items() if name != "BYTES"
+}
 _INTEGER_TYPES = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
 _FLOAT_TYPES = {"FP16", "FP32", "FP64"}
 
@@ -134,15 +137,13 @@ def datatype_of(array: np.ndarray) -> str:
         >>> datatype_of(np.zeros(3, np.int64))
         'INT64'
     """
-    if array.dtype.kind in "OUS":
-        return "BYTES"
-    for name, dtype in DATATYPES.items():
-        if name != "BYTES" and (array.dtype.kind, array.dtype.itemsize) == (
-            dtype.kind,
-            dtype.itemsize,
-        ):
-            return name
-    raise ProtocolError(f"NumPy dtype {array.dtype} has no Open Inference Protocol datatype")
+    kind = (array.dtype.kind, array.dtype.itemsize)
+    name = _KIND_TO_DATATYPE.get(kind)
+    if name is None:
+        if array.dtype.kind in "OUS":
+            return "BYTES"
+        raise ProtocolError(f"NumPy dtype {array.dtype} has no Open Inference Protocol datatype")
+    return name
 
 
 def _element_count(shape: Sequence[int]) -> int:

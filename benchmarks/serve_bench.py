@@ -1,0 +1,350 @@
+"""Throughput and latency of course.serve against in-process onnxruntime on the same inputs.
+
+For each model, the same run measures:
+
+- the server (``python -m course.serve`` in a subprocess, on 127.0.0.1) at concurrency 1, 8 and
+  32, with dynamic batching off and on, one row per request, requests in the binary tensor format
+  that ``tritonclient.http`` sends, over keep-alive connections from a lean asyncio client;
+- the ceiling: onnxruntime in this process on the same rows, at the same batch sizes as the server
+  ran (batch 1 without batching; the server's own batch-size histogram with batching).
+
+Run: ``python -m benchmarks.serve_bench`` (``--quick`` for a smoke run, ``--json PATH`` to keep the
+table). Client and server share this machine's cores: say how many with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from course.serve import add_model, encode_request, start
+
+CONCURRENCY = (1, 8, 32)
+MAX_BATCH = 32
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    model: str
+    batching: str
+    concurrency: int
+    requests: int
+    throughput: float  # requests (= rows) per second
+    p50_ms: float
+    p99_ms: float
+    mean_batch: float
+    ceiling: float  # in-process onnxruntime rows per second at the same batch sizes
+    errors: int
+
+    @property
+    def ratio(self) -> float:
+        return self.throughput / self.ceiling
+
+
+# ---- models ------------------------------------------------------------------------------------
+
+
+def course_mlp() -> tuple[onnx.ModelProto, np.ndarray]:
+    """The course's digits MLP (course.data), exported with the dynamo exporter, dynamic batch."""
+    import torch
+
+    from course import data
+
+    split = data.load_digits_split()
+    model = data.train_torch_mlp(split).eval()
+    example = torch.from_numpy(split.X_test[:2])
+    program = torch.onnx.export(
+        model,
+        (example,),
+        dynamo=True,
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        verbose=False,
+    )
+    proto = program.model_proto
+    return proto, split.X_test.astype(np.float32)
+
+
+def wide_mlp(
+    width: int = 1024, features: int = 64, seed: int = 0
+) -> tuple[onnx.ModelProto, np.ndarray]:
+    """A compute-heavier MLP (64 -> width -> width -> 10) built with onnx.helper."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    shapes = [(features, width), (width, width), (width, 10)]
+    inits, nodes, current = [], [], "x"
+    for i, (n_in, n_out) in enumerate(shapes):
+        w = (rng.normal(size=(n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
+        inits += [
+            numpy_helper.from_array(w, f"W{i}"),
+            numpy_helper.from_array(np.zeros(n_out, np.float32), f"b{i}"),
+        ]
+        nodes += [
+            helper.make_node("MatMul", [current, f"W{i}"], [f"m{i}"]),
+            helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}" if i < 2 else "logits"]),
+        ]
+        if i < 2:
+            nodes.append(helper.make_node("Relu", [f"a{i}"], [f"h{i}"]))
+            current = f"h{i}"
+    graph = helper.make_graph(
+        nodes,
+        "wide_mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", features])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    return model, rng.random((512, features), dtype=np.float32)
+
+
+# ---- the client ----------------------------------------------------------------------------------
+
+
+def raw_request(host: str, port: int, path: str, body: bytes, header_length: int | None) -> bytes:
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Content-Type: application/octet-stream",
+        f"Content-Length: {len(body)}",
+    ]
+    if header_length is not None:
+        head.append(f"Inference-Header-Content-Length: {header_length}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def _worker(
+    host: str,
+    port: int,
+    requests: list[bytes],
+    next_index: Any,
+    latencies: list[float],
+    errors: list[str],
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        for i in next_index:
+            started = time.perf_counter()
+            writer.write(requests[i])
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            body = await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if head[9:12] != b"200":
+                errors.append(body[:200].decode(errors="replace"))
+    finally:
+        writer.close()
+
+
+async def _load(
+    host: str, port: int, requests: list[bytes], concurrency: int
+) -> tuple[float, list[float], list[str]]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    next_index = iter(range(len(requests)))
+    started = time.perf_counter()
+    await asyncio.wait_for(
+        asyncio.gather(
+            *(
+                _worker(host, port, requests, next_index, latencies, errors)
+                for _ in range(concurrency)
+            )
+        ),
+        timeout=300,
+    )
+    return time.perf_counter() - started, latencies, errors
+
+
+def stats(url: str, model: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/v2/models/{model}/stats", timeout=10) as response:
+        return json.load(response)["model_stats"][0]
+
+
+def batch_histogram(before: dict[str, Any], after: dict[str, Any]) -> dict[int, int]:
+    old = {b["batch_size"]: b["compute_infer"]["count"] for b in before["batch_stats"]}
+    return {
+        b["batch_size"]: b["compute_infer"]["count"] - old.get(b["batch_size"], 0)
+        for b in after["batch_stats"]
+        if b["compute_infer"]["count"] - old.get(b["batch_size"], 0) > 0
+    }
+
+
+# ---- the ceiling ---------------------------------------------------------------------------------
+
+
+def ort_seconds_per_run(
+    session: ort.InferenceSession, rows: np.ndarray, batch: int, budget_s: float = 0.15
+) -> float:
+    """Median seconds of one session.run on ``batch`` rows (blocks of runs within a time budget)."""
+    x = rows[:batch] if batch <= len(rows) else np.resize(rows, (batch, rows.shape[1]))
+    feed = {session.get_inputs()[0].name: x}
+    for _ in range(3):
+        session.run(None, feed)
+    timings = []
+    deadline = time.perf_counter() + budget_s
+    while time.perf_counter() < deadline or len(timings) < 5:
+        started = time.perf_counter()
+        for _ in range(10):
+            session.run(None, feed)
+        timings.append((time.perf_counter() - started) / 10)
+    return float(np.median(timings))
+
+
+def ceiling(
+    session: ort.InferenceSession,
+    rows: np.ndarray,
+    histogram: dict[int, int],
+    cache: dict[int, float],
+) -> float:
+    """Rows per second onnxruntime reaches in-process when it runs the same batches."""
+    total_rows = sum(size * count for size, count in histogram.items())
+    seconds = 0.0
+    for size, count in histogram.items():
+        if size not in cache:
+            cache[size] = ort_seconds_per_run(session, rows, size)
+        seconds += cache[size] * count
+    return total_rows / seconds
+
+
+# ---- the benchmark -------------------------------------------------------------------------------
+
+
+def bench_model(
+    name: str, model: onnx.ModelProto, rows: np.ndarray, requests_at: dict[int, int], delay_us: int
+) -> list[Row]:
+    table: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="serve-bench-") as root:
+        add_model(root, "plain", model, max_batch_size=MAX_BATCH)
+        add_model(
+            root,
+            "batched",
+            model,
+            max_batch_size=MAX_BATCH,
+            dynamic_batching=True,
+            max_queue_delay_microseconds=delay_us,
+        )
+        session = ort.InferenceSession(
+            str(Path(root) / "plain" / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
+        )
+        cache: dict[int, float] = {}
+        input_name = session.get_inputs()[0].name
+        with start(root, port=0, subprocess=True) as server:
+            host, port = server.address.split(":")
+            for config in ("plain", "batched"):
+                for concurrency in CONCURRENCY:
+                    count = requests_at[concurrency]
+                    requests = []
+                    for i in range(count):
+                        body, header_length = encode_request(
+                            {input_name: rows[i % len(rows)][None, :]}
+                        )
+                        requests.append(
+                            raw_request(
+                                host, int(port), f"/v2/models/{config}/infer", body, header_length
+                            )
+                        )
+                    asyncio.run(
+                        _load(host, int(port), requests[: max(concurrency * 4, 20)], concurrency)
+                    )  # warm-up
+                    before = stats(server.url, config)
+                    elapsed, latencies, errors = asyncio.run(
+                        _load(host, int(port), requests, concurrency)
+                    )
+                    after = stats(server.url, config)
+                    histogram = batch_histogram(before, after)
+                    if errors or not histogram:
+                        raise RuntimeError(
+                            f"{name}/{config}: {len(errors)} errors, first: {errors[:1]}"
+                        )
+                    runs = sum(histogram.values())
+                    lat = np.array(latencies) * 1000
+                    table.append(
+                        Row(
+                            model=name,
+                            batching="on" if config == "batched" else "off",
+                            concurrency=concurrency,
+                            requests=count,
+                            throughput=count / elapsed,
+                            p50_ms=float(np.percentile(lat, 50)),
+                            p99_ms=float(np.percentile(lat, 99)),
+                            mean_batch=(after["inference_count"] - before["inference_count"])
+                            / max(runs, 1),
+                            ceiling=ceiling(session, rows, histogram, cache),
+                            errors=len(errors) + count - len(latencies),
+                        )
+                    )
+                    print(format_row(table[-1]), flush=True)
+    return table
+
+
+HEADER = (
+    "| model | batching | concurrency | requests | throughput (req/s) | p50 (ms) | p99 (ms) "
+    "| mean batch | onnxruntime in-process, same batches (rows/s) | server / in-process | errors |"
+)
+
+
+def format_row(row: Row) -> str:
+    return (
+        f"| {row.model} | {row.batching} | {row.concurrency} | {row.requests} | {row.throughput:,.0f} "
+        f"| {row.p50_ms:.2f} | {row.p99_ms:.2f} | {row.mean_batch:.1f} | {row.ceiling:,.0f} "
+        f"| {row.ratio:.1%} | {row.errors} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serve_bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="few requests: a smoke run")
+    parser.add_argument(
+        "--models", default="course_mlp,wide_mlp", help="comma-separated: course_mlp, wide_mlp"
+    )
+    parser.add_argument(
+        "--delay-us", type=int, default=1000, help="max_queue_delay_microseconds with batching"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write the rows as JSON here")
+    args = parser.parse_args(argv)
+    requests_at = {1: 100, 8: 300, 32: 400} if args.quick else {1: 500, 8: 2000, 32: 3000}
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores "
+        f"shared by client, server and anything else running; Python {sys.version.split()[0]}, "
+        f"onnxruntime {ort.__version__}"
+    )
+    print(HEADER)
+    print("|" + "---|" * 11)
+    builders = {"course_mlp": course_mlp, "wide_mlp": wide_mlp}
+    table: list[Row] = []
+    for name in args.models.split(","):
+        model, rows = builders[name]()
+        table += bench_model(name, model, rows, requests_at, args.delay_us)
+    for name in {row.model for row in table}:
+        by = {(r.batching, r.concurrency): r for r in table if r.model == name}
+        gain = by[("on", 32)].throughput / by[("off", 32)].throughput
+        print(
+            f"{name}: batching at concurrency 32 gives {gain:.2f}x the throughput without batching; "
+            f"the server reaches {by[('on', 32)].ratio:.1%} of in-process onnxruntime on the same batches"
+        )
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) | {"ratio": r.ratio} for r in table], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
