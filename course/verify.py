@@ -139,7 +139,9 @@ _CHECK_HINTS = (
     ),
     (
         "topologically sorted",
-        "nodes must come after the nodes that produce their inputs: reorder graph.node",
+        "a node reads a tensor that nothing produces before it: connect that input to a graph "
+        "input, an initializer or an earlier node's output, or reorder graph.node so "
+        "producers come first",
     ),
     (
         "single static assignment",
@@ -659,18 +661,19 @@ def _compare(
             passed=mismatched == 0,
             note="compared exactly",
         )
-    g = got.astype(np.float64)
-    w = want.astype(np.float64)
-    nan_g, nan_w = np.isnan(g), np.isnan(w)
-    both_nan = nan_g & nan_w
-    diff = np.where(both_nan, 0.0, np.abs(g - w))
-    diff = np.where(nan_g ^ nan_w, np.inf, diff)
-    same_inf = np.isinf(g) & (g == w)
-    diff = np.where(same_inf, 0.0, diff)
-    bad = diff > atol + rtol * np.abs(np.where(np.isfinite(w), w, 0.0))
-    scale = np.abs(w)
-    judged = scale > max(atol, np.finfo(np.float64).tiny)
-    rel = diff[judged] / scale[judged] if judged.any() else np.zeros(1)
+    with np.errstate(invalid="ignore"):  # inf - inf is handled below
+        g = got.astype(np.float64)
+        w = want.astype(np.float64)
+        nan_g, nan_w = np.isnan(g), np.isnan(w)
+        both_nan = nan_g & nan_w
+        diff = np.where(both_nan, 0.0, np.abs(g - w))
+        diff = np.where(nan_g ^ nan_w, np.inf, diff)
+        same_inf = np.isinf(g) & (g == w)
+        diff = np.where(same_inf, 0.0, diff)
+        bad = diff > atol + rtol * np.abs(np.where(np.isfinite(w), w, 0.0))
+        scale = np.abs(w)
+        judged = scale > max(atol, np.finfo(np.float64).tiny)
+        rel = diff[judged] / scale[judged] if judged.any() else np.zeros(1)
     mismatched = int(bad.sum())
     note = ""
     if (nan_g ^ nan_w).any():
