@@ -228,14 +228,31 @@ class SideBySide:
             index=pd.RangeIndex(self.original.size, name="class"),
         )
 
-    def plot(self, ax: Any = None):
-        """Grouped bars, original vs ONNX per output value; returns the matplotlib Figure."""
+    def plot(self, ax: Any = None, image: np.ndarray | None = None):
+        """Grouped bars, original vs ONNX per output value; returns the matplotlib Figure.
+
+        Args:
+            ax: draw the bars into this Axes (default: a new figure).
+            image: optionally the input as a 2-D array (e.g. ``x.reshape(8, 8)``), drawn in
+                grey to the left of the bars; only when ``ax`` is None.
+        """
         import matplotlib.pyplot as plt
 
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(6, 3.2))
-        else:
+        if ax is not None and image is not None:
+            raise ValueError("pass either ax or image, not both: image needs a figure of its own")
+        if ax is not None:
             fig = ax.figure
+        elif image is not None:
+            img = np.asarray(image)
+            if img.ndim != 2:
+                raise ValueError(f"image must be 2-D (height x width), got shape {img.shape}")
+            fig, (ax_img, ax) = plt.subplots(
+                1, 2, figsize=(8, 3.2), gridspec_kw={"width_ratios": [1, 3]}
+            )
+            ax_img.imshow(img, cmap="gray_r")
+            ax_img.set(title="input sample", xticks=[], yticks=[])
+        else:
+            fig, ax = plt.subplots(figsize=(6, 3.2))
         positions = np.arange(self.original.size)
         width = 0.4
         ax.bar(
@@ -261,8 +278,41 @@ class SideBySide:
             title=f"{self.framework}, sample {self.index}: max |difference| = "
             f"{self.max_abs_diff:.1e}",
         )
-        ax.legend(loc="upper left", fontsize="small")
+        low = min(0.0, float(self.original.min()), float(self.onnx.min()))
+        high = max(1.0, float(self.original.max()), float(self.onnx.max()))
+        ax.set_ylim(low, high * 1.3)  # head room for the legend above the bars
+        ax.legend(loc="upper center", ncol=2, fontsize="small")
+        fig.tight_layout()
         return fig
+
+    def to_html(self, image: np.ndarray | None = None) -> str:
+        """The summary and the bar chart (a PNG inlined as base64) as one HTML string.
+
+        Meant for an ``ipywidgets.HTML`` widget's ``value``: the figure is closed after
+        rendering, so nothing else is displayed.
+
+        Example::
+
+            html_widget.value = side_by_side(f, session, X, 3).to_html(image=X[3].reshape(8, 8))
+        """
+        import base64
+        import html
+        import io
+
+        import matplotlib.pyplot as plt
+
+        fig = self.plot(image=image)
+        buffer = io.BytesIO()
+        try:
+            fig.savefig(buffer, format="png", dpi=80)
+        finally:
+            plt.close(fig)
+        encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+        return (
+            f"<pre>{html.escape(self.summary())}</pre>"
+            f'<img alt="{html.escape(self.framework)} vs ONNX Runtime, sample {self.index}" '
+            f'src="data:image/png;base64,{encoded}"/>'
+        )
 
     def _repr_html_(self) -> str:  # pragma: no cover - notebook display only
         return "<pre>" + self.summary() + "</pre>" + self.to_frame().to_html(float_format="%.6f")

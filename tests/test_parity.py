@@ -151,6 +151,23 @@ def test_to_frame_and_plot():
     plt.close(fig2)
 
 
+def test_plot_with_image_and_html():
+    row = parity.side_by_side(reference, MODEL, X, 2, framework="numpy")
+    fig = row.plot(image=np.arange(4.0).reshape(2, 2))
+    assert len(fig.axes) == 2 and fig.axes[0].get_title() == "input sample"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="2-D"):
+        row.plot(image=np.arange(4.0))
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match="either ax or image"):
+        row.plot(ax=ax, image=np.zeros((2, 2)))
+    plt.close("all")
+    before = len(plt.get_fignums())
+    html = row.to_html(image=np.zeros((2, 2)))
+    assert html.startswith("<pre>numpy, sample 2") and "data:image/png;base64," in html
+    assert len(plt.get_fignums()) == before, "to_html must close its figure"
+
+
 def test_wrong_dtype_is_a_clear_error():
     with pytest.raises(ValueError, match=r"tensor\(float\).*float64.*astype\(np.float32\)"):
         parity.side_by_side(reference, MODEL, X.astype(np.float64), 0)

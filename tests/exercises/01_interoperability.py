@@ -1,0 +1,91 @@
+"""Exercise self-tests for 01-interoperability: other correct answers, and plausible wrong ones."""
+
+ALTERNATIVES = {
+    # sets built from the routes directly, keys in another order, counts cast to int
+    "ex1-counts": """
+def converter_counts(routes):
+    distinct = set(map(tuple, routes))
+    frameworks = len({f for f, _ in routes})
+    runtimes = len({r for _, r in routes})
+    return {"hub": int(frameworks + runtimes), "direct": int(len(distinct))}
+""",
+    # to_onnx with an example array and a global zipmap option instead of convert_sklearn
+    "ex2-export": """
+def export_with_preprocessing(scaler, classifier, n_features):
+    import numpy as np
+    from skl2onnx import to_onnx
+    from sklearn.pipeline import make_pipeline
+    example = np.zeros((1, n_features), dtype=np.float32)
+    return to_onnx(make_pipeline(scaler, classifier), example, options={"zipmap": False})
+""",
+    # np.divide with an output dtype, the single output unpacked
+    "ex3-predict": """
+def predict_digits(session, images):
+    import numpy as np
+    inp = session.get_inputs()[0]
+    x = np.divide(images, 16, dtype=np.float32)
+    (probabilities,) = session.run(None, {inp.name: x})
+    return probabilities
+""",
+}
+
+WRONG = {
+    "ex1-counts": [
+        # assumes every framework needs every runtime (a full grid)
+        "def converter_counts(routes):\n"
+        "    fw = {f for f, _ in routes}\n"
+        "    rt = {r for _, r in routes}\n"
+        "    return {'direct': len(fw) * len(rt), 'hub': len(fw) + len(rt)}\n",
+        # counts a pair listed twice twice
+        "def converter_counts(routes):\n"
+        "    fw = {f for f, _ in routes}\n"
+        "    rt = {r for _, r in routes}\n"
+        "    return {'direct': len(routes), 'hub': len(fw) + len(rt)}\n",
+        # swaps the two answers
+        "def converter_counts(routes):\n"
+        "    pairs = set(routes)\n"
+        "    fw = {f for f, _ in pairs}\n"
+        "    rt = {r for _, r in pairs}\n"
+        "    return {'direct': len(fw) + len(rt), 'hub': len(pairs)}\n",
+    ],
+    "ex2-export": [
+        # the scaler is left behind (section 2.4's mistake)
+        "def export_with_preprocessing(scaler, classifier, n_features):\n"
+        "    import numpy as np\n"
+        "    from skl2onnx import to_onnx\n"
+        "    x = np.zeros((1, n_features), dtype=np.float32)\n"
+        "    return to_onnx(classifier, x, options={'zipmap': False})\n",
+        # ZipMap left on: the probabilities come back as a list of dicts
+        "def export_with_preprocessing(scaler, classifier, n_features):\n"
+        "    import numpy as np\n"
+        "    from skl2onnx import to_onnx\n"
+        "    from sklearn.pipeline import make_pipeline\n"
+        "    x = np.zeros((1, n_features), dtype=np.float32)\n"
+        "    return to_onnx(make_pipeline(scaler, classifier), x)\n",
+        # the batch size frozen to 1
+        "def export_with_preprocessing(scaler, classifier, n_features):\n"
+        "    from skl2onnx import convert_sklearn\n"
+        "    from skl2onnx.common.data_types import FloatTensorType\n"
+        "    from sklearn.pipeline import make_pipeline\n"
+        "    return convert_sklearn(make_pipeline(scaler, classifier),\n"
+        "                           initial_types=[('x', FloatTensorType([1, n_features]))],\n"
+        "                           options={'zipmap': False})\n",
+    ],
+    "ex3-predict": [
+        # fixes the crash (name, dtype) but not the scaling: silently wrong
+        "def predict_digits(session, images):\n"
+        "    import numpy as np\n"
+        "    name = session.get_inputs()[0].name\n"
+        "    return session.run(None, {name: np.asarray(images, dtype=np.float32)})[0]\n",
+        # scales like 8-bit camera images instead of 0-16 intensities
+        "def predict_digits(session, images):\n"
+        "    import numpy as np\n"
+        "    name = session.get_inputs()[0].name\n"
+        "    x = np.asarray(images, dtype=np.float32) / 255\n"
+        "    return session.run(None, {name: x})[0]\n",
+        # scales correctly but feeds float64: the runtime refuses the dtype
+        "def predict_digits(session, images):\n"
+        "    name = session.get_inputs()[0].name\n"
+        "    return session.run(None, {name: images / 16.0})[0]\n",
+    ],
+}
