@@ -109,19 +109,27 @@ def test_benchmark_statistics_are_consistent():
 
 
 def test_benchmark_median_agrees_with_timeit():
-    """A ~2 ms single-threaded numpy workload, measured in interleaved rounds by both tools."""
+    """A ~2 ms single-threaded numpy workload timed by both tools in finely interleaved rounds
+    (3 calls each, alternating), so that load from other processes hits both alike. On a busy
+    shared machine a round of bad luck can still separate them: up to 3 attempts."""
     y = np.random.default_rng(1).random(300_000)
 
     def work():
         return np.sin(y).sum()
 
-    ours, theirs = [], []
-    for _ in range(6):
-        ours.extend(bench.benchmark(work, warmup=1, repeat=10).samples)
-        theirs.extend(timeit.repeat(work, number=1, repeat=10))
-    mine, ref = float(np.median(ours)), float(np.median(theirs))
+    gaps = []
+    for _attempt in range(3):
+        ours, theirs = [], []
+        for _ in range(30):
+            ours.extend(bench.benchmark(work, warmup=0, repeat=3).samples)
+            theirs.extend(timeit.repeat(work, number=1, repeat=3))
+        mine, ref = float(np.median(ours)), float(np.median(theirs))
+        gaps.append((mine, ref))
+        if abs(mine - ref) / ref < 0.10:
+            break
     assert abs(mine - ref) / ref < 0.10, (
-        f"expected the median within 10% of timeit's median {ref * 1e3:.3f} ms, got {mine * 1e3:.3f} ms"
+        "expected the median within 10% of timeit's median; got (ours, timeit) in ms: "
+        + ", ".join(f"({a * 1e3:.3f}, {b * 1e3:.3f})" for a, b in gaps)
     )
 
 
