@@ -314,7 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serve_bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few requests: a smoke run")
     parser.add_argument(
-        "--models", default="course_mlp,wide_mlp", help="comma-separated: course_mlp, wide_mlp"
+        "--models",
+        default="course_mlp,wide_mlp,heavy_mlp",
+        help="comma-separated: course_mlp (64-64-64-10, the course's digits MLP), wide_mlp "
+        "(64-1024-1024-10), heavy_mlp (64-4096-4096-10)",
     )
     parser.add_argument(
         "--delay-us", type=int, default=1000, help="max_queue_delay_microseconds with batching"
