@@ -311,7 +311,11 @@ def format_row(row: Row) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.serve_bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.serve_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="few requests: a smoke run")
     parser.add_argument(
         "--models",
