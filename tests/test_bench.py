@@ -299,6 +299,11 @@ def test_ort_session_records_threads_and_options(mlp_path):
         assert out.shape == (2, 10), f"level {level}: expected (2, 10), got {out.shape}"
     s = bench.ort_session(_mlp().SerializeToString())
     assert bench.session_threads(s)["intra_op_threads"] == 0, "default threads are reported as 0"
+    assert bench.session_threads(s)["allow_spinning"] == "default", bench.session_threads(s)
+    quiet = bench.ort_session(mlp_path, allow_spinning=False)
+    assert bench.session_threads(quiet)["allow_spinning"] == "0", bench.session_threads(quiet)
+    busy = bench.ort_session(mlp_path, allow_spinning=True)
+    assert bench.session_threads(busy)["allow_spinning"] == "1", bench.session_threads(busy)
 
 
 @pytest.mark.parametrize(
