@@ -1,0 +1,281 @@
+"""Inference benchmarks on the course's models (``python -m benchmarks``).
+
+Two studies on the course's own models (``course.data``: the digits MLP and CNN):
+
+- ``runtime``: ONNX Runtime versus PyTorch eager at batch 1 and 64, interleaved;
+- ``quantization``: float32 versus dynamic int8, static int8 (QDQ, per-channel) and float16
+  for size, accuracy and latency at batch 1 and 64.
+
+Both run each configuration with each library's default threads and with one thread. On a
+small shared machine the one-thread rows are the reliable ones: a multi-threaded pool stalls
+whenever another process takes one of its cores.
+
+Each writes ``benchmarks/results/<study>.csv`` and ``.md`` with the machine facts (CPU, cores,
+CPU features, library versions, threads, load average) next to the numbers. Not part of the
+unit tests: timings depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from course import bench, data, quantize
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BATCHES = (1, 64)
+THREADS: tuple[int | None, ...] = (None, 1)
+MACHINE_COLUMNS = (
+    "cpu_model",
+    "physical_cores",
+    "logical_cores",
+    "cpu_features",
+    "onnxruntime_version",
+    "torch_version",
+    "torch_threads",
+    "load_average_1min",
+)
+
+
+def _models(split: data.Split, folder: Path) -> dict[str, dict[str, Any]]:
+    """The course's MLP and CNN, in PyTorch and exported to ONNX (dynamic batch)."""
+    from course import convert
+
+    mlp = data.train_torch_mlp(split)
+    cnn = data.train_torch_cnn(split)
+    images_test = split.X_test.reshape(-1, 1, 8, 8)
+    images_train = split.X_train.reshape(-1, 1, 8, 8)
+    out = {}
+    for name, module, X_test, X_train in (
+        ("MLP", mlp, split.X_test, split.X_train),
+        ("CNN", cnn, images_test, images_train),
+    ):
+        conv = convert.torch_to_onnx(module, X_test[:2], folder / f"{name.lower()}.onnx")
+        out[name] = {
+            "torch": module,
+            "path": conv.path,
+            "X_test": X_test,
+            "X_train": X_train,
+            "params": sum(p.numel() for p in module.parameters()),
+        }
+    return out
+
+
+def _machine_row(machine: dict[str, Any]) -> dict[str, Any]:
+    return {key: machine.get(key) for key in MACHINE_COLUMNS}
+
+
+def _set_torch_threads(n: int | None, default: int) -> None:
+    import torch
+
+    torch.set_num_threads(default if n is None else n)
+
+
+def runtime_vs_eager(
+    repeat: int = 50, folder: Path | None = None, threads: tuple[int | None, ...] = THREADS
+) -> pd.DataFrame:
+    """ONNX Runtime (all optimisations) versus PyTorch eager in ``torch.inference_mode()``, per
+    model, batch size and thread setting (None: each library's default; 1: one thread each),
+    timed interleaved."""
+    import torch
+
+    split = data.load_digits_split()
+    default_threads = torch.get_num_threads()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        models = _models(split, Path(folder or tmp))
+        try:
+            for n_threads in threads:
+                _set_torch_threads(n_threads, default_threads)
+                for name, m in models.items():
+                    session = bench.ort_session(m["path"], intra_op_threads=n_threads)
+                    for batch in BATCHES:
+                        rows += _eager_rows(name, m, session, batch, n_threads, repeat)
+        finally:
+            torch.set_num_threads(default_threads)
+    return pd.DataFrame(rows)
+
+
+def _eager_rows(
+    name: str, m: dict[str, Any], session: Any, batch: int, n_threads: int | None, repeat: int
+) -> list[dict[str, Any]]:
+    import torch
+
+    x = bench._tile_batch(m["X_test"], batch)
+    xt = torch.from_numpy(x)
+    module = m["torch"]
+
+    def eager():
+        with torch.inference_mode():
+            return module(xt)
+
+    cmp = bench.compare(
+        {"pytorch eager": eager, "onnxruntime": bench.session_runner(session, x)},
+        repeat=repeat,
+        warmup=10,
+        warn=False,
+    )
+    rows = []
+    for cand, res in cmp.results.items():
+        rows.append(
+            {
+                "model": name,
+                "parameters": m["params"],
+                "threads": "default" if n_threads is None else n_threads,
+                "batch": batch,
+                "runtime": cand,
+                "median_ms": res.median * 1e3,
+                "ci_low_ms": res.ci_low * 1e3,
+                "ci_high_ms": res.ci_high * 1e3,
+                "p90_ms": res.p90 * 1e3,
+                "p99_ms": res.p99 * 1e3,
+                "speedup_vs_eager": cmp.speedup(cand),
+                "cis_overlap": cmp.overlap,
+                "repeat": res.repeat,
+                **_machine_row(res.machine),
+            }
+        )
+    return rows
+
+
+def quantization_study(
+    repeat: int = 50, folder: Path | None = None, threads: tuple[int | None, ...] = THREADS
+) -> pd.DataFrame:
+    """float32 versus dynamic int8, static int8 (QDQ, per-channel, 200 calibration rows) and
+    float16: size, test accuracy, and latency at batch 1 and 64 per onnxruntime thread setting
+    (the variants timed interleaved)."""
+    split = data.load_digits_split()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(folder or tmp)
+        models = _models(split, work)
+        for name, m in models.items():
+            ev = (m["X_test"], split.y_test)
+            dyn = quantize.quantize_dynamic_int8(
+                m["path"], work / f"{name}.dynamic.onnx", eval_set=ev, latency_repeat=3
+            )
+            sta = quantize.quantize_static_int8(
+                m["path"],
+                work / f"{name}.static.onnx",
+                m["X_train"][:200],
+                per_channel=True,
+                eval_set=ev,
+                latency_repeat=3,
+            )
+            half = quantize.to_float16(
+                m["path"], work / f"{name}.fp16.onnx", eval_set=ev, latency_repeat=3
+            )
+            variants = {
+                "float32": (m["path"], dyn.size_before, dyn.accuracy_before),
+                "dynamic int8": (dyn.path, dyn.size_after, dyn.accuracy_after),
+                "static int8 (QDQ)": (sta.path, sta.size_after, sta.accuracy_after),
+                "float16": (half.path, half.size_after, half.accuracy_after),
+            }
+            for n_threads in threads:
+                sessions = {
+                    k: bench.ort_session(v[0], intra_op_threads=n_threads)
+                    for k, v in variants.items()
+                }
+                for batch in BATCHES:
+                    x = bench._tile_batch(m["X_test"], batch)
+                    cmp = bench.compare(
+                        {k: bench.session_runner(s, x) for k, s in sessions.items()},
+                        repeat=repeat,
+                        warmup=10,
+                        warn=False,
+                    )
+                    for variant, (_, size, acc) in variants.items():
+                        res = cmp[variant]
+                        others = [b for a, b in cmp.overlapping if a == variant] + [
+                            a for a, b in cmp.overlapping if b == variant
+                        ]
+                        rows.append(
+                            {
+                                "model": name,
+                                "variant": variant,
+                                "threads": "default" if n_threads is None else n_threads,
+                                "batch": batch,
+                                "size_kb": size / 1024,
+                                "size_ratio_vs_fp32": dyn.size_before / size,
+                                "accuracy": acc,
+                                "median_ms": res.median * 1e3,
+                                "ci_low_ms": res.ci_low * 1e3,
+                                "ci_high_ms": res.ci_high * 1e3,
+                                "speedup_vs_fp32": cmp.speedup(variant),
+                                "ci_overlaps_with": ", ".join(others),
+                                "repeat": res.repeat,
+                                **_machine_row(res.machine),
+                            }
+                        )
+    return pd.DataFrame(rows)
+
+
+def write_results(frame: pd.DataFrame, name: str, title: str, out_dir: Path = RESULTS) -> Path:
+    """Write ``name.csv`` (every column) and ``name.md`` (the figures, then machine facts)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out_dir / f"{name}.csv", index=False, float_format="%.4g")
+    shown = frame.drop(columns=[c for c in MACHINE_COLUMNS if c in frame.columns])
+    machine = bench.machine_info()
+    facts = {
+        k: frame[k].iloc[0]
+        for k in MACHINE_COLUMNS
+        if k in frame.columns and k not in ("torch_threads", "load_average_1min")
+    }
+    low, high = frame["load_average_1min"].min(), frame["load_average_1min"].max()
+    facts["load_average_1min"] = f"{low} to {high} during the run"
+    facts["threads"] = (
+        "'default' = each library's default (PyTorch: torch.get_num_threads(), recorded per row "
+        "in the CSV; onnxruntime: one intra-op thread per physical core); 1 = "
+        "torch.set_num_threads(1) and intra_op_num_threads=1"
+    )
+    facts["platform"] = machine["platform"]
+    facts["python"] = machine["python"]
+    facts["numpy_version"] = machine["numpy_version"]
+    facts["onnx_version"] = machine["onnx_version"]
+    lines = [
+        f"# {title}",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} with `python -m benchmarks`; medians with "
+        "95% bootstrap confidence intervals; candidates timed interleaved. Where intervals "
+        "overlap, read the difference as not shown.",
+        "",
+        _markdown_table(shown),
+        "",
+        *_load_note(high, facts.get("logical_cores")),
+        "## Machine",
+        "",
+        *(f"- {k}: {v}" for k, v in facts.items()),
+        "",
+    ]
+    path = out_dir / f"{name}.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _load_note(load: float, cores: Any) -> list[str]:
+    if not cores or load < 0.5 * float(cores):
+        return []
+    return [
+        f"**Load**: other processes kept this {cores}-core machine busy (1-minute load average up "
+        f"to {load}). Every timing is inflated, and multi-threaded pools stall whenever another "
+        "process holds one of their cores: read the one-thread rows, and the wide intervals and "
+        "p99 of default-thread rows, in that light.",
+        "",
+    ]
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, (float, np.floating)):
+            return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+        return str(v)
+
+    head = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
