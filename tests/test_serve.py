@@ -532,6 +532,7 @@ def test_statistics_count_requests_and_batches(http):
     )
     fail = after["inference_stats"]["fail"]["count"] - before["inference_stats"]["fail"]["count"]
     assert (success, fail) == (1, 1), f"expected one success and one failure, got {success}, {fail}"
+    assert after["queued_requests"] == 0, "a model without batching reports a queue"
     everything = http.get("/v2/models/stats").json()["model_stats"]
     assert {(m["name"], m["version"]) for m in everything} >= {("mlp", "1"), ("mlp", "2")}
     assert len(http.get("/v2/models/mlp/stats").json()["model_stats"]) == 2
@@ -782,7 +783,14 @@ def test_subprocess_server_serves_tritonclient_and_stops_gracefully(slow_repo, r
         jobs = [gather_job(i) for i in range(6)]
         results: list = [None] * len(jobs)
         threads = post_all_in_threads(handle.url, jobs, results)
-        time.sleep(0.5)  # the requests wait 1.5 s in the batcher's queue: SIGTERM arrives meanwhile
+        deadline = time.monotonic() + 10  # the requests wait 1.5 s in the batcher's queue...
+        queued = 0
+        while queued < len(jobs) and time.monotonic() < deadline:
+            time.sleep(0.02)
+            stats = httpx.get(handle.url + "/v2/models/slow/stats", timeout=5).json()
+            queued = stats["model_stats"][0]["queued_requests"]
+        assert queued == len(jobs), f"expected {len(jobs)} queued requests, got {queued}"
+        # ...so SIGTERM arrives while all of them are in flight
         handle.stop()
         for t in threads:
             t.join(10)

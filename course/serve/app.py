@@ -9,7 +9,7 @@ GET       ``/v2/models/{name}[/versions/{v}]``                         model met
 GET       ``/v2/models/{name}[/versions/{v}]/ready``                   model ready
 POST      ``/v2/models/{name}[/versions/{v}]/infer``                   inference (JSON or binary)
 GET       ``/v2/models/{name}[/versions/{v}]/config``                  Triton model configuration
-GET       ``/v2/models[/{name}[/versions/{v}]]/stats``                 Triton statistics
+GET       ``/v2/models[/{name}[/versions/{v}]]/stats``                 Triton statistics (+ queue)
 POST      ``/v2/repository/index``                                     models and their state
 ========  ===========================================================  ==========================
 
@@ -189,13 +189,14 @@ class _Server:
                 models = [self.repository.get(name, v) for v in self.repository.versions(name)]
         else:
             models = self.repository.all_versions()
-        return JSONResponse(
-            {
-                "model_stats": [
-                    self.stats[(m.name, m.version)].to_triton(m.name, m.version) for m in models
-                ]
-            }
-        )
+        entries = []
+        for m in models:
+            entry = self.stats[(m.name, m.version)].to_triton(m.name, m.version)
+            scheduler = self.schedulers.get((m.name, m.version))
+            # not in Triton's schema: how many requests wait in the dynamic batcher right now
+            entry["queued_requests"] = scheduler.queued if scheduler is not None else 0
+            entries.append(entry)
+        return JSONResponse({"model_stats": entries})
 
     async def repository_index(self, request: Request) -> Response:
         state = "READY" if self.accepting else "UNAVAILABLE"

@@ -155,6 +155,11 @@ class Scheduler:
         self._average_run = seconds if average is None else 0.8 * average + 0.2 * seconds
         return result
 
+    @property
+    def queued(self) -> int:
+        """How many requests wait for a batch (always 0 without dynamic batching)."""
+        return 0
+
     def start(self) -> None:
         """Start background work (needs a running event loop)."""
 
