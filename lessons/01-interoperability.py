@@ -472,6 +472,41 @@ sklearn_onnx = sklearn_conversion.model
 print(sklearn_conversion.route)
 
 
+# %% [markdown]
+# Three converters, three files: what did each write? An ONNX model is a graph of standard
+# operators, and the table counts them per file (`course.inspect.operator_histogram`).
+
+# %%
+from course import inspect
+
+operators = (
+    pd.DataFrame(
+        {
+            name: inspect.operator_histogram(model)
+            for name, model in [
+                ("scikit-learn", sklearn_onnx),
+                ("PyTorch", torch_onnx),
+                ("Keras", keras_onnx),
+            ]
+        }
+    )
+    .fillna(0)
+    .astype(int)
+)
+operators
+
+# %%
+inspect.draw_graph(torch_onnx, title="The PyTorch export as an ONNX graph (from the file)")
+
+# %% [markdown]
+# *What to see*: each converter wrote its own operator sequence for the same task (PyTorch
+# `Gemm`, Keras `MatMul` + `Add`, scikit-learn the `ai.onnx.ml` operators `Scaler` and
+# `LinearClassifier`), yet one runtime executes all three, because each operator has one
+# specification. The diagram reads top to bottom: input, layers with their weight shapes,
+# output.
+
+
+# %%
 def session_for(model):
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
