@@ -665,7 +665,8 @@ def encode_request(
 
     Example::
 
-        >>> body, n = encode_request({"x": np.array([1, 2], np.int64)}, binary=False)
+        >>> body, n = encode_request({"x": np.array([1, 2], np.int64)}, binary=False,
+        ...                          binary_outputs=False)
         >>> body
         b'{"inputs":[{"name":"x","shape":[2],"datatype":"INT64","data":[1,2]}]}'
     """
