@@ -13,6 +13,7 @@ asks the installed ONNX Runtime, so the answers are measured, never quoted::
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,6 @@ __all__ = [
     "TinyExample",
     "latest_opset",
     "load_error",
-    "operator_card",
     "operator_history",
     "operator_names",
     "probe_figure",
@@ -459,74 +459,6 @@ def tiny_example(op_type: str, opset: int | None = None, domain: str = "") -> Ti
     )
 
 
-def _formal_text(formal: onnx.defs.OpSchema.FormalParameter) -> str:
-    option = {
-        onnx.defs.OpSchema.FormalParameterOption.Optional: " (optional)",
-        onnx.defs.OpSchema.FormalParameterOption.Variadic: " (variadic)",
-    }.get(formal.option, "")
-    return f"{formal.name}: {formal.type_str}{option}"
-
-
-def _attribute_text(name: str, attr: onnx.defs.OpSchema.Attribute) -> str:
-    kind = str(attr.type).rsplit(".", 1)[-1].lower()
-    if attr.required:
-        return f"{name} ({kind}, required)"
-    if attr.default_value.type:
-        default = helper.get_attribute_value(attr.default_value)
-        if isinstance(default, bytes):
-            default = default.decode()
-        return f"{name} ({kind}, default {default!r})"
-    return f"{name} ({kind}, optional)"
-
-
-def operator_card(op_type: str, opset: int | None = None, domain: str = "") -> str:
-    """Everything about one operator at one opset, as text: the schema in force (inputs,
-    outputs, attributes, type constraints), the opsets where it changed, and a tiny example
-    run on this machine (or why there is none).
-
-    This is the logic of lesson 2's operator explorer; it never raises for an operator that
-    exists but is not available at ``opset``: the card says so and names the fix.
-
-    >>> "introduced in opset 20" in operator_card("Gelu", 18)
-    True
-    """
-    key = _norm_domain(domain)
-    history = operator_history(op_type, key)
-    shown_opset = latest_opset(key) if opset is None else int(opset)
-    marks = ", ".join(
-        f"[{v}]" if v == max((h for h in history if h <= shown_opset), default=-1) else str(v)
-        for v in history
-    )
-    lines = [
-        f"{op_type} ({key or 'ai.onnx'}) at opset {shown_opset}",
-        f"changed in opsets: {marks}   ([n] = the version in force)",
-    ]
-    try:
-        schema = schema_at(op_type, shown_opset, key)
-    except OperatorNotAvailableError as exc:
-        return "\n".join([*lines, "", f"not available: {exc}"])
-    lines += [
-        f"schema version {schema.since_version}: " + schema.doc.strip().split("\n")[0][:100],
-        "inputs:  " + "; ".join(_formal_text(f) for f in schema.inputs),
-        "outputs: " + "; ".join(_formal_text(f) for f in schema.outputs),
-        "attributes: "
-        + ("; ".join(_attribute_text(n, a) for n, a in sorted(schema.attributes.items())) or "-"),
-    ]
-    for c in schema.type_constraints:
-        types = sorted(t.removeprefix("tensor(").removesuffix(")") for t in c.allowed_type_strs)
-        shown = ", ".join(types[:8]) + (f", ... ({len(types)} types)" if len(types) > 8 else "")
-        lines.append(f"type {c.type_param_str} in: {shown}")
-    lines.append("")
-    try:
-        lines += ["tiny example:", tiny_example(op_type, shown_opset, key).text()]
-    except Exception as exc:  # no recipe fits, or the runtimes cannot run it
-        reason = str(exc).splitlines()[0][:300]
-        lines.append(
-            reason if reason.startswith("no tiny example") else f"no tiny example: {reason}"
-        )
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------------------------
 # what the installed runtime accepts, measured
 # --------------------------------------------------------------------------------------------
@@ -596,12 +528,18 @@ def load_error(model: onnx.ModelProto | bytes) -> str:
     try:
         ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        text = str(exc)
-        markers = ("Unsupported model", "ONNX Runtime only", "Could not find", "External data")
-        for marker in (*markers, "Error"):
+        text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", str(exc).strip())
+        markers = (
+            "Unsupported model",
+            "ONNX Runtime only",
+            "Could not find",
+            "External data",
+            "This is an invalid model",
+        )
+        for marker in markers:
             if marker in text:
                 return text[text.index(marker) :].strip()
-        return text.strip()
+        return text
     return ""
 
 

@@ -159,31 +159,6 @@ def test_classify(message, kind):
     assert opsets._classify(message) == kind
 
 
-def test_operator_card_marks_the_version_in_force_and_runs_an_example():
-    card = opsets.operator_card("Squeeze", 12)
-    assert "changed in opsets: 1, [11], 13" in card
-    assert "attributes: axes (ints, optional)" in card
-    assert "tiny example:" in card and "computed by onnxruntime" in card
-    assert "[13]" in opsets.operator_card("Squeeze", 18)
-
-
-def test_operator_card_defaults_and_types():
-    card = opsets.operator_card("Gemm")
-    assert f"at opset {opsets.latest_opset()}" in card
-    assert "alpha (float, default 1.0)" in card and "type T in:" in card
-    assert "direction (string, default 'forward')" in opsets.operator_card("LSTM")
-    assert "(optional)" in card and "(variadic)" in opsets.operator_card("Concat")
-    assert "required" in opsets.operator_card("Cast")
-
-
-def test_operator_card_when_not_available_or_not_runnable():
-    assert "introduced in opset 20" in opsets.operator_card("Gelu", 18)
-    lstm = opsets.operator_card("LSTM")
-    assert "no tiny example for LSTM" in lstm and "no tiny example: no" not in lstm
-    assert "no tiny example:" in opsets.operator_card("DFT")  # the recipe-less run fails
-    assert "ai.onnx.ml" in opsets.operator_card("Scaler", 1, "ai.onnx.ml")
-
-
 def test_load_error_is_short_and_empty_on_success(tmp_path):
     good = opsets.tiny_example("Relu", 14).model
     assert opsets.load_error(good) == "" and opsets.load_error(good.SerializeToString()) == ""
@@ -207,3 +182,18 @@ def test_probe_figure_draws_one_row_per_probe():
     assert {"accepted", "IR version too new / opset too new", "no kernel at this opset"} == labels
     with pytest.raises(ValueError, match="at least one"):
         opsets.probe_figure()
+
+
+def test_load_error_drops_the_status_prefix():
+    gelu = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            [onnx.helper.make_node("Gelu", ["x"], ["y"])],
+            "g",
+            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
+            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])],
+        ),
+        opset_imports=[onnx.helper.make_opsetid("", 18)],
+        ir_version=8,
+    )
+    message = opsets.load_error(gelu)
+    assert message.startswith("This is an invalid model") and "Gelu" in message, message
