@@ -1,0 +1,532 @@
+"""Worker side: execute one submission's prepared notebook(s) in a sandboxed kernel.
+
+A :class:`Job` carries everything a worker needs (the notebook with the instructor's test
+cells already restored, the assignment's data files, the limits), so a worker needs no course
+directory and no gradebook: the same job runs in a local process pool or on a Dask cluster.
+The worker returns a :class:`JobResult`; the grader (the only writer of the gradebook) turns
+it into scores.
+
+The executor is nbgrader's own ``Execute`` preprocessor (so error and timeout handling are
+nbgrader's), with:
+
+- the kernel started by :class:`SandboxedKernelManager` (bubblewrap + rlimits, IPC sockets
+  because the kernel has no network);
+- a wall-time limit for the whole notebook, an output budget, a memory watch;
+- a *guard* run in the kernel before the first and after every graded test cell: it raises a
+  fresh random token, which must come back as an error (so error reporting still works) and
+  reports library functions, IPython hooks and display machinery that the notebook replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbgrader import utils as nbutils
+from nbgrader.preprocessors import Execute
+from traitlets.config import Config
+
+from . import sandbox as sb
+
+#: Categories of a failed execution (``JobResult`` -> ``report.json``).
+WALL, OUTPUT, CELL_TIMEOUT, KERNEL_DIED, TAMPERING, STARTUP, INTERNAL = (
+    "wall-time",
+    "output-limit",
+    "cell-timeout",
+    "kernel-died",
+    "tampering",
+    "kernel-start",
+    "internal-error",
+)
+
+
+@dataclass
+class NotebookJob:
+    name: str  #: notebook file name, e.g. ``00-template.ipynb``
+    notebook: str  #: prepared notebook (nbformat 4 JSON), instructor's test cells restored
+
+
+@dataclass
+class Job:
+    """Everything a worker needs to execute one student's submission of one assignment."""
+
+    student: str
+    assignment: str
+    notebooks: list[NotebookJob]
+    files: dict[str, bytes]  #: data files for the working folder (relative path -> bytes)
+    limits: sb.Limits
+    config: dict  #: nbgrader configuration (traitlets Config as a plain dict)
+    sandbox: str = "auto"  #: auto | bubblewrap | none
+    threads: int = 1  #: threads per kernel (OMP/BLAS)
+    guard: bool = True
+    expose: tuple[str, ...] = ()
+
+
+@dataclass
+class NotebookOutcome:
+    name: str
+    ok: bool  #: ran to the end (scores can be taken from it)
+    notebook: str | None  #: executed notebook (partial when not ok), JSON
+    category: str | None = None
+    reason: str | None = None
+    failed_cell: int | None = None
+    tampering: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    peak_memory_mb: float = 0.0
+    leftover_pids: list[int] = field(default_factory=list)
+    kernel_log: str = ""
+
+
+@dataclass
+class JobResult:
+    student: str
+    assignment: str
+    outcomes: list[NotebookOutcome]
+    sandbox: dict
+    host: str
+    worker: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """A kernel manager that starts its kernel through a :class:`~autograder.sandbox.KernelLauncher`."""
+
+    def __init__(self, *, launcher: sb.KernelLauncher, **kw: Any):
+        super().__init__(**kw)
+        self.launcher = launcher
+        if launcher.info.isolated:
+            # no network inside: the kernel listens on Unix sockets in its own folder
+            self.transport = "ipc"
+            self.ip = str(launcher.sockdir / "k")
+        self.connection_file = str(launcher.sockdir / "kernel.json")
+        self.cache_ports = False
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        return self.launcher.wrap(super().format_kernel_cmd(extra_arguments))
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        uid = self.launcher.uid
+        if uid is not None and os.geteuid() == 0:
+            os.chown(self.connection_file, uid, uid)
+        kw.update(self.launcher.popen_kwargs())
+        try:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+        finally:
+            process = getattr(self.provisioner, "process", None)
+            if process is not None:
+                self.launcher.started(process)
+            else:
+                self.launcher.close_files()
+
+    async def _async_interrupt_kernel(self) -> None:
+        if not self.launcher.interrupt():
+            await super()._async_interrupt_kernel()
+
+    interrupt_kernel = _async_interrupt_kernel
+
+    async def _async_kill_kernel(self, restart: bool = False) -> None:
+        self.launcher.kill_all()
+        with contextlib.suppress(Exception):
+            await super()._async_kill_kernel(restart=restart)
+
+    _kill_kernel = _async_kill_kernel
+
+
+GUARD = r"""
+def _autograder_guard():
+    import sys, types
+    found = []
+    fn_types = (types.FunctionType, types.MethodType)
+
+    def mine(v):
+        t = type(v)
+        if t in fn_types:
+            return getattr(getattr(v, "__func__", v), "__module__", None) == "__main__"
+        if isinstance(v, type):
+            return v.__dict__.get("__module__") == "__main__"
+        return callable(v) and vars(t).get("__module__") == "__main__"
+
+    main_dict = getattr(sys.modules.get("__main__"), "__dict__", None)
+    for name, mod in list(sys.modules.items()):
+        if name == "__main__" or mod is None:
+            continue
+        d = getattr(mod, "__dict__", None)
+        if type(d) is not dict or d is main_dict:
+            continue
+        for key, value in list(d.items()):
+            if mine(value):
+                found.append(f"{name}.{key}")
+    ip = get_ipython()
+    objects = {"shell": ip, "kernel": getattr(ip, "kernel", None),
+               "displayhook": getattr(ip, "displayhook", None),
+               "display_pub": getattr(ip, "display_pub", None),
+               "session": getattr(getattr(ip, "kernel", None), "session", None),
+               "sys.stdout": sys.stdout, "sys.stderr": sys.stderr}
+    for label, obj in objects.items():
+        if obj is None:
+            continue
+        if vars(type(obj)).get("__module__") == "__main__" or type(obj).__module__ == "__main__":
+            found.append(f"{label} (replaced by a notebook class)")
+        for klass in type(obj).__mro__:
+            for key, value in list(vars(klass).items()):
+                if mine(value):
+                    found.append(f"{klass.__module__}.{klass.__qualname__}.{key}")
+        for key, value in list(getattr(obj, "__dict__", {}).items()):
+            if mine(value):
+                found.append(f"{label}.{key}")
+    for event, callbacks in getattr(ip.events, "callbacks", {}).items():
+        for cb in callbacks:
+            if mine(cb):
+                found.append(f"IPython event '{event}' callback {getattr(cb, '__name__', cb)!r}")
+    for attr in ("input_transformers_cleanup", "input_transformers_post", "ast_transformers"):
+        for t in getattr(ip, attr, []):
+            if mine(t) or vars(type(t)).get("__module__") == "__main__":
+                found.append(f"IPython {attr} entry {getattr(t, '__name__', type(t).__name__)!r}")
+    if getattr(ip, "custom_exceptions", ()):
+        found.append("IPython set_custom_exc handler")
+    for getter in ("gettrace", "getprofile"):
+        hook = getattr(sys, getter)()
+        if hook is not None and mine(hook):
+            found.append(f"sys.{getter}() is a notebook function")
+    import json as _json
+    raise AssertionError("@NONCE@" + _json.dumps(sorted(set(found))))
+
+
+try:
+    _autograder_guard()
+finally:
+    del _autograder_guard
+"""
+
+
+class GuardTimeout(Exception):
+    pass
+
+
+class _Abort(Exception):
+    pass
+
+
+def _is_test_cell(cell: nbformat.NotebookNode) -> bool:
+    return (
+        cell.cell_type == "code"
+        and nbutils.is_grade(cell)
+        and not nbutils.is_solution(cell)
+        and bool(cell.source.strip())
+    )
+
+
+def describe_cell(nb: nbformat.NotebookNode, index: int | None) -> str:
+    """``cell 12 (ex1-visible)`` or ``cell 5 (`while True: pass`)``: where something happened."""
+    if index is None or not (0 <= index < len(nb.cells)):
+        return "before the first cell"
+    cell = nb.cells[index]
+    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    if grade_id:
+        return f"cell {index + 1} ({grade_id})"
+    first = next((ln.strip() for ln in cell.source.splitlines() if ln.strip()), "")
+    if len(first) > 60:
+        first = first[:57] + "..."
+    return f"cell {index + 1} (`{first}`)"
+
+
+class GradingClient(Execute):
+    """nbgrader's Execute preprocessor, driving a sandboxed kernel under limits."""
+
+    def __init__(self, nb: nbformat.NotebookNode, *, launcher: sb.KernelLauncher, job: Job, **kw):
+        super().__init__(**kw)
+        self.nb = nb
+        self.launcher = launcher
+        self.job = job
+        self.limits = job.limits
+        self._output_bytes = 0
+        self._abort_reason: str | None = None
+        self._abort_category: str | None = None
+        self._current: int | None = None
+        self.tampering: list[str] = []
+        self.peak_memory_mb = 0.0
+        self.store_widget_state = True
+
+    def create_kernel_manager(self) -> SandboxedKernelManager:
+        kw = {"config": self.config}
+        if self.kernel_name:
+            kw["kernel_name"] = self.kernel_name
+        self.km = SandboxedKernelManager(launcher=self.launcher, **kw)
+        self.km.client_class = "jupyter_client.asynchronous.AsyncKernelClient"
+        return self.km
+
+    # -- limits ---------------------------------------------------------------------------
+
+    def abort(self, category: str, reason: str) -> None:
+        """Stop the notebook now: kill the kernel and everything it started."""
+        if self._abort_reason is None:
+            self._abort_category, self._abort_reason = category, reason
+        self.launcher.kill_all()
+
+    def process_message(self, msg: dict, cell: nbformat.NotebookNode, cell_index: int):
+        if self._abort_reason is not None:
+            if msg.get("msg_type") == "status" and msg["content"].get("execution_state") == "idle":
+                return super().process_message(msg, cell, cell_index)
+            return None
+        self._count(msg)
+        if self._abort_reason is not None:
+            return None
+        return super().process_message(msg, cell, cell_index)
+
+    def _count(self, msg: dict) -> None:
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        size += sum(len(b) for b in msg.get("buffers") or [])
+        self._output_bytes += size
+        budget = self.limits.output_mb * 1024 * 1024
+        if self._output_bytes > budget:
+            self.abort(
+                OUTPUT,
+                f"the notebook wrote more than {self.limits.output_mb:g} MB of output "
+                f"({describe_cell(self.nb, self._current)}); printing less (no loops of prints, "
+                "no huge arrays) fixes it",
+            )
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            with contextlib.suppress(Exception):
+                self.peak_memory_mb = max(self.peak_memory_mb, self.launcher.memory_mb())
+
+    # -- the guard ------------------------------------------------------------------------
+
+    async def _run_hidden(self, code: str, timeout: float) -> tuple[dict | None, list[dict]]:
+        """Run code in the kernel outside the notebook; returns (reply content, error outputs)."""
+        assert self.kc is not None
+        msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=False)
+        deadline = time.monotonic() + timeout
+        reply, errors, idle = None, [], False
+        while reply is None or not idle:
+            if self._abort_reason is not None:
+                raise _Abort()
+            if time.monotonic() > deadline:
+                raise GuardTimeout()
+            if reply is None:
+                with contextlib.suppress(Empty, asyncio.TimeoutError):
+                    msg = await self.kc.get_shell_msg(timeout=0.02)
+                    if msg["parent_header"].get("msg_id") == msg_id:
+                        reply = msg["content"]
+            with contextlib.suppress(Empty, asyncio.TimeoutError):
+                msg = await self.kc.get_iopub_msg(timeout=0.05)
+                self._count(msg)
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    if msg["msg_type"] == "error":
+                        errors.append(msg["content"])
+                    elif (
+                        msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
+                    ):
+                        idle = True
+            if not await self.km.is_alive():
+                raise DeadKernelError("Kernel died")
+        return reply, errors
+
+    async def guard(self, where: str) -> None:
+        nonce = "AUTOGRADER-GUARD-" + secrets.token_hex(12)
+        timeout = min(30.0, float(self.timeout or 30))
+        try:
+            reply, errors = await self._run_hidden(GUARD.replace("@NONCE@", nonce), timeout)
+        except GuardTimeout:
+            self.tampering.append(
+                f"the integrity check {where} did not finish in {timeout:g} s "
+                "(IPython hooks that block or slow every cell?)"
+            )
+            return
+        status_ok = (
+            reply is not None
+            and reply.get("status") == "error"
+            and str(reply.get("evalue", "")).startswith(nonce)
+        )
+        shown = [e for e in errors if str(e.get("evalue", "")).startswith(nonce)]
+        if not status_ok or not shown:
+            self.tampering.append(
+                f"error reporting is disabled {where}: a deliberate error in the kernel did not "
+                "come back as an error (tracebacks or exceptions are suppressed)"
+            )
+            return
+        payload = str(shown[0]["evalue"])[len(nonce) :]
+        try:
+            names = json.loads(payload)
+        except ValueError:
+            self.tampering.append(f"the integrity check {where} returned garbage: {payload[:200]}")
+            return
+        for name in names:
+            self.tampering.append(f"{name} was replaced by code from the notebook ({where})")
+
+    # -- the run --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Execute every cell; raises DeadKernelError/CellTimeoutError/_Abort on failure."""
+        self.reset_execution_trackers()
+        watch: asyncio.Task | None = None
+        async with self.async_setup_kernel():
+            assert self.kc is not None and self.km is not None
+            self.launcher.lock_sockets()
+            self.launcher.find_kernel()
+            watch = asyncio.ensure_future(self._watch())
+            try:
+                info = await self.async_wait_for_reply(await _maybe(self.kc.kernel_info()))
+                if info is not None and "language_info" in info["content"]:
+                    self.nb.metadata["language_info"] = info["content"]["language_info"]
+                guarded_once = False
+                for index, cell in enumerate(self.nb.cells):
+                    self._current = index
+                    test = _is_test_cell(cell)
+                    if test and self.job.guard and not guarded_once:
+                        await self.guard(f"before {describe_cell(self.nb, index)}")
+                        guarded_once = True
+                    await self.async_execute_cell(
+                        cell, index, execution_count=self.code_cells_executed + 1
+                    )
+                    if self._abort_reason is not None:
+                        raise _Abort()
+                    if test and self.job.guard:
+                        await self.guard(f"after {describe_cell(self.nb, index)}")
+                self._current = None
+                self.set_widgets_metadata()
+            finally:
+                watch.cancel()
+
+
+async def _maybe(value):
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        return await value
+    return value
+
+
+def _execute_one(
+    job: Job, nbjob: NotebookJob, info: sb.SandboxInfo, uid: int | None
+) -> NotebookOutcome:
+    t0 = time.monotonic()
+    jobdir = Path(tempfile.mkdtemp(prefix="autograder-job-"))
+    os.chmod(jobdir, 0o711)
+    nb = nbformat.reads(nbjob.notebook, as_version=4)
+    launcher = sb.KernelLauncher(
+        info, job.limits, jobdir, files=job.files, uid=uid, threads=job.threads, expose=job.expose
+    )
+    launcher.prepare()
+    config = Config(job.config)
+    client = GradingClient(nb, launcher=launcher, job=job, config=config)
+    if job.limits.cell_timeout_s is not None:
+        client.timeout = int(job.limits.cell_timeout_s)
+    client.interrupt_on_timeout = True
+    client.allow_errors = True
+    client.shutdown_kernel = "immediate"
+    outcome = NotebookOutcome(name=nbjob.name, ok=False, notebook=None)
+    loop = asyncio.new_event_loop()
+    timer = loop.call_later(
+        max(1.0, job.limits.wall_s),
+        lambda: client.abort(
+            WALL,
+            f"the notebook ran past the wall-time limit of {job.limits.wall_s:g} s "
+            f"(stopped in {describe_cell(client.nb, client._current)}); an infinite loop, a long "
+            "sleep or very slow code",
+        ),
+    )
+    try:
+        loop.run_until_complete(client.run())
+        outcome.ok = True
+    except (_Abort, DeadKernelError, CellTimeoutError, RuntimeError, Exception) as exc:
+        outcome.failed_cell = client._current
+        where = describe_cell(client.nb, client._current)
+        if client._abort_reason is not None:
+            outcome.category, outcome.reason = client._abort_category, client._abort_reason
+        elif isinstance(exc, CellTimeoutError):
+            outcome.category = CELL_TIMEOUT
+            outcome.reason = (
+                f"{where} ran past the {client.timeout} s cell limit and did not stop when "
+                "interrupted (a loop in compiled code, or SIGINT ignored)"
+            )
+        elif isinstance(exc, DeadKernelError) or (
+            client.km is not None and launcher.exit_description() is not None
+        ):
+            outcome.category = KERNEL_DIED
+            died = launcher.exit_description() or "died"
+            outcome.reason = f"the kernel {died} while running {where}"
+            limit = job.limits.memory_mb
+            if client.peak_memory_mb > 0.7 * limit or "MemoryError" in launcher.log_tail():
+                outcome.reason += (
+                    f"; it used up to {client.peak_memory_mb:.0f} MB of the {limit} MB memory "
+                    "limit: probably out of memory"
+                )
+        elif client.kc is None and client.code_cells_executed == 0:
+            outcome.category = STARTUP
+            outcome.reason = f"the kernel did not start: {exc}"
+        else:
+            outcome.category = INTERNAL
+            outcome.reason = f"grading error {type(exc).__name__}: {exc}"
+            outcome.kernel_log = traceback.format_exc()[-2000:]
+    finally:
+        timer.cancel()
+        with contextlib.suppress(Exception):
+            if client.km is not None and client.kc is not None:
+                loop.run_until_complete(asyncio.wait_for(client._async_cleanup_kernel(), 15))
+        atexit.unregister(client._cleanup_kernel)
+        outcome.leftover_pids = launcher.kill_all()
+        launcher.close_files()
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    outcome.tampering = list(client.tampering)
+    outcome.peak_memory_mb = round(client.peak_memory_mb, 1)
+    outcome.kernel_log = outcome.kernel_log or launcher.log_tail(1500)
+    outcome.notebook = nbformat.writes(client.nb)
+    outcome.seconds = {"total": round(time.monotonic() - t0, 3)}
+    shutil.rmtree(jobdir, ignore_errors=True)
+    return outcome
+
+
+def run_job(job: Job) -> JobResult:
+    """Execute a job's notebooks one after the other, each in a fresh sandboxed kernel.
+
+    This is the function executors run (``ProcessPoolExecutor`` or a Dask cluster).
+    """
+    t0 = time.monotonic()
+    info = sb.probe(job.sandbox)
+    outcomes = []
+    with sb.uid_slot() if info.privileged else contextlib.nullcontext() as uid:
+        for nbjob in job.notebooks:
+            outcomes.append(_execute_one(job, nbjob, info, uid))
+    return JobResult(
+        student=job.student,
+        assignment=job.assignment,
+        outcomes=outcomes,
+        sandbox=info.to_dict(),
+        host=socket.gethostname(),
+        worker=os.getpid(),
+        seconds=round(time.monotonic() - t0, 3),
+    )
+
+
+def worker_init() -> None:
+    """Process-pool initializer: the worker dies with the grader (and its sandboxes with it)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    # Ctrl-C goes to the grader, which cancels the run; workers are killed with it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
