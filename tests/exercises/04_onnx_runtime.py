@@ -1,0 +1,147 @@
+"""Exercise self-tests for 04-onnx-runtime: other correct answers, and plausible wrong ones."""
+
+ALTERNATIVES = {
+    # defaults left implicit (ALL and sequential are ORT's defaults), os.fspath, keyword options
+    "ex1-session": """
+def serving_session(model_path, optimized_path):
+    opts = ort.SessionOptions()
+    for key, value in {"intra_op_num_threads": 1, "inter_op_num_threads": 1, "log_severity_level": 3}.items():
+        setattr(opts, key, value)
+    opts.optimized_model_filepath = os.fspath(optimized_path)
+    return ort.InferenceSession(os.fspath(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
+""",
+    # the whole calibration set as one batch, no pre-processing, per-tensor, 50 images
+    "ex2-quantize": """
+class ImageCalibrationReader(CalibrationDataReader):
+    def __init__(self, images, input_name):
+        self.feed = {input_name: np.asarray(images, dtype=np.float32).reshape(-1, 1, 8, 8)}
+        self.done = False
+
+    def get_next(self):
+        if self.done:
+            return None
+        self.done = True
+        return self.feed
+
+
+def quantize_cnn(model_path, out_path, images):
+    quantize_static(
+        str(model_path), str(out_path), ImageCalibrationReader(images[:50], "input"),
+        quant_format=QuantFormat.QDQ,
+    )
+""",
+    # a temporary file, options passed by keyword
+    "ex3-fused": """
+def nodes_fused(model_path, level):
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "optimized.onnx")
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.graph_optimization_level = level
+        so.optimized_model_filepath = out
+        ort.InferenceSession(str(model_path), sess_options=so, providers=["CPUExecutionProvider"])
+        return len(onnx.load(str(model_path)).graph.node) - len(onnx.load(out).graph.node)
+""",
+    # a different valid method: the ratio of the two medians' own bootstrap intervals (conservative)
+    "ex4-decide": """
+def _median_ci(x, seed):
+    x = np.asarray(x, dtype=float)
+    rng = np.random.default_rng(seed)
+    meds = np.median(x[rng.integers(0, len(x), size=(4000, len(x)))], axis=1)
+    return np.quantile(meds, 0.025), np.quantile(meds, 0.975)
+
+
+def speedup_interval(baseline_ms, candidate_ms):
+    b_lo, b_hi = _median_ci(baseline_ms, 7)
+    c_lo, c_hi = _median_ci(candidate_ms, 8)
+    return b_lo / c_hi, b_hi / c_lo
+
+
+def verdict(baseline_ms, candidate_ms):
+    low, high = speedup_interval(baseline_ms, candidate_ms)
+    return "faster" if low > 1 else "slower" if high < 1 else "no measurable difference"
+""",
+    "ex5-audit": """
+def audit_claim(fp32_s, int8_s, n_samples, fp32_mb, int8_mb, claimed_speedup):
+    per32 = fp32_s / n_samples * 1e3
+    per8 = int8_s / n_samples * 1e3
+    measured = per32 / per8
+    return dict(
+        speedup=measured,
+        fp32_ms_per_sample=per32,
+        int8_ms_per_sample=per8,
+        size_ratio=fp32_mb / int8_mb,
+        claim_holds=abs(claimed_speedup / measured - 1) <= 0.05,
+    )
+""",
+}
+
+_EX2_READER = """
+class ImageCalibrationReader(CalibrationDataReader):
+    def __init__(self, images, input_name):
+        self.feeds = iter([{input_name: np.asarray(img, np.float32).reshape(1, 1, 8, 8)} for img in images])
+
+    def get_next(self):
+        return next(self.feeds, None)
+"""
+
+_EX3_FIXED_OPTIONS = """
+def nodes_fused(model_path, level):
+    out = str(WORK / "ex3-optimized.onnx")
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = level
+    so.optimized_model_filepath = out
+    ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+    before = len(onnx.load(str(model_path)).graph.node)
+    after = len(onnx.load(out).graph.node)
+    return {result}
+"""
+
+WRONG = {
+    "ex1-session": [
+        # the optimised graph is never saved
+        "def serving_session(model_path, optimized_path):\n    so = ort.SessionOptions()\n    so.intra_op_num_threads = 1\n    so.inter_op_num_threads = 1\n    so.log_severity_level = 3\n    return ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n",
+        # threads left at ORT's default (0: one per core)
+        "def serving_session(model_path, optimized_path):\n    so = ort.SessionOptions()\n    so.optimized_model_filepath = str(optimized_path)\n    so.log_severity_level = 3\n    return ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n",
+        # extended instead of all
+        "def serving_session(model_path, optimized_path):\n    so = ort.SessionOptions()\n    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED\n    so.optimized_model_filepath = str(optimized_path)\n    so.intra_op_num_threads = 1\n    so.inter_op_num_threads = 1\n    so.log_severity_level = 3\n    return ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n",
+    ],
+    "ex2-quantize": [
+        # flat vectors: the CNN wants N x 1 x 8 x 8
+        "class ImageCalibrationReader(CalibrationDataReader):\n    def __init__(self, images, input_name):\n        self.feeds = iter([{input_name: images[i:i + 1]} for i in range(len(images))])\n\n    def get_next(self):\n        return next(self.feeds, None)\n\n\ndef quantize_cnn(model_path, out_path, images):\n    quantize_static(str(model_path), str(out_path), ImageCalibrationReader(images, 'input'))\n",
+        # dynamic quantization: no calibration, no QDQ nodes
+        _EX2_READER
+        + "\n\ndef quantize_cnn(model_path, out_path, images):\n    quantize_dynamic(str(model_path), str(out_path), weight_type=QuantType.QInt8)\n",
+        # the calibration images as 8-bit pixels (0-255): accuracy collapses
+        "class ImageCalibrationReader(CalibrationDataReader):\n    def __init__(self, images, input_name):\n        pixels = np.asarray(images, np.float32).reshape(-1, 1, 1, 8, 8) * 255\n        self.feeds = iter([{input_name: p} for p in pixels])\n\n    def get_next(self):\n        return next(self.feeds, None)\n\n\ndef quantize_cnn(model_path, out_path, images):\n    quantize_static(str(model_path), str(out_path), ImageCalibrationReader(images, 'input'))\n",
+        # QOperator format: QLinearConv instead of QDQ pairs
+        _EX2_READER
+        + "\n\ndef quantize_cnn(model_path, out_path, images):\n    quantize_static(str(model_path), str(out_path), ImageCalibrationReader(images, 'input'), quant_format=QuantFormat.QOperator)\n",
+    ],
+    "ex3-fused": [
+        # the colleague's code as given
+        "def nodes_fused(model_path, level):\n    out = str(WORK / 'ex3-optimized.onnx')\n    so = ort.SessionOptions()\n    session = ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n    so.graph_optimization_level = level\n    so.optimized_model_filepath = out\n    before = len(onnx.load(str(model_path)).graph.node)\n    after = len(onnx.load(out).graph.node)\n    return after - before\n",
+        # options fixed, the sign not
+        _EX3_FIXED_OPTIONS.format(result="after - before"),
+        # the level is never applied (ORT's default, all, every time)
+        "def nodes_fused(model_path, level):\n    out = str(WORK / 'ex3-optimized.onnx')\n    so = ort.SessionOptions()\n    so.log_severity_level = 3\n    so.optimized_model_filepath = out\n    ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n    return len(onnx.load(str(model_path)).graph.node) - len(onnx.load(out).graph.node)\n",
+    ],
+    "ex4-decide": [
+        # means, no interval: noise and outliers decide
+        "def speedup_interval(baseline_ms, candidate_ms):\n    r = np.mean(baseline_ms) / np.mean(candidate_ms)\n    return r * 0.95, r * 1.05\n\n\ndef verdict(baseline_ms, candidate_ms):\n    return 'faster' if np.mean(candidate_ms) < np.mean(baseline_ms) else 'slower'\n",
+        # the ratio upside down (candidate / baseline)
+        "def speedup_interval(baseline_ms, candidate_ms):\n    rng = np.random.default_rng(0)\n    b, c = np.asarray(baseline_ms), np.asarray(candidate_ms)\n    r = [np.median(rng.choice(c, len(c))) / np.median(rng.choice(b, len(b))) for _ in range(1000)]\n    return tuple(np.quantile(r, [0.025, 0.975]))\n\n\ndef verdict(baseline_ms, candidate_ms):\n    low, high = speedup_interval(baseline_ms, candidate_ms)\n    return 'faster' if low > 1 else 'slower' if high < 1 else 'no measurable difference'\n",
+        # medians compared, the interval ignored
+        "def speedup_interval(baseline_ms, candidate_ms):\n    r = np.median(baseline_ms) / np.median(candidate_ms)\n    return r, r\n\n\ndef verdict(baseline_ms, candidate_ms):\n    return 'faster' if np.median(candidate_ms) < np.median(baseline_ms) else 'slower'\n",
+    ],
+    "ex5-audit": [
+        # speed-up upside down
+        "def audit_claim(fp32_s, int8_s, n_samples, fp32_mb, int8_mb, claimed_speedup):\n    s = int8_s / fp32_s\n    return {'speedup': s, 'fp32_ms_per_sample': 1000 * fp32_s / n_samples, 'int8_ms_per_sample': 1000 * int8_s / n_samples, 'size_ratio': fp32_mb / int8_mb, 'claim_holds': abs(claimed_speedup - s) <= 0.05 * s}\n",
+        # seconds, not milliseconds, per sample
+        "def audit_claim(fp32_s, int8_s, n_samples, fp32_mb, int8_mb, claimed_speedup):\n    s = fp32_s / int8_s\n    return {'speedup': s, 'fp32_ms_per_sample': fp32_s / n_samples, 'int8_ms_per_sample': int8_s / n_samples, 'size_ratio': fp32_mb / int8_mb, 'claim_holds': abs(claimed_speedup - s) <= 0.05 * s}\n",
+        # trusts the text: the claim always holds
+        "def audit_claim(fp32_s, int8_s, n_samples, fp32_mb, int8_mb, claimed_speedup):\n    s = fp32_s / int8_s\n    return {'speedup': s, 'fp32_ms_per_sample': 1000 * fp32_s / n_samples, 'int8_ms_per_sample': 1000 * int8_s / n_samples, 'size_ratio': fp32_mb / int8_mb, 'claim_holds': True}\n",
+    ],
+}
