@@ -19,11 +19,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = (
+    "anatomy",
     "bench",
     "check",
     "convert",
     "data",
     "inspect",
+    "opsets",
     "quantize",
     "serve",
     "verify",
