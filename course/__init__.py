@@ -7,39 +7,42 @@ offline data, used by every lesson and importable in your own projects::
     conv = course.convert.sklearn_to_onnx(pipeline, X[:5])
     conv.report            # parity against scikit-learn, run by onnxruntime and onnx.reference
 
-Submodules are imported on first use, so ``import course`` stays fast and a missing optional
-framework (TensorFlow, PyTorch) only matters when its converter is called.
+Submodules (``course.convert``, ``course.bench``, ...) are imported on first use, so
+``import course`` stays fast and a missing optional framework (TensorFlow, PyTorch) only matters
+when its converter is called. ``course.check()`` checks your answers in a lesson notebook.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import pkgutil
+from pathlib import Path
 from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = (
-    "anatomy",
-    "bench",
-    "check",
-    "convert",
-    "data",
-    "inspect",
-    "opsets",
-    "quantize",
-    "serve",
-    "verify",
-    "widgets",
-)
+
+def _submodules() -> list[str]:
+    return sorted(
+        m.name
+        for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+        if not m.name.startswith("_")
+    )
+
+
+def check(*args: Any, **kwargs: Any) -> Any:
+    """Check your answers in a lesson notebook without an instructor (see ``course.selfcheck``)."""
+    from course.selfcheck import check as _check
+
+    return _check(*args, **kwargs)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
         return importlib.import_module(f"{__name__}.{name}")
-    if name == "check_exercises":
-        return importlib.import_module(f"{__name__}.check").check
     raise AttributeError(f"module 'course' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_SUBMODULES])
+    return sorted([*globals(), *_submodules()])
