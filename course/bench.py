@@ -679,10 +679,12 @@ def compare(
 ) -> Comparison:
     """Time several candidates; the first is the baseline.
 
-    With ``interleaved=True`` (the default) round *r* times every candidate once, starting at a
-    rotating position (A B C, B C A, C A B, ...), so that drift of the machine and position
-    effects hit all candidates alike; ``interleaved=False`` times them one after another (to
-    show why that misleads). When confidence intervals overlap, ``Comparison.overlap`` is set
+    With ``interleaved=True`` (the default) every round times each candidate once, in an order
+    shuffled per round (seeded by ``seed``, so reproducible), so that drift of the machine and
+    position effects hit all candidates alike. A fixed pattern (A B A B ...) can resonate with
+    the operating system's time slices on a busy machine and penalise one candidate every time;
+    the shuffle breaks that. ``interleaved=False`` times them one after another (to show why
+    that misleads). When confidence intervals overlap, ``Comparison.overlap`` is set
     and, if ``warn``, an :class:`OverlappingIntervalsWarning` is issued.
 
     Example::
@@ -711,9 +713,10 @@ def compare(
             for _ in range(warmup):
                 for n in names:
                     _time_call(candidates[n], 1, n, "warm-up")
-            for r in range(repeat):
-                start = r % len(names)
-                for n in names[start:] + names[:start]:
+            order = np.random.default_rng(seed)
+            for _ in range(repeat):
+                for k in order.permutation(len(names)):
+                    n = names[k]
                     samples[n].append(_time_call(candidates[n], number, n, "timing"))
         else:
             for n in names:
