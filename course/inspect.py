@@ -280,14 +280,18 @@ def _size_on_disk(model: Any, proto: onnx.ModelProto) -> tuple[int, str]:
 def summary(model: Any) -> ModelSummary:
     """Inputs, outputs, IR version, opsets, operators, parameters and size of a model.
 
-    Given a path, the size is the file's (plus external data files); otherwise the serialized
-    size of the ModelProto.
+    Given a path, the size is the file's (plus its external data files, which are not loaded);
+    otherwise the serialized size of the ModelProto.
 
     Example::
 
         summary(conversion)      # shows as a table in a notebook; print() gives text
     """
-    proto = load_model(model)
+    if isinstance(model, (str, os.PathLike)) and Path(model).is_file():
+        # weights stored as external data are counted from their dims, never loaded
+        proto = onnx.load(model, load_external_data=False)
+    else:
+        proto = load_model(model)
     size, source = _size_on_disk(model, proto)
     producer = " ".join(p for p in (proto.producer_name, proto.producer_version) if p)
     return ModelSummary(
