@@ -106,22 +106,50 @@ plt.show()
 # that promise leaks. (Exercise 1 asks when the hub does *not* pay off.)
 
 # %% [markdown]
-# ## 2. Common challenges when models move
+# ### A first round trip, in one minute
 #
-# We use the course's small reference data and models: scikit-learn's bundled 8 × 8
-# handwritten digits (no download), a scikit-learn pipeline and a PyTorch network, both
-# trained in seconds and cached on disk. The features are the pixel intensities (0-16) divided
-# by 16: float32 values in [0, 1].
+# Train on one side, deploy on the other. We use the course's small reference data:
+# scikit-learn's bundled 8 × 8 handwritten digits (no download). The features are the pixel
+# intensities (0-16) divided by 16, float32 values in [0, 1]. A scikit-learn pipeline (a scaler
+# and a logistic regression, trained in seconds and cached on disk) is exported to one `.onnx`
+# file.
 
 # %%
+import tempfile
+from pathlib import Path
+
 split = data.load_digits_split()
-pipe = data.train_sklearn_classifier(split)
-mlp = data.train_torch_mlp(split)
 X_test, y_test = split.X_test, split.y_test
-print(
-    f"{split.X_train.shape[0]} training and {X_test.shape[0]} test images, "
-    f"{split.n_features} features ({X_test.dtype}), {split.n_classes} classes"
-)
+pipe = data.train_sklearn_classifier(split)
+workdir = Path(tempfile.mkdtemp(prefix="lesson01-"))
+sklearn_conversion = convert.sklearn_to_onnx(pipe, X_test[:8], workdir / "digits.onnx")
+print(f"{split.X_train.shape[0]} training images, {X_test.shape[0]} test images")
+print(f"wrote {sklearn_conversion.path.name}: {sklearn_conversion.path.stat().st_size:,} bytes")
+
+# %% [markdown]
+# The deployment side needs neither scikit-learn nor the training code: ONNX Runtime and NumPy
+# read the file and predict.
+
+# %%
+session = ort.InferenceSession(str(sklearn_conversion.path), providers=["CPUExecutionProvider"])
+labels, probabilities = session.run(None, {session.get_inputs()[0].name: X_test[:8]})
+print("ONNX Runtime predicts:", labels)
+print("scikit-learn predicts:", pipe.predict(X_test[:8]))
+print("true labels:          ", y_test[:8])
+
+# %% [markdown]
+# *What to notice*: one file carried the scaler and the classifier across; the two sides
+# agree. The next section shows the ways this goes wrong.
+
+# %% [markdown]
+# ## 2. Common challenges when models move
+#
+# Besides the scikit-learn pipeline we need a PyTorch network for the same digits (two hidden
+# layers, trained in seconds and cached).
+
+# %%
+mlp = data.train_torch_mlp(split)
+print(mlp)
 
 # %% [markdown]
 # ### 2.1 Operator coverage gaps
@@ -450,8 +478,8 @@ plt.show()
 #
 # The promise of a hub format, tested: the same task (classify the digits) trained in
 # scikit-learn, PyTorch and Keras; each model exported to ONNX by its own converter; all three
-# files run by the same ONNX Runtime; each compared with its source framework on the 450 test
-# images. We already have the scikit-learn pipeline and the PyTorch export; Keras comes next.
+# files run by the same ONNX Runtime; each compared with its source framework on all the test
+# images. We already have the scikit-learn and PyTorch exports; Keras comes next.
 #
 # Keras 3 is the default `keras` in TensorFlow 2.21, and tf2onnx's `from_keras` does not
 # understand Keras 3 models (tensorflow-onnx issues #2329, #2348). The route that works:
@@ -467,8 +495,7 @@ print(keras_conversion.route)
 print("passed its own parity check:", keras_conversion.passed)
 
 # %%
-sklearn_conversion = convert.sklearn_to_onnx(pipe, X_test[:8])
-sklearn_onnx = sklearn_conversion.model
+sklearn_onnx = sklearn_conversion.model  # exported in section 1
 print(sklearn_conversion.route)
 
 
