@@ -224,7 +224,9 @@ class ProfileSummary:
             ylabel="operator type",
             title=title or f"Where the time goes ({self.runs} profiled runs)",
         )
-        ax.legend(loc="lower right", fontsize="small")
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize="small", frameon=False
+        )
         fig.tight_layout()
         return fig
 
