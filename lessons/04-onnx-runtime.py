@@ -245,6 +245,12 @@ for name, path, x in (("MLP", MLP_PATH, X_test[:1]), ("CNN", CNN_PATH, images_te
 print({k: Path(v).name for k, v in traces.items()})
 
 # %%
+trace = profiling.load_trace(traces["CNN"])  # the JSON file: a list of events
+kernel = profiling.kernel_events(trace)[-1]
+print(len(trace), "events, e.g.", {k: kernel[k] for k in ("cat", "name", "dur")})
+print("its args:", {k: kernel["args"][k] for k in ("op_name", "provider", "output_type_shape")})
+
+# %%
 summaries = {name: profiling.summarize(path) for name, path in traces.items()}
 summaries["CNN"].to_frame()
 
@@ -348,7 +354,9 @@ print((ort_dir / "cnn.required_operators.config").read_text())
 # and removes redundant nodes; **extended** fuses patterns into single kernels (Conv + Relu →
 # `FusedConv`, Gemm + Relu → `FusedGemm`); **layout** (new in recent releases) and **all**
 # switch convolutions to the blocked NCHWc memory layout for this CPU's vector width. Saving the
-# optimised model at each level shows exactly what happened.
+# optimised model at each level (`SessionOptions.optimized_model_filepath`, set before the
+# session is created; `course.graph_optimization` does it for every level) shows exactly what
+# happened.
 
 # %%
 levels_cnn = go.optimize_at_levels(CNN_PATH, WORK / "optimized")
@@ -903,6 +911,16 @@ for name, value in intermediates.items():
 
 
 # %%
+def weight_types(model: onnx.ModelProto) -> list[str]:
+    names = {onnx.TensorProto.DataType.Name(t.data_type) for t in model.graph.initializer}
+    return sorted(names - {"INT64"})  # shape constants aside
+
+
+print("weights in the float16 file:        ", weight_types(head16))
+print("after ORT's CPU graph optimisation:", weight_types(go.optimize(head16, "all")))
+
+
+# %%
 def nan_rows(model: onnx.ModelProto, runtime: str) -> int:
     if runtime == "onnxruntime":
         sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -931,43 +949,41 @@ for label, model in (("manual softmax fp16", head16), ("stable softmax fp16", st
 # ### 4.6 Try it: a quantization explorer
 #
 # Choose the model, method, per-channel weights and calibration size; see the size, accuracy
-# and latency change against float32. The variants are computed once here (a few seconds), so
-# the widget only looks them up.
+# and latency change against float32. The variants were all made and measured in 4.4, so the
+# widget only looks them up (`course.tradeoffs`, a plain function you can call yourself).
 
 # %%
-import ipywidgets as widgets
+import ipywidgets
+from IPython.display import HTML
 
-model_choice = widgets.ToggleButtons(options=["MLP", "CNN"], description="model")
-method_choice = widgets.Dropdown(
-    options=["dynamic", "static", "float16"], value="static", description="method"
+from course import widgets
+
+
+def variant_report(model: str, method: str, per_channel: bool, calibration: int) -> HTML:
+    """The explorer's update function: a lookup in `variants`, compared with fp32."""
+    return HTML(tradeoffs.variant_html(variants, model, method, per_channel, calibration))
+
+
+variant_report("CNN", "dynamic", False, 0)  # one result, also visible in a static copy
+
+# %%
+widgets.explorer(
+    variant_report,
+    title="Quantization explorer (variants measured above)",
+    model=["MLP", "CNN"],
+    method=["static", "dynamic", "float16"],
+    per_channel=False,
+    calibration=ipywidgets.SelectionSlider(
+        options=[10, 100, 300], value=100, description="calibration"
+    ),
 )
-per_channel_choice = widgets.Checkbox(value=False, description="per-channel weights")
-calibration_choice = widgets.SelectionSlider(
-    options=[10, 100, 300], value=100, description="calibration"
-)
-report = widgets.HTML()
-
-
-def show_variant(_change=None):
-    # the result goes into an HTML widget's value: the logic is course.tradeoffs.variant_html
-    report.value = tradeoffs.variant_html(
-        variants,
-        model_choice.value,
-        method_choice.value,
-        per_channel_choice.value,
-        calibration_choice.value,
-    )
-
-
-for control in (model_choice, method_choice, per_channel_choice, calibration_choice):
-    control.observe(show_variant, names="value")
-show_variant()
-widgets.VBox([model_choice, method_choice, per_channel_choice, calibration_choice, report])
 
 # %% [markdown]
 # *Try*: the CNN with dynamic int8 (slower, at both batch sizes?), static int8 with 10 versus
 # 300 calibration samples, and float16 (half the size; on a CPU, is it any faster?). Options a
-# method does not have (per-channel for float16, calibration for dynamic) are ignored.
+# method does not have (per-channel for float16, calibration for dynamic) are ignored. For your
+# own model, `course.widgets.quantization_explorer(model, (X, y), calibration)` quantizes and
+# measures each choice on demand instead.
 
 # %% [markdown]
 # ## Exercises
