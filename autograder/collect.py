@@ -146,7 +146,7 @@ def _zip_entries(path: Path, report: CollectReport) -> list[Entry]:
             continue
         if info.is_dir():
             continue
-        if mode and not stat.S_ISREG(mode):
+        if stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # DOS/Windows zips carry no type bits
             report.refused.append({"path": rel, "reason": "not a regular file"})
             continue
         if info.file_size > MAX_NOTEBOOK_BYTES:
@@ -238,8 +238,8 @@ def _match(
                 original=base,
             )
     folders = [p for p in parts[:-1] if p != assignment]
-    if folders:
-        return Candidate(None, folders[0], "STUDENT/file", original=base)  # type: ignore[arg-type]
+    if folders:  # the innermost folder: export/STUDENT/file or STUDENT/ASSIGNMENT/file
+        return Candidate(None, folders[-1], "STUDENT/file", original=base)  # type: ignore[arg-type]
     return None
 
 
@@ -296,11 +296,7 @@ def collect(
         else:
             notebooks.append(entry)
 
-    # a single top folder around everything (``export/...``) says nothing about students
     split = [e.path.split("/") for e in notebooks]
-    while split and all(len(p) >= 3 for p in split) and len({p[0] for p in split}) == 1:
-        split = [p[1:] for p in split]
-
     by_student: dict[str, list[Candidate]] = {}
     for entry, parts in zip(notebooks, split, strict=True):
         cand = _match(parts, assignment, compiled + PATTERNS)

@@ -28,7 +28,7 @@ REPORT_KEYS = (
     "score_before_failure",
     "seconds",
     "peak_memory_mb",
-    "leftover_processes",
+    "processes_killed_at_end",
     "graded_at",
 )
 

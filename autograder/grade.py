@@ -32,6 +32,7 @@ import multiprocessing
 import os
 import shutil
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -254,7 +255,9 @@ def _read_notebook(path: Path, notes: list[str]) -> nbformat.NotebookNode:
         )
     version = data.get("nbformat")
     try:
-        nb = nbformat.reads(text, as_version=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nb = nbformat.reads(text, as_version=4)
     except Exception as exc:  # nbformat raises many kinds
         raise Refused(
             "not-a-notebook",
@@ -266,8 +269,13 @@ def _read_notebook(path: Path, notes: list[str]) -> nbformat.NotebookNode:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
+    ids = [c.get("id") for c in nb.cells]
+    if len(set(ids)) != len(ids):
+        notes.append("duplicate cell ids renumbered (cells copied and pasted?)")
     try:
-        nbformat.validate(nb)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nbformat.validate(nb)
     except Exception:
         # repair what a student's tools commonly break: missing ids, stray fields
         with contextlib.suppress(Exception):
@@ -286,8 +294,31 @@ def _read_notebook(path: Path, notes: list[str]) -> nbformat.NotebookNode:
     return nb
 
 
+def _unique_ids(nb: nbformat.NotebookNode) -> None:
+    seen: set[str] = set()
+    for cell in nb.cells:
+        cid = cell.get("id")
+        if not cid or cid in seen:
+            cid = uuid.uuid4().hex[:12]
+            cell["id"] = cid
+        seen.add(cid)
+
+
 def _pre_sanitise(nb: nbformat.NotebookNode, src: SourceInfo, notes: list[str]) -> None:
-    """Drop nbgrader metadata the instructor never wrote (cells claiming unknown grade ids)."""
+    """Drop nbgrader metadata the instructor never wrote (cells claiming unknown grade ids), and
+    keep one cell per grade id (the last, as nbgrader's DeduplicateIds does)."""
+    kept: set[str] = set()
+    for index in range(len(nb.cells) - 1, -1, -1):
+        meta = nb.cells[index].get("metadata", {}).get("nbgrader")
+        gid = meta.get("grade_id") if isinstance(meta, dict) else None
+        if gid is None:
+            continue
+        if gid in kept:
+            del nb.cells[index].metadata["nbgrader"]
+            notes.append(
+                f"cell {index + 1} duplicates {gid}: duplicates ignored, run as an ordinary cell"
+            )
+        kept.add(gid)
     for index, cell in enumerate(nb.cells):
         meta = cell.get("metadata", {}).get("nbgrader")
         if meta is None:
@@ -329,7 +360,7 @@ def _restore_missing(nb: nbformat.NotebookNode, src: SourceInfo, notes: list[str
         s = _Source()
         s.name, s.cell_type, s.source = cell["name"], cell["cell_type"], cell["source"]
         s.locked, s.checksum = cell["locked"], cell["checksum"]
-        new = transformer.missing_cell_transform(s, cell["points"])
+        new = nbformat.from_dict(transformer.missing_cell_transform(s, cell["points"]))
         after = None
         for prev in reversed(order[:pos]):
             if prev in present:
@@ -469,6 +500,7 @@ def prepare(
             )
         notes.extend(_edited_cells(nb, src))
         _restore_missing(nb, src, notes)
+        _unique_ids(nb)
         resources = {
             "nbgrader": {
                 "student": student,
@@ -601,7 +633,8 @@ def import_result(
         "host": result.host,
         "notes": notes,
         "peak_memory_mb": max((o.peak_memory_mb for o in result.outcomes), default=0.0),
-        "leftover_processes": sum(len(o.leftover_pids) for o in result.outcomes),
+        "processes_killed_at_end": sum(len(o.leftover_pids) for o in result.outcomes),
+        "worker": f"{result.host}:{result.worker}",
     }
     executed = {}
     failure = None

@@ -1,0 +1,521 @@
+"""The instructor's grading pipeline, end to end, with real nbgrader and real sandboxes.
+
+One module-scoped course (a copy of the repository's nbgrader_config.py and the template lesson,
+released once) is graded with the adversarial corpus of tests/grading_corpus/cases.py; each case
+has its expected outcome. Further tests: collect from LMS-style exports, a run killed and
+resumed, a local Dask cluster, grading without a sandbox, feedback and exports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import importlib.util
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+import harness
+import nbformat
+import psutil
+import pytest
+
+from autograder import sandbox as sb
+from autograder.collect import collect
+from autograder.course import Course
+from autograder.export import build_report, export
+from autograder.feedback import generate as generate_feedback
+from autograder.feedback import hidden_lines
+from autograder.grade import GradeOptions, grade, read_records
+
+ROOT = harness.ROOT
+ASSIGNMENT = "00-template"
+LIMITS = sb.Limits(
+    wall_s=90, cell_timeout_s=20, cpu_s=120, memory_mb=1024, processes=96, output_mb=2, disk_mb=256
+)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+
+_spec = importlib.util.spec_from_file_location(
+    "grading_corpus_cases", ROOT / "tests" / "grading_corpus" / "cases.py"
+)
+corpus_cases = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = corpus_cases
+_spec.loader.exec_module(corpus_cases)
+CASES = corpus_cases.cases()
+
+
+def _sleepers(marker: str) -> list[int]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error, TypeError):
+            if any(marker in arg for arg in proc.info["cmdline"] or []):
+                found.append(proc.pid)
+    return found
+
+
+def _job_processes() -> list[int]:
+    """Processes started by a grading job (they carry AUTOGRADER_JOB in their environment)."""
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if "AUTOGRADER_JOB" in proc.environ():
+                found.append(proc.pid)
+    return found
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("released")
+    shutil.copy(ROOT / "nbgrader_config.py", root)
+    shutil.copytree(ROOT / "source" / ASSIGNMENT, root / "source" / ASSIGNMENT)
+    result = Course(root).api.generate_assignment(ASSIGNMENT, force=True, create=True)
+    assert result["success"], f"nbgrader generate_assignment failed: {result.get('error')}"
+    return root
+
+
+def _course_copy(released: Path, dest: Path) -> Course:
+    shutil.copytree(released, dest)
+    return Course(dest)
+
+
+def _notebooks(root: Path) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
+    release = nbformat.read(root / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    source = nbformat.read(root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    return release, source
+
+
+def _submit(course: Course, student: str, data: bytes, name: str | None = None) -> None:
+    folder = course.folder("submitted", student, ASSIGNMENT)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / (name or f"{ASSIGNMENT}.ipynb")).write_bytes(data)
+
+
+def _tree_hash(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _exercise_max(course: Course) -> dict[str, float]:
+    out: dict[str, float] = {}
+    with course.gradebook() as gb:
+        for nb in gb.find_assignment(ASSIGNMENT).notebooks:
+            for cell in nb.grade_cells:
+                ex = cell.name.split("-", 1)[0]
+                out[ex] = out.get(ex, 0.0) + float(cell.max_score)
+    return out
+
+
+def _outputs_text(nb: nbformat.NotebookNode) -> str:
+    return json.dumps([c.get("outputs", []) for c in nb.cells])
+
+
+@pytest.fixture(scope="module")
+def corpus(released, tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus") / "course"
+    course = _course_copy(released, root)
+    release, source = _notebooks(root)
+    marker = "SECRET-" + uuid.uuid4().hex
+    (root / "secret-marker.txt").write_text(marker)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.1)
+    ctx = corpus_cases.Context(release, source, root, marker, listener.getsockname()[1])
+    for case in CASES:
+        data = corpus_cases.build(case, ctx)
+        if case.student == "ok-full":  # other students' work must stay unreadable
+            nb = nbformat.reads(data.decode(), as_version=4)
+            nb.cells.append(nbformat.v4.new_markdown_cell(f"my notes {marker}"))
+            data = nbformat.writes(nb).encode()
+        _submit(course, case.student, data, case.filename)
+    before = {d: _tree_hash(root / d) for d in ("source", "release")}
+    stream = io.StringIO()
+    t0 = time.monotonic()
+    summary = grade(
+        course, ASSIGNMENT, GradeOptions(jobs=2, limits=LIMITS, progress=True, stream=stream)
+    )
+    seconds = time.monotonic() - t0
+    yield {
+        "course": course,
+        "summary": summary,
+        "records": read_records(course, ASSIGNMENT),
+        "ctx": ctx,
+        "listener": listener,
+        "before": before,
+        "seconds": seconds,
+        "progress": stream.getvalue(),
+        "max": _exercise_max(course),
+    }
+    listener.close()
+
+
+def _autograded(course: Course, student: str, record: dict) -> nbformat.NotebookNode:
+    if record["status"] == "graded":
+        path = course.folder("autograded", student, ASSIGNMENT) / f"{ASSIGNMENT}.ipynb"
+    else:
+        path = course.grading_dir(ASSIGNMENT) / "partial" / student / f"{ASSIGNMENT}.ipynb"
+    return nbformat.read(path, as_version=4)
+
+
+def test_every_collected_submission_has_a_record(corpus):
+    records = corpus["records"]
+    want = {c.student for c in CASES}
+    assert set(records) == want, f"records missing for {want - set(records)}"
+    summary = corpus["summary"]
+    assert len(summary.graded) + len(summary.failed) == len(CASES), summary.text()
+    assert corpus["summary"].sandbox["isolated"], f"expected bubblewrap, got {summary.sandbox}"
+    assert f"[{len(CASES)}/{len(CASES)}]" in corpus["progress"], corpus["progress"][-500:]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.student for c in CASES])
+def test_corpus_case(corpus, case):
+    course, record = corpus["course"], corpus["records"][case.student]
+    status = record["status"]
+    assert status == case.expect, (
+        f"{case.kind}: expected {case.expect}, got {status} "
+        f"({record.get('category')}: {record.get('reason')})"
+    )
+    if case.expect == "graded":
+        got = {ex: v["score"] for ex, v in record["exercises"].items()}
+        want = {
+            ex: (corpus["max"][ex] if v == "full" else float(v)) for ex, v in case.scores.items()
+        }
+        assert got == want, f"{case.kind}: expected points per exercise {want}, got {got}"
+        assert record["max_score"] == sum(corpus["max"].values()), (
+            f"max score should stay {sum(corpus['max'].values())}, got {record['max_score']}"
+        )
+    else:
+        assert record["category"] == case.category, (
+            f"{case.kind}: expected failure category {case.category}, got "
+            f"{record['category']} ({record['reason']})"
+        )
+        assert re.search(case.reason, record["reason"]), (
+            f"{case.kind}: reason should match {case.reason!r}, got {record['reason']!r}"
+        )
+        assert record["score"] == 0.0, f"a failed submission scores 0, got {record['score']}"
+    if case.notes:
+        assert any(re.search(case.notes, n) for n in record["notes"]), (
+            f"{case.kind}: a note matching {case.notes!r} expected, got {record['notes']}"
+        )
+    nb = None
+    if case.expect == "graded" or case.category not in ("corrupt-notebook", "empty-notebook"):
+        nb = _autograded(course, case.student, record)
+    text = _outputs_text(nb) if nb is not None else ""
+    limit = LIMITS.memory_mb
+    if "memory-error" in case.checks:
+        assert "MemoryError" in text, "the memory hog should end in a MemoryError"
+        assert record["peak_memory_mb"] < limit + 200, (
+            f"resident memory should stay near the {limit} MB limit, got {record['peak_memory_mb']}"
+        )
+    if "process-limit" in case.checks:
+        found = re.search(r"process limit reached after (\d+) processes", text)
+        assert found and int(found.group(1)) < LIMITS.processes, (
+            f"expected the process flood to stop below {LIMITS.processes}, got {found and found.group(0)}"
+        )
+    if "no-leftover" in case.checks:
+        for marker in ("3600.11", "3600.22", "3600.33"):
+            assert not _sleepers(marker), f"processes `sleep {marker}` survived the grading"
+    if "no-secrets" in case.checks:
+        ctx = corpus["ctx"]
+        assert "READ: []" in text, f"the kernel read course files: {text[:2000]}"
+        assert "WROTE: []" in text, f"the kernel wrote outside its sandbox: {text[:2000]}"
+        assert ctx.marker not in text, "the secret marker reached the kernel's output"
+        leaked = list(Path(ctx.course_root).glob("pwned-*")) + list(Path("/tmp").glob("pwned-*"))
+        assert not leaked, f"files written outside the sandbox: {leaked}"
+    if "no-network" in case.checks:
+        assert "network unreachable" in text, f"the kernel reached the network: {text[:1500]}"
+        with pytest.raises(TimeoutError):
+            corpus["listener"].accept()
+
+
+def test_grading_left_nothing_behind(corpus):
+    root = corpus["course"].root
+    for folder, files in corpus["before"].items():
+        assert _tree_hash(root / folder) == files, f"{folder}/ changed during grading"
+    assert not _job_processes(), f"grading processes still alive: {_job_processes()}"
+    for student, rec in corpus["records"].items():
+        assert rec.get("sandbox", {}).get("isolated", True), f"{student} graded without sandbox"
+
+
+def test_grading_again_grades_nothing(corpus):
+    course = corpus["course"]
+    t0 = time.monotonic()
+    summary = grade(course, ASSIGNMENT, GradeOptions(jobs=2, limits=LIMITS, progress=False))
+    assert sorted(summary.skipped) == sorted(c.student for c in CASES), summary.text()
+    assert not summary.graded and not summary.failed, summary.text()
+    assert time.monotonic() - t0 < 30, "a run with nothing to grade should start no kernel"
+
+
+def test_feedback_never_shows_hidden_tests(corpus):
+    course = corpus["course"]
+    result = generate_feedback(course, ASSIGNMENT)
+    assert not result["problems"], result["problems"]
+    source = corpus["ctx"].source
+    secrets = hidden_lines([c.source for c in source.cells])
+    assert secrets, "the template should have hidden tests"
+    leak = course.folder("autograded", "leak-hidden", ASSIGNMENT) / f"{ASSIGNMENT}.ipynb"
+    assert "LEAK:" in leak.read_text(), "the leaking notebook should have printed its caller"
+    for student in corpus["records"]:
+        pages = list(course.folder("feedback", student, ASSIGNMENT).glob("*.html"))
+        assert pages, f"no feedback for {student}"
+        html = re.sub(r"<[^>]+>", "", pages[0].read_text())
+        import html as html_mod
+
+        plain = re.sub(r"\s+", "", html_mod.unescape(html))
+        shown = [s for s in secrets if s in plain]
+        assert not shown, f"hidden test lines in {student}'s feedback: {shown}"
+    failed = course.folder("feedback", "segfault", ASSIGNMENT) / f"{ASSIGNMENT}.html"
+    assert "could not be graded" in failed.read_text(), "failed students get the reason"
+
+
+def test_export_files(corpus, tmp_path):
+    course = corpus["course"]
+    paths = export(course, ASSIGNMENT, tmp_path / "out")
+    rows = list(csv.DictReader(paths["grades.csv"].open()))
+    assert list(rows[0]) == [
+        "assignment",
+        "duedate",
+        "timestamp",
+        "student_id",
+        "last_name",
+        "first_name",
+        "email",
+        "raw_score",
+        "late_submission_penalty",
+        "score",
+        "max_score",
+    ], f"nbgrader's CSV columns expected, got {list(rows[0])}"
+    by_student = {r["student_id"]: r for r in rows}
+    assert set(by_student) == {c.student for c in CASES}, "one CSV row per student"
+    report = json.loads(paths["report.json"].read_text())
+    assert report["summary"]["students"] == len(CASES)
+    for entry in report["students"]:
+        assert entry["status"] in ("graded", "failed"), entry
+        assert float(by_student[entry["student"]]["score"]) == entry["score"], entry
+        if entry["status"] == "failed":
+            assert entry["reason"] and entry["category"], entry
+    assert paths["score-distribution.png"].read_bytes()[:4] == b"\x89PNG"
+    assert report["sandbox"]["isolated"] is True
+
+
+def _lite_correct(root: Path) -> bytes:
+    release, source = _notebooks(root)
+    ctx = corpus_cases.Context(release, source, root, "", 0)
+    return nbformat.writes(corpus_cases.lite(corpus_cases.solved(ctx))).encode()
+
+
+def test_resume_after_kill(released, tmp_path):
+    course = _course_copy(released, tmp_path / "course")
+    data = _lite_correct(course.root)
+    students = [f"s{i}" for i in range(4)]
+    for student in students:
+        _submit(course, student, data)
+    cmd = [
+        sys.executable,
+        "-m",
+        "autograder",
+        "--course",
+        str(course.root),
+        "grade",
+        ASSIGNMENT,
+        "--jobs",
+        "2",
+        "--quiet",
+        "--cell-timeout",
+        "20",
+        "--memory",
+        "1024",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = course.grading_dir(ASSIGNMENT) / "results"
+    deadline = time.monotonic() + 180
+    children: list[psutil.Process] = []
+    try:
+        while time.monotonic() < deadline and not list(results.glob("*.json")):
+            with contextlib.suppress(psutil.Error):
+                children = psutil.Process(proc.pid).children(recursive=True) or children
+            assert proc.poll() is None, "the grading run ended before it was killed"
+            time.sleep(0.2)
+        assert list(results.glob("*.json")), "no submission graded within 180 s"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    gone, alive = psutil.wait_procs(children, timeout=20)
+    assert not alive, f"processes of the killed run survived: {alive}"
+    first = read_records(course, ASSIGNMENT)
+    assert first and len(first) < len(students), f"kill came too late to test resuming: {first}"
+    summary = grade(course, ASSIGNMENT, GradeOptions(jobs=2, limits=LIMITS, progress=False))
+    assert sorted(summary.skipped) == sorted(first), summary.text()
+    assert sorted(summary.graded) == sorted(set(students) - set(first)), summary.text()
+    records = read_records(course, ASSIGNMENT)
+    for student in students:
+        assert records[student]["status"] == "graded", records[student]
+        assert records[student]["exercises"]["ex1"]["score"] > 0, records[student]
+    for student, rec in first.items():
+        assert records[student]["graded_at"] == rec["graded_at"], f"{student} graded twice"
+    with course.gradebook() as gb:
+        subs = gb.find_assignment(ASSIGNMENT).submissions
+        assert sorted(s.student_id for s in subs) == students, "one submission per student"
+        scores = {s.student_id: s.score for s in subs}
+    assert all(scores[s] == records[s]["score"] for s in students), scores
+
+
+def test_dask_local_cluster(released, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    course = _course_copy(released, tmp_path / "course")
+    data = _lite_correct(course.root)
+    for student in ("d0", "d1"):
+        _submit(course, student, data)
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        summary = grade(
+            course,
+            ASSIGNMENT,
+            GradeOptions(cluster=cluster.scheduler_address, limits=LIMITS, progress=False),
+        )
+        worker_pids = {w.pid for w in cluster.workers.values() if hasattr(w, "pid")}
+    assert sorted(summary.graded) == ["d0", "d1"], summary.text()
+    records = read_records(course, ASSIGNMENT)
+    for rec in records.values():
+        pid = int(rec["worker"].rsplit(":", 1)[1])
+        assert pid != os.getpid(), "the job should run on the Dask worker, not here"
+        if worker_pids:
+            assert pid in worker_pids, f"expected a worker pid in {worker_pids}, got {pid}"
+        assert rec["sandbox"]["isolated"], rec["sandbox"]
+
+
+def test_without_sandbox_it_says_so(released, tmp_path):
+    course = _course_copy(released, tmp_path / "course")
+    _submit(course, "plain", _lite_correct(course.root))
+    stream = io.StringIO()
+    summary = grade(
+        course,
+        ASSIGNMENT,
+        GradeOptions(jobs=1, sandbox="none", limits=LIMITS, progress=True, stream=stream),
+    )
+    assert summary.graded == ["plain"], summary.text()
+    assert summary.text().startswith("WARNING NO SANDBOX"), summary.text()
+    assert "NO SANDBOX" in stream.getvalue(), stream.getvalue()
+    report = build_report(course, ASSIGNMENT)
+    assert report["sandbox"]["isolated"] is False and "NO SANDBOX" in report["sandbox"]["warning"]
+    assert not _job_processes(), "no-sandbox grading left processes behind"
+
+
+# -- collect ----------------------------------------------------------------------------------
+
+
+def _zip(path: Path, entries: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o120777 << 16
+            z.writestr(info, target)
+    return path
+
+
+def test_collect_lms_zip(released, tmp_path):
+    course = _course_copy(released, tmp_path / "course")
+    nb = _lite_correct(course.root)
+    other = nb.replace(b"hub", b"hub ")  # a different file, to tell which one was chosen
+    archive = _zip(
+        tmp_path / "export.zip",
+        {
+            "export/doe_jdoe1_attempt_2024-03-01-10-00-00_00-template.ipynb": nb,
+            "export/doe_jdoe1_attempt_2024-03-02-09-00-00_00-template.ipynb": other,
+            "export/roe_1234_5678_my homework.ipynb": nb,
+            "export/Ann Poe_42_assignsubmission_file_/00-template.ipynb": nb,
+            "export/Ann Poe_42_assignsubmission_file_/notes.txt": b"hello",
+            "export/zed/00-template.ipynb": nb,
+            "export/zed/00-template (1).ipynb": other,
+            "export/__MACOSX/._x.ipynb": b"junk",
+            "export/README.txt": b"export",
+            "/etc/evil_1_attempt_2024_x.ipynb": nb,
+            "export/../../evil_2_attempt_2024-01-01_x.ipynb": nb,
+        },
+        links={"export/lnk_3_attempt_2024-01-01_x.ipynb": "/etc/passwd"},
+    )
+    report = collect(course, ASSIGNMENT, archive)
+    got = {r["student"]: r for r in report.collected}
+    assert sorted(got) == ["1234", "42", "jdoe1", "zed"], report.summary()
+    sub = course.folder("submitted")
+    assert (sub / "jdoe1" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes() == other, (
+        "the latest attempt should win"
+    )
+    assert (sub / "zed" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes() == other, (
+        "a browser duplicate 'name (1)' is the newer download"
+    )
+    assert any("renamed from my homework.ipynb" in n for n in got["1234"]["notes"]), got["1234"]
+    stamp = (sub / "jdoe1" / ASSIGNMENT / "timestamp.txt").read_text()
+    assert stamp.startswith("2024-03-02 09:00:00"), f"attempt time expected, got {stamp}"
+    refused = {r["path"]: r["reason"] for r in report.refused}
+    assert any("absolute" in v for v in refused.values()), refused
+    assert any("'..'" in v for v in refused.values()), refused
+    assert any("link" in v for v in refused.values()), refused
+    assert not (tmp_path / "evil_2_attempt_2024-01-01_x.ipynb").exists()
+    written = {p.relative_to(sub).parts[0] for p in sub.rglob("*") if p.is_file()}
+    assert written == set(got), f"only the matched students' folders, got {written}"
+    with course.gradebook() as gb:
+        assert gb.find_student("jdoe1").last_name == "doe"
+
+
+def test_collect_folder_reports_what_it_could_not_match(released, tmp_path):
+    course = _course_copy(released, tmp_path / "course")
+    nb = _lite_correct(course.root)
+    export_dir = tmp_path / "export"
+    (export_dir / "alice" / ASSIGNMENT).mkdir(parents=True)
+    (export_dir / "alice" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_bytes(nb)
+    (export_dir / "lonely.ipynb").write_bytes(nb)
+    (export_dir / "jo_bad id!_attempt_2024-01-01_y.ipynb").write_bytes(nb)
+    secret = tmp_path / "secret.ipynb"
+    secret.write_bytes(b"secret")
+    (export_dir / "bob").mkdir()
+    (export_dir / "bob" / "00-template.ipynb").symlink_to(secret)
+    (export_dir / "carol").symlink_to(tmp_path / "course")
+    report = collect(course, ASSIGNMENT, export_dir)
+    assert [r["student"] for r in report.collected] == ["alice"], report.summary()
+    unmatched = {r["path"]: r["reason"] for r in report.unmatched}
+    assert "lonely.ipynb" in unmatched, unmatched
+    assert any("not usable" in v for v in unmatched.values()), unmatched
+    refused = {r["path"] for r in report.refused}
+    assert {"bob/00-template.ipynb", "carol"} <= refused, refused
+    assert not course.folder("submitted", "bob").exists()
+    summary = report.summary()
+    assert "UNMATCHED: lonely.ipynb" in summary and "REFUSED" in summary, summary
+
+
+def test_cli_release_and_errors(released, tmp_path):
+    course = _course_copy(released, tmp_path / "course")
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    run = subprocess.run(
+        [sys.executable, "-m", "autograder", "--course", str(course.root), "grade", "nope"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 1 and "unknown assignment 'nope'" in run.stderr, run.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "autograder", "--course", str(course.root), "release", ASSIGNMENT],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (course.root / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()
