@@ -45,7 +45,7 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m tools.notebooks check
-	$(PY) -m pytest -n 2 --dist loadgroup --cov=course --cov-report=term $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup --cov=course --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
