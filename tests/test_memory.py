@@ -1,0 +1,128 @@
+"""Binder's limits: every lesson, solutions included, peaks under 1.5 GB of memory.
+
+mybinder.org gives a session 1 to 2 GB for the server and the kernels together. Each source
+notebook runs top to bottom in a fresh kernel (nbclient, a cold model cache, no network where
+bubblewrap is installed) while the kernel's process tree is sampled every 100 ms with psutil: the
+figure is the larger of the highest summed proportional set size of the tree (PSS: pages shared
+between the kernel and its subprocesses counted once, as the container's memory limit counts
+them) and the highest resident peak any one process reached (its VmHWM). The measurements are kept in build/lesson-memory.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import harness
+import pytest
+
+LIMIT_BYTES = 1.5e9
+RESULTS = harness.BUILD / "lesson-memory.json"
+
+PROBE = r"""
+import json, os, shutil, sys, threading, time
+from pathlib import Path
+import nbformat, psutil
+from nbclient import NotebookClient
+
+notebook, work = Path(sys.argv[1]), Path(sys.argv[2])
+folder = work / notebook.parent.name
+shutil.copytree(notebook.parent, folder)
+nb = nbformat.read(folder / notebook.name, as_version=4)
+client = NotebookClient(nb, timeout=120, kernel_name="onnx-and-beyond",
+                        resources={"metadata": {"path": str(folder)}})
+
+def hwm(pid):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+peak = {"tree": 0, "process": 0, "processes": 0}
+stop = threading.Event()
+
+def sample(pid):
+    root = psutil.Process(pid)
+    while not stop.is_set():
+        try:
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            break
+        total = 0
+        for p in procs:
+            try:
+                total += p.memory_full_info().pss
+                peak["process"] = max(peak["process"], hwm(p.pid))
+            except psutil.Error:
+                pass
+        peak["tree"] = max(peak["tree"], total)
+        peak["processes"] = max(peak["processes"], len(procs))
+        stop.wait(0.1)
+
+t0 = time.monotonic()
+with open(work / "kernel.log", "wb") as log:
+    with client.setup_kernel(stdout=log, stderr=log):
+        pid = client.km.provisioner.process.pid
+        sampler = threading.Thread(target=sample, args=(pid,), daemon=True)
+        sampler.start()
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                client.execute_cell(cell, index)
+        stop.set()
+        sampler.join()
+        peak["process"] = max(peak["process"], hwm(pid))
+peak["seconds"] = time.monotonic() - t0
+print("RESULT " + json.dumps(peak))
+"""
+
+
+def _record(lesson: str, row: dict) -> None:
+    harness.BUILD.mkdir(exist_ok=True)
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data[lesson] = row
+    RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("lesson", harness.lessons())
+def test_lesson_peak_memory_fits_binder(lesson, tmp_path):
+    env = dict(
+        os.environ,
+        COURSE_CACHE_DIR=str(tmp_path / "cache"),  # a first run: models are trained
+        MPLBACKEND="Agg",
+        PYTHONWARNINGS="ignore",
+        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    cmd = [sys.executable, "-c", PROBE, str(harness.notebook_path(lesson)), str(work)]
+    proc = subprocess.run(
+        harness.sandbox_prefix() + cmd,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env=env,
+        cwd=harness.ROOT,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, (
+        f"{lesson}: running the solution notebook failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    )
+    row = json.loads(lines[-1].removeprefix("RESULT "))
+    peak = max(row["tree"], row["process"])
+    row.update(peak_mb=round(peak / 1e6), limit_mb=round(LIMIT_BYTES / 1e6))
+    _record(lesson, row)
+    print(
+        f"{lesson}: peak {peak / 1e6:.0f} MB in {row['seconds']:.0f} s ({row['processes']} processes)"
+    )
+    assert row["processes"] >= 1 and peak > 50e6, f"{lesson}: the sampler saw no kernel ({row})"
+    assert peak < LIMIT_BYTES, (
+        f"{lesson}: peak memory {peak / 1e6:.0f} MB, expected under {LIMIT_BYTES / 1e6:.0f} MB "
+        f"(Binder gives 1-2 GB for the server and kernels together)"
+    )
