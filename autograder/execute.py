@@ -155,26 +155,33 @@ GUARD = r"""
 def _autograder_guard():
     import sys, types
     found = []
-    fn_types = (types.FunctionType, types.MethodType)
+    FT, MT = types.FunctionType, types.MethodType
 
     def mine(v):
         t = type(v)
-        if t in fn_types:
+        if t is FT or t is MT:
             return getattr(getattr(v, "__func__", v), "__module__", None) == "__main__"
         if isinstance(v, type):
             return v.__dict__.get("__module__") == "__main__"
-        return callable(v) and vars(t).get("__module__") == "__main__"
+        return getattr(t, "__module__", None) == "__main__"
 
     main_dict = getattr(sys.modules.get("__main__"), "__dict__", None)
     for name, mod in list(sys.modules.items()):
-        if name == "__main__" or mod is None:
-            continue
         d = getattr(mod, "__dict__", None)
-        if type(d) is not dict or d is main_dict:
+        if type(d) is not dict or d is main_dict or name == "__main__":
             continue
-        for key, value in list(d.items()):
-            if mine(value):
-                found.append(f"{name}.{key}")
+        try:
+            for key, value in list(d.items()):
+                t = type(value)
+                if t is FT or t is MT:
+                    if getattr(value, "__module__", None) == "__main__":
+                        found.append(f"{name}.{key}")
+                elif t.__module__ == "__main__":
+                    found.append(f"{name}.{key}")
+                elif t is type and value.__module__ == "__main__":
+                    found.append(f"{name}.{key}")
+        except Exception:
+            pass
     ip = get_ipython()
     objects = {"shell": ip, "kernel": getattr(ip, "kernel", None),
                "displayhook": getattr(ip, "displayhook", None),
@@ -184,8 +191,8 @@ def _autograder_guard():
     for label, obj in objects.items():
         if obj is None:
             continue
-        if vars(type(obj)).get("__module__") == "__main__" or type(obj).__module__ == "__main__":
-            found.append(f"{label} (replaced by a notebook class)")
+        if mine(obj):
+            found.append(f"{label} (replaced by an object of the notebook)")
         for klass in type(obj).__mro__:
             for key, value in list(vars(klass).items()):
                 if mine(value):
@@ -199,7 +206,7 @@ def _autograder_guard():
                 found.append(f"IPython event '{event}' callback {getattr(cb, '__name__', cb)!r}")
     for attr in ("input_transformers_cleanup", "input_transformers_post", "ast_transformers"):
         for t in getattr(ip, attr, []):
-            if mine(t) or vars(type(t)).get("__module__") == "__main__":
+            if mine(t):
                 found.append(f"IPython {attr} entry {getattr(t, '__name__', type(t).__name__)!r}")
     if getattr(ip, "custom_exceptions", ()):
         found.append("IPython set_custom_exc handler")
@@ -265,6 +272,7 @@ class GradingClient(Execute):
         self.tampering: list[str] = []
         self.peak_memory_mb = 0.0
         self.store_widget_state = True
+        self.marks: dict[str, float] = {}
 
     def create_kernel_manager(self) -> SandboxedKernelManager:
         kw = {"config": self.config}
@@ -281,6 +289,9 @@ class GradingClient(Execute):
         if self._abort_reason is None:
             self._abort_category, self._abort_reason = category, reason
         self.launcher.kill_all()
+        task = getattr(self, "task_poll_for_reply", None)
+        if task is not None and not task.done():
+            task.cancel()
 
     def process_message(self, msg: dict, cell: nbformat.NotebookNode, cell_index: int):
         if self._abort_reason is not None:
@@ -381,8 +392,10 @@ class GradingClient(Execute):
         """Execute every cell; raises DeadKernelError/CellTimeoutError/_Abort on failure."""
         self.reset_execution_trackers()
         watch: asyncio.Task | None = None
+        self.marks["launch"] = time.monotonic()
         async with self.async_setup_kernel():
             assert self.kc is not None and self.km is not None
+            self.marks["ready"] = time.monotonic()
             self.launcher.lock_sockets()
             self.launcher.find_kernel()
             watch = asyncio.ensure_future(self._watch())
@@ -405,6 +418,8 @@ class GradingClient(Execute):
                     if test and self.job.guard:
                         await self.guard(f"after {describe_cell(self.nb, index)}")
                 self._current = None
+                self.marks["cells_done"] = time.monotonic()
+                self.peak_memory_mb = max(self.peak_memory_mb, self.launcher.memory_mb())
                 self.set_widgets_metadata()
             finally:
                 watch.cancel()
@@ -484,7 +499,8 @@ def _execute_one(
             if client.km is not None and client.kc is not None:
                 loop.run_until_complete(asyncio.wait_for(client._async_cleanup_kernel(), 15))
         atexit.unregister(client._cleanup_kernel)
-        outcome.leftover_pids = launcher.kill_all()
+        launcher.kill_all()
+        outcome.leftover_pids = sorted(launcher.killed)
         launcher.close_files()
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())
@@ -493,7 +509,12 @@ def _execute_one(
     outcome.peak_memory_mb = round(client.peak_memory_mb, 1)
     outcome.kernel_log = outcome.kernel_log or launcher.log_tail(1500)
     outcome.notebook = nbformat.writes(client.nb)
-    outcome.seconds = {"total": round(time.monotonic() - t0, 3)}
+    marks = {"prepare": t0, **client.marks, "end": time.monotonic()}
+    order = [k for k in ("prepare", "launch", "ready", "cells_done", "end") if k in marks]
+    outcome.seconds = {
+        f"{a}->{b}": round(marks[b] - marks[a], 3) for a, b in zip(order, order[1:], strict=False)
+    }
+    outcome.seconds["total"] = round(marks["end"] - t0, 3)
     shutil.rmtree(jobdir, ignore_errors=True)
     return outcome
 

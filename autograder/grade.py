@@ -31,6 +31,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import threading
 import time
 import uuid
 import warnings
@@ -801,9 +802,12 @@ class _Runner:
             self.executor = self._pool()
 
     def _pool(self) -> cf.ProcessPoolExecutor:
+        # fork (when no thread runs here) starts workers with nbgrader already imported, in
+        # milliseconds; otherwise spawn, which re-imports it in each worker (about a second)
+        method = "fork" if threading.active_count() == 1 else "spawn"
         return cf.ProcessPoolExecutor(
             max_workers=self.slots,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=multiprocessing.get_context(method),
             initializer=ex.worker_init,
         )
 

@@ -224,6 +224,7 @@ class KernelLauncher:
     kernel_pid: int | None = None
     _seen: dict[int, psutil.Process] = field(default_factory=dict, repr=False)
     token: str = field(default_factory=lambda: os.urandom(8).hex())
+    killed: set[int] = field(default_factory=set)
 
     @property
     def sockdir(self) -> Path:
@@ -456,20 +457,26 @@ class KernelLauncher:
         return total / 1024 / 1024
 
     def kill_all(self) -> list[int]:
-        """SIGKILL every process of the job; returns the pids that were still alive."""
+        """SIGKILL every process of the job; returns the pids of processes the notebook started
+        that were still running (the kernel and the sandbox's own processes not counted)."""
         self._track()
         alive = []
+        own = {self.kernel_pid, self.popen.pid if self.popen else None}
         for proc in [p for p in self._seen.values()]:
             with contextlib.suppress(psutil.Error):
                 if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(proc.pid)
+                    cmd = proc.cmdline()
+                    wrapper = bool(cmd) and os.path.basename(cmd[0]) in ("bwrap", "setpriv")
+                    if proc.pid not in own and not wrapper:
+                        alive.append(proc.pid)
                     proc.kill()
         if self.popen is not None:
             with contextlib.suppress(OSError):
                 os.killpg(self.popen.pid, signal.SIGKILL)
         if not self.info.isolated:
             alive += _kill_marked(self.token)
-        psutil.wait_procs([p for p in self._seen.values()], timeout=5)
+        _wait_dead([p for p in self._seen.values()], timeout=5.0)
+        self.killed.update(alive)
         if self.popen is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout=5)
@@ -521,6 +528,22 @@ def describe_exit(code: int, sandboxed: bool) -> str:
             return f"{_SIGNAL_WORDS.get(signal.Signals(sig), 'was killed by ' + name)} [{name}]"
         return f"was killed by signal {sig}"
     return f"exited with code {code} (exit(), quit(), sys.exit() or os._exit() in the notebook?)"
+
+
+def _wait_dead(procs: list[psutil.Process], timeout: float) -> None:
+    """Wait until every process has exited. A zombie has exited: the orphaned ones are reaped
+    by the machine's init, which can take a second, and holds nothing but its pid meanwhile."""
+    deadline = time.monotonic() + timeout
+    pending = list(procs)
+    while pending and time.monotonic() < deadline:
+        still = []
+        for proc in pending:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if proc.status() != psutil.STATUS_ZOMBIE:
+                    still.append(proc)
+        pending = still
+        if pending:
+            time.sleep(0.01)
 
 
 def _tasks_of_uid(uid: int) -> int:

@@ -1,0 +1,263 @@
+"""Grading throughput: this pipeline against plain sequential ``nbgrader autograde``.
+
+``python -m benchmarks.grading_bench [--students 40] [--jobs N] [--out build/grading-bench.json]``
+
+The same synthetic class (correct, partial, blank and a few bad submissions of the template
+lesson) is graded in one run four ways, each in its own copy of a freshly released course:
+
+1. plain nbgrader: one ``nbgrader autograde`` process for every student, sequential (baseline);
+2. this pipeline with the sandbox (bubblewrap), ``--jobs`` submissions at once;
+3. this pipeline without the sandbox (resource limits only), same jobs: the sandbox's cost;
+4. kernel start and a one-line cell, sandboxed and not, interleaved: the sandbox's fixed cost.
+
+It prints a table and writes the figures, the machine's core count and the load average
+(other work on the machine inflates every figure; the load is recorded, not subtracted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENT = "00-template"
+
+
+def _gid(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def make_course(dest: Path) -> Path:
+    from autograder.course import Course
+
+    dest.mkdir(parents=True)
+    shutil.copy(ROOT / "nbgrader_config.py", dest)
+    shutil.copytree(ROOT / "source" / ASSIGNMENT, dest / "source" / ASSIGNMENT)
+    result = Course(dest).api.generate_assignment(ASSIGNMENT, force=True, create=True)
+    if not result.get("success"):
+        raise RuntimeError(f"generate_assignment failed: {result.get('error')}")
+    return dest
+
+
+def synthetic_class(course: Path, n: int) -> dict[str, str]:
+    """``n`` submissions: 40% correct, 25% partial, 20% blank, 15% bad; student -> kind."""
+    release = nbformat.read(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    source = nbformat.read(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    answers = {_gid(c): c.source for c in source.cells if _gid(c)}
+
+    def solved(wrong_first: bool = False) -> bytes:
+        nb = nbformat.from_dict(json.loads(nbformat.writes(release)))
+        first = True
+        for cell in nb.cells:
+            if cell.metadata.get("nbgrader", {}).get("solution"):
+                cell.source = answers[_gid(cell)]
+                if wrong_first and first:
+                    name = cell.source.split("def ", 1)[1].split("(", 1)[0]
+                    cell.source = f"def {name}(*args, **kwargs):\n    return 0\n"
+                first = False
+        return nbformat.writes(nb).encode()
+
+    def crash() -> bytes:
+        nb = nbformat.from_dict(json.loads(solved().decode()))
+        index = next(i for i, c in enumerate(nb.cells) if _gid(c))
+        nb.cells.insert(index, nbformat.v4.new_code_cell("import os\nos._exit(3)"))
+        return nbformat.writes(nb).encode()
+
+    kinds = []
+    for i in range(n):
+        frac = i / n
+        kinds.append(
+            "correct"
+            if frac < 0.40
+            else "partial"
+            if frac < 0.65
+            else "blank"
+            if frac < 0.85
+            else ("corrupt", "kernel-death", "edited-tests")[i % 3]
+        )
+    out = {}
+    for i, kind in enumerate(kinds):
+        student = f"student{i:03d}"
+        if kind == "correct":
+            data = solved()
+        elif kind == "partial":
+            data = solved(wrong_first=True)
+        elif kind == "blank":
+            data = nbformat.writes(release).encode()
+        elif kind == "corrupt":
+            data = solved()[:900]
+        elif kind == "kernel-death":
+            data = crash()
+        else:
+            nb = nbformat.reads(solved(wrong_first=True).decode(), 4)
+            for cell in nb.cells:
+                if cell.metadata.get("nbgrader", {}).get("grade"):
+                    cell.source = "pass"
+            data = nbformat.writes(nb).encode()
+        folder = course / "submitted" / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        (folder / f"{ASSIGNMENT}.ipynb").write_bytes(data)
+        out[student] = kind
+    return out
+
+
+def plain_nbgrader(course: Path) -> dict:
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force"],
+        cwd=course,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    seconds = time.monotonic() - t0
+    autograded = sorted(p.parent.parent.name for p in (course / "autograded").glob("*/*/*.ipynb"))
+    return {"seconds": seconds, "exit": proc.returncode, "autograded": len(autograded)}
+
+
+def pipeline(course: Path, jobs: int, sandbox: str) -> dict:
+    from autograder import sandbox as sb
+    from autograder.course import Course
+    from autograder.grade import GradeOptions, grade, read_records
+
+    c = Course(course)
+    t0 = time.monotonic()
+    summary = grade(
+        c,
+        ASSIGNMENT,
+        GradeOptions(jobs=jobs, sandbox=sandbox, limits=sb.Limits(), progress=False),
+    )
+    seconds = time.monotonic() - t0
+    records = read_records(c, ASSIGNMENT)
+    job_seconds = [r["seconds"] for r in records.values() if r.get("seconds")]
+    return {
+        "seconds": seconds,
+        "graded": len(summary.graded),
+        "failed": len(summary.failed),
+        "records": len(records),
+        "job_seconds_mean": statistics.mean(job_seconds),
+        "job_seconds_median": statistics.median(job_seconds),
+        "sandbox": summary.sandbox.get("kind"),
+    }
+
+
+def kernel_start(repeat: int) -> dict:
+    """Start a kernel and run ``1 + 1``: in the sandbox and not, interleaved."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from autograder import execute as ex
+    from autograder import sandbox as sb
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    text = nbformat.writes(nb)
+    times: dict[str, list[float]] = {"bubblewrap": [], "none": []}
+    for _ in range(repeat):
+        for mode in ("bubblewrap", "none"):
+            job = ex.Job(
+                "bench", "bench", [ex.NotebookJob("x.ipynb", text)], {}, sb.Limits(), config
+            )
+            job.sandbox = mode
+            job.guard = False
+            t0 = time.monotonic()
+            result = ex.run_job(job)
+            assert result.outcomes[0].ok, result.outcomes[0].reason
+            times[mode].append(time.monotonic() - t0)
+    return {k: statistics.median(v) for k, v in times.items()} | {"repeat": repeat}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.grading_bench", description=__doc__)
+    parser.add_argument("--students", type=int, default=40)
+    parser.add_argument("--jobs", type=int, default=None, help="default: one per core")
+    parser.add_argument("--kernel-repeat", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "grading-bench.json")
+    args = parser.parse_args(argv)
+    from autograder.grade import default_jobs
+
+    jobs = args.jobs or default_jobs()
+    work = Path(tempfile.mkdtemp(prefix="grading-bench-"))
+    try:
+        base = make_course(work / "released")
+        courses = {}
+        for name in ("plain", "sandbox", "nosandbox"):
+            courses[name] = work / name
+            shutil.copytree(base, courses[name])
+            kinds = synthetic_class(courses[name], args.students)
+        load = {"start": os.getloadavg()}
+        results = {"plain": plain_nbgrader(courses["plain"])}
+        load["after_plain"] = os.getloadavg()
+        results["sandbox"] = pipeline(courses["sandbox"], jobs, "bubblewrap")
+        load["after_sandbox"] = os.getloadavg()
+        results["nosandbox"] = pipeline(courses["nosandbox"], jobs, "none")
+        load["after_nosandbox"] = os.getloadavg()
+        results["kernel_start"] = kernel_start(args.kernel_repeat)
+        load["end"] = os.getloadavg()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    n = args.students
+    plain, sandboxed, bare = results["plain"], results["sandbox"], results["nosandbox"]
+    ks = results["kernel_start"]
+    figures = {
+        "students": n,
+        "kinds": {k: list(kinds.values()).count(k) for k in set(kinds.values())},
+        "jobs": jobs,
+        "cores": os.cpu_count(),
+        "throughput_plain_per_min": 60 * n / plain["seconds"],
+        "throughput_pipeline_per_min": 60 * n / sandboxed["seconds"],
+        "throughput_ratio": plain["seconds"] / sandboxed["seconds"],
+        "sandbox_overhead_per_submission_s": sandboxed["job_seconds_mean"]
+        - bare["job_seconds_mean"],
+        "sandbox_overhead_fraction": (sandboxed["job_seconds_mean"] - bare["job_seconds_mean"])
+        / sandboxed["job_seconds_mean"],
+        "sandbox_fixed_cost_s": ks["bubblewrap"] - ks["none"],
+        "sandbox_fixed_cost_fraction": (ks["bubblewrap"] - ks["none"])
+        / sandboxed["job_seconds_mean"],
+        "load_average": load,
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(
+        f"{n} submissions of {ASSIGNMENT} ({figures['kinds']}), {os.cpu_count()} cores, jobs={jobs}"
+    )
+    print(
+        f"  plain nbgrader autograde, sequential: {plain['seconds']:7.1f} s "
+        f"({plain['autograded']} notebooks in autograded/, exit {plain['exit']})"
+    )
+    print(
+        f"  this pipeline, sandboxed:             {sandboxed['seconds']:7.1f} s "
+        f"({sandboxed['graded']} graded, {sandboxed['failed']} failed, {sandboxed['records']} records)"
+    )
+    print(f"  this pipeline, no sandbox:            {bare['seconds']:7.1f} s")
+    print(f"  throughput ratio (plain / pipeline):  {figures['throughput_ratio']:7.2f} x")
+    print(
+        f"  job time per submission, sandboxed {sandboxed['job_seconds_mean']:.2f} s, "
+        f"not {bare['job_seconds_mean']:.2f} s: overhead "
+        f"{figures['sandbox_overhead_per_submission_s']:+.2f} s "
+        f"({100 * figures['sandbox_overhead_fraction']:+.1f}%)"
+    )
+    print(
+        f"  kernel start + 1 cell (median of {ks['repeat']}): sandboxed {ks['bubblewrap']:.2f} s, "
+        f"not {ks['none']:.2f} s: fixed cost {figures['sandbox_fixed_cost_s']:+.3f} s "
+        f"({100 * figures['sandbox_fixed_cost_fraction']:+.1f}% of a submission)"
+    )
+    print(f"  load average (1, 5, 15 min) during the run: {load}")
+    print(f"written: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
