@@ -240,6 +240,14 @@ def _link(lesson: Lesson, root: Path) -> str:
     return f"<a href='{html.escape(rel)}'>{html.escape(lesson.title)}</a>"
 
 
+def _inline_markdown(text: str) -> str:
+    """Escape ``text`` for HTML, rendering `code`, **bold** and *emphasis* as the lesson does."""
+    out = html.escape(text, quote=False)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"(?<![\w*])\*([^*\s][^*]*)\*(?![\w*])", r"<em>\1</em>", out)
+
+
 def course_map(root: str | Path | None = None) -> _Table:
     """The course map: per lesson its title (a link to the notebook), what it teaches, the
     estimated time and the exercises with their points.
@@ -262,7 +270,7 @@ def course_map(root: str | Path | None = None) -> _Table:
                 "points": sum(lesson.exercises.values()),
             }
         )
-        items = "".join(f"<li>{html.escape(o)}</li>" for o in lesson.objectives)
+        items = "".join(f"<li>{_inline_markdown(o)}</li>" for o in lesson.objectives)
         shown.append(
             {
                 "lesson": f"<code>{html.escape(lesson.id)}</code>",

@@ -514,3 +514,10 @@ def test_progress_reports_a_stopped_run_and_a_check_error(tmp_path, monkeypatch)
     assert rows["01-first"]["not run"] == 1
     fig = mine.plot()
     assert "not run" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+def test_objectives_render_their_inline_markdown():
+    got = progress._inline_markdown("use `onnx.helper`, *Validate* or **bold**; 2*3*4 <x>")
+    assert got == (
+        "use <code>onnx.helper</code>, <em>Validate</em> or <b>bold</b>; 2*3*4 &lt;x&gt;"
+    ), got
