@@ -274,6 +274,12 @@ class GradingClient(Execute):
         self.store_widget_state = True
         self.marks: dict[str, float] = {}
 
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        for channel in (kc.shell_channel, kc.iopub_channel):
+            _poll_in_slices(channel)
+        return kc
+
     def create_kernel_manager(self) -> SandboxedKernelManager:
         kw = {"config": self.config}
         if self.kernel_name:
@@ -423,6 +429,27 @@ class GradingClient(Execute):
                 self.set_widgets_metadata()
             finally:
                 watch.cancel()
+
+
+def _poll_in_slices(channel, step: float = 0.5) -> None:
+    """Make a channel's ``get_msg`` poll in short slices up to its timeout.
+
+    A message that arrives without waking the poller (nbclient#312: executions stalling after
+    widget cells until the cell timeout) is then picked up within ``step`` seconds instead.
+    """
+    original = channel.get_msg
+
+    async def get_msg(timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = step if deadline is None else max(0.0, min(step, deadline - time.monotonic()))
+            try:
+                return await original(timeout=wait)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    channel.get_msg = get_msg
 
 
 async def _maybe(value):

@@ -263,7 +263,21 @@ def test_feedback_never_shows_hidden_tests(corpus):
     secrets = hidden_lines([c.source for c in source.cells])
     assert secrets, "the template should have hidden tests"
     leak = course.folder("autograded", "leak-hidden", ASSIGNMENT) / f"{ASSIGNMENT}.ipynb"
-    assert "LEAK:" in leak.read_text(), "the leaking notebook should have printed its caller"
+    leaked = nbformat.read(leak, as_version=4)
+    hidden_inputs = {
+        line
+        for cell in leaked.cells
+        if "BEGIN HIDDEN TESTS" in cell.source
+        for out in cell.get("outputs", [])
+        for line in out.get("text", "").splitlines()
+        if line.startswith("LEAK-ARGS:")
+    }
+    assert hidden_inputs and "LEAK:" in _outputs_text(leaked), (
+        "the leaking notebook should have printed its caller and the hidden inputs"
+    )
+    page = (course.folder("feedback", "leak-hidden", ASSIGNMENT) / f"{ASSIGNMENT}.html").read_text()
+    shown = [line for line in hidden_inputs if line in page]
+    assert not shown, f"hidden inputs shown in feedback: {shown}"
     for student in corpus["records"]:
         pages = list(course.folder("feedback", student, ASSIGNMENT).glob("*.html"))
         assert pages, f"no feedback for {student}"
@@ -413,6 +427,25 @@ def test_without_sandbox_it_says_so(released, tmp_path):
     report = build_report(course, ASSIGNMENT)
     assert report["sandbox"]["isolated"] is False and "NO SANDBOX" in report["sandbox"]["warning"]
     assert not _job_processes(), "no-sandbox grading left processes behind"
+
+
+def test_wall_limit_stops_a_slow_notebook():
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from autograder import execute as ex
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(3)") for _ in range(4)]
+    text = nbformat.writes(nbformat.v4.new_notebook(cells=cells))
+    limits = sb.Limits(wall_s=6, cell_timeout_s=20)
+    job = ex.Job("w", ASSIGNMENT, [ex.NotebookJob("w.ipynb", text)], {}, limits, config)
+    t0 = time.monotonic()
+    outcome = ex.run_job(job).outcomes[0]
+    took = time.monotonic() - t0
+    assert not outcome.ok and outcome.category == "wall-time", (outcome.category, outcome.reason)
+    assert "wall-time limit of 6 s" in outcome.reason, outcome.reason
+    assert took < 20, f"the wall limit should stop the run near 6 s, took {took:.1f} s"
+    assert not _job_processes(), "the stopped kernel left processes"
 
 
 # -- collect ----------------------------------------------------------------------------------
