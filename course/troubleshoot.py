@@ -1,0 +1,1027 @@
+"""When a conversion fails: reproduce it safely, name it, fix it, and check the fix.
+
+Three tools for working through conversion failures:
+
+- :func:`attempt` runs a call that may fail (an export, a conversion, an inference) and keeps
+  everything it produced (the exception, warnings, log records, text printed to stdout and
+  stderr, C++ output included) in an :class:`Attempt` instead of flooding a notebook;
+- :data:`GALLERY` lists the failures learners report most (symptom, cause, fix, how to verify,
+  the public issues behind each), and :func:`draw_export_pipelines` draws where in each
+  converter's pipeline they happen;
+- :class:`ConversionExplorer` runs exported models at a chosen batch size and input dtype and
+  measures the error against the source framework: the logic of the lesson's conversion
+  explorer (wired to ipywidgets with ``course.widgets.explorer``).
+
+Example::
+
+    from course import troubleshoot
+    result = troubleshoot.attempt(session.run, None, {"x": X.astype("float64")})
+    result.ok                  # False
+    print(result)              # the error type and its key lines, how long it took
+    troubleshoot.failure("float64-input").fix
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.abc
+import io
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+__all__ = [
+    "Attempt",
+    "Captured",
+    "ConversionExplorer",
+    "EXPORT_PIPELINES",
+    "ExplorerCase",
+    "ExplorerOutcome",
+    "Failure",
+    "GALLERY",
+    "Stage",
+    "attempt",
+    "capture",
+    "draw_export_pipelines",
+    "failure",
+    "gallery_frame",
+    "input_signature",
+    "missing_package",
+    "outcome_grid",
+    "strip_ansi",
+]
+
+#: Okabe-Ito colours (colour-blind safe), used by the figures of this module.
+OKABE_ITO = {
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "green": "#009E73",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+    "sky": "#56B4E9",
+    "yellow": "#F0E442",
+    "black": "#000000",
+}
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def strip_ansi(text: str) -> str:
+    """Remove terminal colour codes (torch's export errors contain them).
+
+    >>> strip_ansi("\\x1b[96mThis is step 1/3\\x1b[0m")
+    'This is step 1/3'
+    """
+    return _ANSI.sub("", text)
+
+
+# --------------------------------------------------------------------------------------------
+# capturing what a call prints
+
+
+@dataclass
+class Captured:
+    """What a block of code produced besides its result (filled when the block ends)."""
+
+    stdout: str = ""
+    stderr: str = ""
+    warnings: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record must not break the capture
+            message = str(record.msg)
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]  # a logged exception: keep its last line, the useful one
+            last = (str(exc).strip().splitlines() or [""])[-1]
+            message += f" [{type(exc).__name__}: {last}]"
+        self.lines.append(f"{record.levelname} {record.name}: {strip_ansi(message)}")
+
+
+@contextlib.contextmanager
+def _fd_capture(fd: int) -> Iterator[Callable[[], str]]:
+    """Point file descriptor ``fd`` at a temporary file; yield a reader for what was written."""
+    text: list[str] = []
+    try:
+        saved = os.dup(fd)
+    except OSError:  # pragma: no cover - no such descriptor (embedded interpreter)
+        yield lambda: ""
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            yield lambda: "".join(text)
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            text.append(tmp.read().decode(errors="replace"))
+
+
+@contextlib.contextmanager
+def capture() -> Iterator[Captured]:
+    """Keep everything a block prints, warns or logs; nothing reaches the screen.
+
+    Captures Python's ``sys.stdout``/``sys.stderr``, the operating-system file descriptors 1
+    and 2 (what C++ code such as TensorFlow or ONNX Runtime writes), every warning, and the
+    records of every logger that has a handler (torch and tf2onnx give their loggers their own
+    stderr handlers). Warnings are recorded each time they occur, except those silenced by a
+    targeted filter (``warnings.filterwarnings("ignore", message=...)``): such a filter is a
+    deliberate choice and is kept.
+
+    Example::
+
+        with capture() as out:
+            import tensorflow as tf
+        len(out.stderr.splitlines())    # the start-up lines TensorFlow wrote
+    """
+    captured = Captured()
+    handler = _ListHandler()
+    saved_loggers: list[tuple[logging.Logger, list[logging.Handler], bool]] = []
+    loggers = [logging.getLogger()] + [
+        lg
+        for lg in logging.root.manager.loggerDict.values()
+        if isinstance(lg, logging.Logger) and lg.handlers
+    ]
+    for lg in loggers:
+        saved_loggers.append((lg, lg.handlers[:], lg.propagate))
+        lg.handlers = [handler]
+        lg.propagate = False
+    py_out, py_err = io.StringIO(), io.StringIO()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            _fd_capture(1) as fd_out,
+            _fd_capture(2) as fd_err,
+            contextlib.redirect_stdout(py_out),
+            contextlib.redirect_stderr(py_err),
+        ):
+            targeted = [f for f in warnings.filters if f[0] == "ignore" and f[1] is not None]
+            warnings.simplefilter("always")
+            for _, message, category, module, lineno in reversed(targeted):
+                warnings.filterwarnings(
+                    "ignore",
+                    message=message.pattern,
+                    category=category,
+                    module=module.pattern if module is not None else "",
+                    lineno=lineno,
+                )
+            try:
+                yield captured
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+        seen: set[str] = set()
+        for w in caught:
+            line = f"{w.category.__name__}: {strip_ansi(str(w.message))}"
+            if line not in seen:
+                seen.add(line)
+                captured.warnings.append(line)
+        captured.stdout = strip_ansi(py_out.getvalue() + fd_out())
+        captured.stderr = strip_ansi(py_err.getvalue() + fd_err())
+    finally:
+        for lg, handlers, propagate in saved_loggers:
+            lg.handlers = handlers
+            lg.propagate = propagate
+        captured.log = handler.lines
+
+
+class _HidePackages(importlib.abc.MetaPathFinder):
+    """A finder that answers "not installed" for some top-level packages."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name.split(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+@contextlib.contextmanager
+def missing_package(*names: str) -> Iterator[None]:
+    """Inside the block, importing these packages fails as if they were not installed.
+
+    Use it to see the error a user without a dependency gets, without uninstalling anything.
+    Only imports that have not happened yet can fail, so a package this process has already
+    imported is refused with a ValueError (restart the kernel, or use a fresh process).
+
+    Example::
+
+        with missing_package("onnxscript"):
+            result = attempt(torch.onnx.export, model, (x,), dynamo=True)
+        print(result)    # ModuleNotFoundError: No module named 'onnxscript'
+    """
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(
+            f"name the packages to hide, e.g. missing_package('onnxscript'); got {names}"
+        )
+    top = frozenset(n.split(".")[0] for n in names)
+    loaded = sorted(n for n in top if n in sys.modules)
+    if loaded:
+        raise ValueError(
+            f"{loaded} already imported in this process, so hiding it now changes nothing: "
+            "restart the kernel (or use a fresh process) before this block"
+        )
+    finder = _HidePackages(top)
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
+# --------------------------------------------------------------------------------------------
+# attempts
+
+
+def _key_lines(message: str, max_lines: int) -> list[str]:
+    """The informative lines of an error message (torch's export errors have a summary)."""
+    text = strip_ansi(message)
+    if "## Exception summary" in text:
+        text = text.split("## Exception summary", 1)[1]
+        text = text.split("(Refer to the full stack trace")[0]
+    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+    return lines[:max_lines]
+
+
+@dataclass
+class Attempt:
+    """The outcome of :func:`attempt`: a result or an exception, and everything else it produced.
+
+    Attributes:
+        ok: True when the call returned.
+        value: what it returned (None when it raised).
+        error: the exception it raised (None when it returned).
+        seconds: wall-clock time of the call.
+        captured: its stdout, stderr, warnings and log records (:class:`Captured`).
+    """
+
+    ok: bool
+    value: Any
+    error: BaseException | None
+    seconds: float
+    captured: Captured
+
+    @property
+    def error_type(self) -> str:
+        """The exception's class name, '' when the call succeeded."""
+        return "" if self.error is None else type(self.error).__name__
+
+    @property
+    def message(self) -> str:
+        """The full exception message without colour codes, '' when the call succeeded."""
+        return "" if self.error is None else strip_ansi(str(self.error))
+
+    def key_lines(self, max_lines: int = 6) -> list[str]:
+        """The lines of the error that say what went wrong (for torch: its summary section)."""
+        return [] if self.error is None else _key_lines(str(self.error), max_lines)
+
+    def mentions(self, text: str) -> bool:
+        """True when ``text`` appears in the error, the warnings, the log or the output."""
+        c = self.captured
+        haystack = "\n".join([self.message, c.stdout, c.stderr, *c.warnings, *c.log])
+        return text in haystack
+
+    def report(self, max_lines: int = 6, warnings: bool = True) -> str:
+        """A short text: outcome, time, the key lines of the error, and the warnings."""
+        if self.ok:
+            lines = [f"succeeded in {self.seconds:.2f} s"]
+        else:
+            lines = [f"failed after {self.seconds:.2f} s with {self.error_type}:"]
+            lines += [f"    {ln[:220]}" for ln in self.key_lines(max_lines)]
+        if warnings and self.captured.warnings:
+            lines.append(f"warnings ({len(self.captured.warnings)}):")
+            lines += [f"    {w.splitlines()[0][:220]}" for w in self.captured.warnings]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.report()
+
+
+def attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Attempt:
+    """Call ``fn(*args, **kwargs)``, keep its exception instead of raising, capture its output.
+
+    Use it to reproduce a failure in a notebook cell and look at it calmly: the returned
+    :class:`Attempt` says whether the call worked, how long it took, the key lines of the error,
+    and every warning and log line it produced. ``KeyboardInterrupt`` still interrupts.
+
+    Example::
+
+        result = attempt(torch.onnx.export, model, (x,), dynamo=True)
+        if not result.ok:
+            print(result.report())
+    """
+    if not callable(fn):
+        raise TypeError(f"attempt() needs a callable (a function), got {type(fn).__name__}")
+    start = time.perf_counter()
+    value: Any = None
+    error: BaseException | None = None
+    with capture() as captured:
+        try:
+            value = fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - keeping the failure is the point
+            error = exc
+    return Attempt(error is None, value, error, time.perf_counter() - start, captured)
+
+
+# --------------------------------------------------------------------------------------------
+# the failure gallery
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failure learners report: what they see, why, what fixes it, how to check the fix."""
+
+    key: str
+    title: str
+    framework: str
+    stage: str
+    symptom: str
+    cause: str
+    fix: str
+    verify: str
+    issues: tuple[str, ...]
+    pain_point: int | None = None
+
+    def text(self) -> str:
+        """The entry as a few labelled lines."""
+        return "\n".join(
+            [
+                self.title,
+                f"  symptom: {self.symptom}",
+                f"  cause:   {self.cause}",
+                f"  fix:     {self.fix}",
+                f"  verify:  {self.verify}",
+                f"  reported in: {', '.join(self.issues)}",
+            ]
+        )
+
+
+GALLERY: tuple[Failure, ...] = (
+    Failure(
+        "unsupported-operator",
+        "An operator the exporter cannot translate",
+        "PyTorch",
+        "translate",
+        "ConversionError / DispatchError: No ONNX function found for "
+        "<OpOverload(op='aten._cdist_forward', ...)>",
+        "the exporter has no ONNX translation for this ATen operator (at any opset)",
+        "rewrite the operation with supported operators (cdist as a square root of summed "
+        "squared differences), or register a custom translation (custom_translation_table)",
+        "the export succeeds and the rewritten model matches the original within tolerance",
+        ("pytorch #49005", "pytorch #131635", "optimum #1331"),
+        1,
+    ),
+    Failure(
+        "opset-too-low",
+        "Opset too low for an operator",
+        "PyTorch",
+        "translate",
+        "exporting with opset_version=15 logs 'Setting ONNX exporter to use operator set "
+        "version 18', then 'No Previous Version of LayerNormalization exists'; the model "
+        "stays at opset 18",
+        "the operator (LayerNormalization) first exists in opset 17; no lower opset can "
+        "express it as one node",
+        "target an opset that has the operator (>= 17 here) and a runtime that supports it, or "
+        "rewrite the operation",
+        "read model.opset_import after export; load the model in the target runtime",
+        ("pytorch #49005", "pytorch #131635", "optimum #1331"),
+        1,
+    ),
+    Failure(
+        "dynamic-axes",
+        "dynamic_axes with the dynamo exporter",
+        "PyTorch",
+        "capture",
+        "DeprecationWarning: from_dynamic_axes_to_dynamic_shapes is deprecated; or a "
+        "'Constraints violated' / 'inferred a static shape' error",
+        "torch >= 2.9 exports with torch.export by default (dynamo=True); dynamic_axes is "
+        "translated to Dim.DYNAMIC hints keyed by forward() argument names",
+        "declare dynamic_shapes with torch.export.Dim, keyed by forward() argument names",
+        "the exported input shows a named dimension; run it at several sizes",
+        ("pytorch #165748", "pytorch #150940"),
+        4,
+    ),
+    Failure(
+        "onnxscript-missing",
+        "onnxscript missing or too old",
+        "PyTorch",
+        "translate",
+        "ModuleNotFoundError: No module named 'onnxscript' from torch.onnx.export",
+        "the dynamo exporter writes ONNX through onnxscript, which torch's wheel does not install",
+        "install the onnxscript version pinned with your torch (pip install onnxscript==...)",
+        "importlib.util.find_spec('onnxscript') is not None; a tiny export succeeds",
+        ("pytorch #103764", "ultralytics #20348"),
+        5,
+    ),
+    Failure(
+        "data-dependent-branch",
+        "Python if on a tensor value",
+        "PyTorch",
+        "capture",
+        "torch.export: GuardOnDataDependentSymNode 'Could not guard on data-dependent "
+        "expression'; the legacy tracer instead bakes in one branch (TracerWarning)",
+        "the branch depends on tensor values, which a captured graph cannot know",
+        "express the branch with torch.cond (it becomes an ONNX If), or compute both branches "
+        "and torch.where between them",
+        "run inputs that take each branch and compare with eager PyTorch",
+        ("transformers #17773", "pytorch #143222"),
+        6,
+    ),
+    Failure(
+        "fixed-batch",
+        "A batch dimension that is really fixed",
+        "all",
+        "runtime",
+        "works at batch 1, then 'Got invalid dimensions for input: x ... index: 0 Got: 7 "
+        "Expected: 1' (or a Gemm/Reshape error deep inside when the model hard-codes a size)",
+        "the export recorded the example's batch size: no dynamic dimension was declared, or "
+        "the model code fixes it (view(2, -1)) and the exporter accepted the fix silently",
+        "declare the dimension dynamic (dynamic_shapes / None in initial_types / "
+        "TensorSpec([None, ...])) and remove hard-coded sizes (flatten(1), view(x.shape[0], -1))",
+        "read the input shape of the exported model; run it at batch 1, 7 and a large batch",
+        ("onnx/tutorials #163", "onnxruntime #19270", "pytorch #148886"),
+        7,
+    ),
+    Failure(
+        "float64-input",
+        "float64 data into a float32 model",
+        "all",
+        "runtime",
+        "INVALID_ARGUMENT: Unexpected input data type. Actual: (tensor(double)) , expected: "
+        "(tensor(float))",
+        "NumPy and pandas default to float64; exported models declare float32 inputs",
+        "cast at the boundary: X.astype(np.float32)",
+        "session.get_inputs()[0].type says tensor(float); the cast data runs",
+        ("onnxruntime #4130", "sklearn-onnx #1192"),
+        9,
+    ),
+    Failure(
+        "float32-drift",
+        "float64 to float32 drift in scikit-learn models",
+        "scikit-learn",
+        "runtime",
+        "a few predictions differ between scikit-learn and ONNX although most agree",
+        "scikit-learn computes scalers and SVM kernels in float64; the ONNX graph computes in "
+        "float32, and values near a tree threshold land on the other side",
+        "train on float32 data, compute precision-hungry features (timestamps) relative to a "
+        "reference before the model, or use double-precision converters where the runtime "
+        "has them",
+        "count disagreeing predictions on the whole test set, not on five rows",
+        ("onnxruntime #4130", "sklearn-onnx #1192"),
+        9,
+    ),
+    Failure(
+        "zipmap",
+        "ZipMap probabilities",
+        "scikit-learn",
+        "translate",
+        "probabilities come back as a list of {class: probability} dicts; proba[:, 1] raises "
+        "TypeError: list indices must be integers or slices, not tuple",
+        "skl2onnx adds a ZipMap node after classifiers by default",
+        "convert with options={'zipmap': False} (or {id(clf): {'zipmap': False}})",
+        "the second output is a float32 ndarray of shape (batch, n_classes)",
+        ("sklearn-onnx #202", "sklearn-onnx #218"),
+        11,
+    ),
+    Failure(
+        "eval-mode",
+        "model.eval() forgotten",
+        "PyTorch",
+        "capture",
+        "UserWarning 'Exporting a model while it is in training mode'; ONNX outputs differ "
+        "from eager eval() outputs far beyond float32 tolerance",
+        "in training mode dropout is random and batch norm uses the batch's statistics, and "
+        "the export records that behaviour",
+        "call model.eval() before exporting",
+        "compare with the eager model in eval mode at tolerances chosen from the dtype "
+        "(float32: rtol 1e-4, atol 1e-5)",
+        ("onnxruntime #4589", "onnxruntime #18946"),
+        8,
+    ),
+    Failure(
+        "missing-converter",
+        "A custom transformer without a converter",
+        "scikit-learn",
+        "parse",
+        "MissingShapeCalculator: Unable to find a shape calculator for type <class "
+        "'...YourTransformer'>",
+        "skl2onnx only knows the estimators it ships converters for",
+        "write a shape calculator and a converter and register them with "
+        "update_registered_converter",
+        "convert the pipeline and compare with pipeline.predict_proba",
+        ("sklearn-onnx #359", "sklearn-onnx #1115"),
+        10,
+    ),
+    Failure(
+        "keras3-tf2onnx",
+        "Keras 3 with tf2onnx.convert.from_keras",
+        "TensorFlow/Keras",
+        "capture",
+        "KeyError: 'keras_tensor_...' from tf2onnx.convert.from_keras",
+        "tf2onnx 1.17 reads Keras 2 (tf_keras) model attributes; Keras 3 names its tensors "
+        "differently, so the output-name lookup fails",
+        "model.export(dir) to a SavedModel and convert that, or build the model with tf_keras "
+        "(TF_USE_LEGACY_KERAS=1 before TensorFlow is imported)",
+        "compare the ONNX outputs with model(x) at several batch sizes",
+        ("tensorflow-onnx #2329", "tensorflow-onnx #2348", "tensorflow-onnx #2448", "keras #18430"),
+        15,
+    ),
+)
+
+
+def failure(key: str) -> Failure:
+    """The gallery entry with this key.
+
+    >>> failure("zipmap").pain_point
+    11
+    """
+    for entry in GALLERY:
+        if entry.key == key:
+            return entry
+    known = ", ".join(e.key for e in GALLERY)
+    raise KeyError(f"no gallery entry {key!r}; the keys are: {known}")
+
+
+def gallery_frame(keys: Sequence[str] | None = None) -> Any:
+    """The gallery (or the entries named in ``keys``) as a pandas DataFrame, one row each.
+
+    Example::
+
+        gallery_frame()[["title", "symptom", "fix"]]
+    """
+    try:
+        import pandas as pd
+    except ImportError as exc:  # pragma: no cover - pandas is in the course environment
+        raise ImportError("gallery_frame needs pandas: pip install pandas") from exc
+    entries = GALLERY if keys is None else [failure(k) for k in keys]
+    rows = [
+        {
+            "#": GALLERY.index(e) + 1,
+            "title": e.title,
+            "framework": e.framework,
+            "symptom": e.symptom,
+            "cause": e.cause,
+            "fix": e.fix,
+            "verify": e.verify,
+            "issues": ", ".join(e.issues),
+        }
+        for e in entries
+    ]
+    return pd.DataFrame(rows).set_index("#")
+
+
+# --------------------------------------------------------------------------------------------
+# the export pipelines, drawn
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a converter's pipeline, and the gallery failures that happen there."""
+
+    name: str
+    detail: str
+    failures: tuple[str, ...] = ()
+
+
+EXPORT_PIPELINES: dict[str, tuple[Stage, ...]] = {
+    "PyTorch\ntorch.onnx.export(dynamo=True)": (
+        Stage("nn.Module", "+ example inputs\n+ dynamic_shapes", ("eval-mode",)),
+        Stage(
+            "torch.export",
+            "capture an FX graph\n(ExportedProgram)",
+            ("data-dependent-branch", "dynamic-axes", "fixed-batch"),
+        ),
+        Stage("decompose", "to core ATen\noperators"),
+        Stage(
+            "translate",
+            "ATen -> ONNX via\nonnxscript (torchlib)",
+            ("unsupported-operator", "opset-too-low", "onnxscript-missing"),
+        ),
+        Stage("optimize", "fold constants,\nremove dead nodes"),
+        Stage("ONNXProgram", ".model_proto\n.save(path)"),
+    ),
+    "Keras 3\ntf2onnx": (
+        Stage("keras.Model", "Sequential or\nfunctional", ("keras3-tf2onnx",)),
+        Stage("model.export()", "SavedModel with a\n'serve' signature"),
+        Stage("load + freeze", "tf.function graph,\nvariables -> constants"),
+        Stage("rewrite", "TF ops -> ONNX ops\nat the chosen opset"),
+        Stage("optimize", "transposes, identities,\nconstant folding"),
+        Stage("ModelProto", "input_signature sets\nnames and shapes", ("fixed-batch",)),
+    ),
+    "scikit-learn\nskl2onnx": (
+        Stage("Pipeline", "fitted estimator\n+ sample or initial_types", ("float64-input",)),
+        Stage("parse", "one operator per step,\nshape calculators", ("missing-converter",)),
+        Stage("convert", "each step -> ai.onnx +\nai.onnx.ml nodes", ("float32-drift",)),
+        Stage("options", "zipmap, target_opset\nper domain", ("zipmap",)),
+        Stage("ModelProto", "one input per column\nfor DataFrames"),
+    ),
+}
+
+
+def draw_export_pipelines(pipelines: Mapping[str, Sequence[Stage]] | None = None) -> Any:
+    """Draw each converter's pipeline as a row of boxes, with numbered failure markers.
+
+    A marker's number is the failure's position in :data:`GALLERY` (1-based); the legend names
+    them. Returns the matplotlib Figure.
+
+    Example::
+
+        fig = draw_export_pipelines()
+        fig.savefig("pipelines.png")
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    pipelines = EXPORT_PIPELINES if pipelines is None else pipelines
+    if not pipelines:
+        raise ValueError("nothing to draw: pass at least one pipeline {name: [Stage, ...]}")
+    rows = list(pipelines.items())
+    width = max(len(stages) for _, stages in rows)
+    colours = [OKABE_ITO["blue"], OKABE_ITO["orange"], OKABE_ITO["green"], OKABE_ITO["purple"]]
+    fig, ax = plt.subplots(figsize=(2.05 * width + 1.6, 1.75 * len(rows) + 1.6))
+    used: dict[int, str] = {}
+    for r, (name, stages) in enumerate(rows):
+        y = len(rows) - 1 - r
+        colour = colours[r % len(colours)]
+        ax.text(-0.15, y, name, ha="right", va="center", fontsize=9, fontweight="bold")
+        for c, stage in enumerate(stages):
+            box = FancyBboxPatch(
+                (c + 0.05, y - 0.32),
+                0.8,
+                0.64,
+                boxstyle="round,pad=0.02",
+                facecolor=colour,
+                alpha=0.18,
+                edgecolor=colour,
+                linewidth=1.5,
+            )
+            ax.add_patch(box)
+            ax.text(c + 0.45, y + 0.14, stage.name, ha="center", va="center", fontsize=8.5)
+            ax.text(c + 0.45, y - 0.12, stage.detail, ha="center", va="center", fontsize=6.5)
+            if c + 1 < len(stages):
+                ax.add_patch(
+                    FancyArrowPatch(
+                        (c + 0.87, y),
+                        (c + 1.03, y),
+                        arrowstyle="-|>",
+                        mutation_scale=10,
+                        color=OKABE_ITO["black"],
+                    )
+                )
+            for k, key in enumerate(stage.failures):
+                number = GALLERY.index(failure(key)) + 1
+                used[number] = failure(key).title
+                ax.text(
+                    c + 0.12 + 0.17 * k,
+                    y + 0.4,
+                    str(number),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white",
+                    fontweight="bold",
+                    bbox={
+                        "boxstyle": "circle,pad=0.25",
+                        "fc": OKABE_ITO["vermillion"],
+                        "ec": "none",
+                    },
+                )
+    ax.set_xlim(-1.7, width + 0.1)
+    ax.set_ylim(-0.75, len(rows) - 0.35)
+    ax.set_xlabel("pipeline stage (left to right: what each converter does, in order)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title("Three converters, three pipelines: where conversions fail")
+    handles = [
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            markerfacecolor=OKABE_ITO["vermillion"],
+            markeredgecolor="none",
+            label=f"{n}: {title}",
+        )
+        for n, title in sorted(used.items())
+    ]
+    if handles:
+        ax.legend(
+            handles=handles,
+            title="failure (gallery number)",
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.08),
+            ncol=3,
+            fontsize=7,
+            title_fontsize=8,
+            frameon=False,
+        )
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# the conversion explorer
+
+
+def input_signature(model: onnx.ModelProto | bytes) -> list[tuple[str, str, list[int | str]]]:
+    """``(name, dtype, dims)`` of each graph input; a dynamic dimension is its name (or '?').
+
+    >>> from onnx import helper, TensorProto
+    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])
+    >>> g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x],
+    ...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])])
+    >>> input_signature(helper.make_model(g))
+    [('x', 'float32', ['batch', 3])]
+    """
+    proto = _as_proto(model)
+    inits = {i.name for i in proto.graph.initializer}
+    out = []
+    for value in proto.graph.input:
+        if value.name in inits:
+            continue
+        t = value.type.tensor_type
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else "?"
+        dims: list[int | str] = []
+        for d in t.shape.dim:
+            if d.HasField("dim_value"):
+                dims.append(int(d.dim_value))
+            else:
+                dims.append(d.dim_param or "?")
+        out.append((value.name, dtype, dims))
+    return out
+
+
+def _as_proto(model: onnx.ModelProto | bytes) -> onnx.ModelProto:
+    if isinstance(model, onnx.ModelProto):
+        return model
+    if isinstance(model, (bytes, bytearray)):
+        proto = onnx.ModelProto()
+        proto.ParseFromString(bytes(model))
+        return proto
+    raise TypeError(
+        f"expected an onnx.ModelProto or its serialized bytes, got {type(model).__name__}"
+    )
+
+
+@dataclass
+class ExplorerCase:
+    """One exported model the explorer can run, and the source framework's prediction.
+
+    Args:
+        model: the exported ONNX model (ModelProto or bytes), one input.
+        reference: the source framework's prediction for a batch of raw (float64) rows; it
+            casts as its framework needs (a float32 PyTorch model casts to float32, scikit-learn
+            computes in float64).
+        output: which output of the ONNX model to compare (scikit-learn classifiers: 1).
+        source: the framework's name for messages ('PyTorch').
+    """
+
+    model: onnx.ModelProto | bytes
+    reference: Callable[[np.ndarray], Any]
+    output: int = 0
+    source: str = "source"
+
+
+@dataclass(frozen=True)
+class ExplorerOutcome:
+    """What happened when the explorer ran one case at one batch size and input dtype."""
+
+    framework: str
+    export: str
+    batch: int
+    dtype: str
+    cast: bool
+    runs: bool
+    error: str
+    max_abs_error: float | None
+    rtol: float
+    atol: float
+    within_tolerance: bool | None
+    signature: str
+    source: str
+
+    @property
+    def verdict(self) -> str:
+        """'fails', 'beyond tolerance' or 'within tolerance'."""
+        if not self.runs:
+            return "fails"
+        return "within tolerance" if self.within_tolerance else "beyond tolerance"
+
+    def text(self) -> str:
+        """A few lines for the widget: the case, the outcome, the measured error."""
+        fed = f"{self.dtype} cast to the model's dtype" if self.cast else self.dtype
+        head = (
+            f"{self.framework}, {self.export}: batch {self.batch}, input {fed}\n"
+            f"model input: {self.signature}"
+        )
+        if not self.runs:
+            return f"{head}\n✘ does not run:\n  {self.error}"
+        mark = "✔" if self.within_tolerance else "✘"
+        return (
+            f"{head}\n{mark} runs; max |ONNX − {self.source}| = {self.max_abs_error:.2e} "
+            f"(tolerance: atol {self.atol:g} + rtol {self.rtol:g}·|{self.source}|): "
+            f"{self.verdict}"
+        )
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+def _short_ort_error(text: str) -> str:
+    text = " ".join(text.split())
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    return text[:300]
+
+
+class ConversionExplorer:
+    """Run exported models at any batch size and input dtype; measure the error to the source.
+
+    The logic behind the lesson's conversion explorer: every case is an already exported model
+    (exports take seconds, so they are made once), and :meth:`run` only runs ONNX Runtime and the
+    source framework on a few rows, so a widget reacts at once.
+
+    Args:
+        cases: ``{(framework, export): ExplorerCase}``, e.g. ``("PyTorch", "dynamic batch")``.
+        data: raw rows (any float dtype, usually float64 as data arrives); batches are taken
+            from the top, repeating rows when the batch is larger than the data.
+
+    Example::
+
+        explorer = ConversionExplorer({("PyTorch", "dynamic batch"): case}, X_test)
+        print(explorer.run("PyTorch", "dynamic batch", batch=7, dtype="float64"))
+    """
+
+    DTYPES = ("float32", "float64", "float16")
+
+    def __init__(self, cases: Mapping[tuple[str, str], ExplorerCase], data: np.ndarray) -> None:
+        if not cases:
+            raise ValueError("the explorer needs at least one case {(framework, export): case}")
+        for key, case in cases.items():
+            if not (isinstance(key, tuple) and len(key) == 2):
+                raise ValueError(f"case keys are (framework, export) pairs, got {key!r}")
+            if not isinstance(case, ExplorerCase):
+                raise TypeError(f"case {key} must be an ExplorerCase, got {type(case).__name__}")
+            n_inputs = len(input_signature(case.model))
+            if n_inputs != 1:
+                raise ValueError(f"case {key}: the explorer runs one-input models, got {n_inputs}")
+        data = np.asarray(data)
+        if data.ndim < 2 or len(data) == 0 or data.dtype.kind != "f":
+            raise ValueError(
+                f"data must be a non-empty float array of rows (batch, ...), got shape "
+                f"{data.shape} and dtype {data.dtype}"
+            )
+        self.cases = dict(cases)
+        self.data = data
+        self._sessions: dict[tuple[str, str], Any] = {}
+
+    @property
+    def frameworks(self) -> list[str]:
+        """The frameworks, in the order the cases were given."""
+        return list(dict.fromkeys(f for f, _ in self.cases))
+
+    def exports(self, framework: str) -> list[str]:
+        """The export variants available for ``framework``."""
+        return [e for f, e in self.cases if f == framework]
+
+    def _session(self, key: tuple[str, str]) -> Any:
+        if key not in self._sessions:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.log_severity_level = 4  # the failure is returned, not logged to stderr
+            options.intra_op_num_threads = 1  # a few rows: threads would only wait
+            model = self.cases[key].model
+            data = model if isinstance(model, bytes) else model.SerializeToString()
+            self._sessions[key] = ort.InferenceSession(
+                data, options, providers=["CPUExecutionProvider"]
+            )
+        return self._sessions[key]
+
+    def batch_of(self, batch: int) -> np.ndarray:
+        """The first ``batch`` rows of the data (rows repeat when batch exceeds the data)."""
+        if not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise ValueError(f"batch must be a positive integer, got {batch!r}")
+        idx = np.arange(int(batch)) % len(self.data)
+        return self.data[idx]
+
+    def run(
+        self, framework: str, export: str, batch: int, dtype: str = "float32", cast: bool = False
+    ) -> ExplorerOutcome:
+        """Run one case: the batch in ``dtype`` (or cast to the model's dtype when ``cast``).
+
+        The ONNX output is compared with ``case.reference(raw rows)`` at tolerances chosen from
+        the ONNX output's dtype (``course.verify.default_tolerances``).
+        """
+        key = (framework, export)
+        if key not in self.cases:
+            raise KeyError(f"no case {key!r}; the cases are {sorted(self.cases)}")
+        if dtype not in self.DTYPES:
+            raise ValueError(f"dtype must be one of {self.DTYPES}, got {dtype!r}")
+        from course.verify import default_tolerances
+
+        case = self.cases[key]
+        name, declared, dims = input_signature(case.model)[0]
+        signature = f"{name}: {declared}[{', '.join(str(d) for d in dims)}]"
+        raw = self.batch_of(batch)
+        fed = raw.astype(declared if cast and declared != "?" else dtype)
+        rtol, atol = default_tolerances(np.float32)
+        try:
+            outputs = self._session(key).run(None, {name: fed})
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's failure is the result
+            return ExplorerOutcome(
+                framework, export, int(batch), dtype, cast, False, _short_ort_error(str(exc)),
+                None, rtol, atol, None, signature, case.source,
+            )  # fmt: skip
+        got = np.asarray(outputs[case.output])
+        want = np.asarray(case.reference(raw))
+        if got.shape != want.shape:
+            want = want.reshape(got.shape)
+        rtol, atol = default_tolerances(got.dtype)
+        diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+        within = bool(np.all(diff <= atol + rtol * np.abs(want.astype(np.float64))))
+        return ExplorerOutcome(
+            framework, export, int(batch), dtype, cast, True, "", float(diff.max()),
+            rtol, atol, within, signature, case.source,
+        )  # fmt: skip
+
+    def sweep(
+        self, batches: Sequence[int], dtype: str = "float32", cast: bool = False
+    ) -> list[ExplorerOutcome]:
+        """:meth:`run` for every case at every batch size."""
+        return [
+            self.run(framework, export, b, dtype, cast)
+            for (framework, export) in self.cases
+            for b in batches
+        ]
+
+
+def outcome_grid(outcomes: Sequence[ExplorerOutcome], title: str | None = None) -> Any:
+    """Draw a grid (case x batch size) of measured outcomes; returns the matplotlib Figure.
+
+    Green cells ran within tolerance (the measured max error is printed), yellow cells ran but
+    exceeded it, vermillion cells failed to run.
+
+    Example::
+
+        outcome_grid(explorer.sweep([1, 7, 64], dtype="float32"))
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    if not outcomes:
+        raise ValueError("no outcomes to draw: pass the list ConversionExplorer.sweep() returns")
+    rows = list(dict.fromkeys((o.framework, o.export) for o in outcomes))
+    cols = sorted({o.batch for o in outcomes})
+    levels = {"within tolerance": 0, "beyond tolerance": 1, "fails": 2}
+    grid = np.full((len(rows), len(cols)), np.nan)
+    fig, ax = plt.subplots(figsize=(1.25 * len(cols) + 3.2, 0.55 * len(rows) + 1.9))
+    for o in outcomes:
+        r, c = rows.index((o.framework, o.export)), cols.index(o.batch)
+        grid[r, c] = levels[o.verdict]
+        label = "fails" if not o.runs else f"{o.max_abs_error:.0e}"
+        ax.text(c, r, label, ha="center", va="center", fontsize=8, color=OKABE_ITO["black"])
+    palette = [OKABE_ITO["green"], OKABE_ITO["yellow"], OKABE_ITO["vermillion"]]
+    ax.imshow(grid, cmap=ListedColormap(palette), vmin=0, vmax=2, alpha=0.6, aspect="auto")
+    ax.set_xticks(range(len(cols)), [str(c) for c in cols])
+    ax.set_yticks(range(len(rows)), [f"{f}, {e}" for f, e in rows])
+    ax.set_xlabel("batch size (rows)")
+    dtypes = sorted({o.dtype + (" cast" if o.cast else "") for o in outcomes})
+    ax.set_title(
+        title or f"Does the export run? Max abs error vs source (input {', '.join(dtypes)})"
+    )
+    ax.legend(
+        handles=[Patch(color=c, alpha=0.6, label=k) for k, c in zip(levels, palette, strict=True)],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.18),
+        ncol=3,
+        fontsize=8,
+        frameon=False,
+    )
+    fig.tight_layout()
+    return fig
