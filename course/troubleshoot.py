@@ -1011,6 +1011,7 @@ def outcome_grid(outcomes: Sequence[ExplorerOutcome], title: str | None = None) 
     ax.set_xticks(range(len(cols)), [str(c) for c in cols])
     ax.set_yticks(range(len(rows)), [f"{f}, {e}" for f, e in rows])
     ax.set_xlabel("batch size (rows)")
+    ax.set_ylabel("exported model (framework, export)")
     dtypes = sorted({o.dtype + (" cast" if o.cast else "") for o in outcomes})
     ax.set_title(
         title or f"Does the export run? Max abs error vs source (input {', '.join(dtypes)})"

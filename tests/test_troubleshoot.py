@@ -306,7 +306,8 @@ def test_outcome_grid_draws_every_case():
     assert labels == ["NumPy, dynamic batch", "NumPy, fixed batch 1"], labels
     cells = sorted(t.get_text() for t in ax.texts)
     assert cells.count("fails") == 1 and len(cells) == 4, cells
-    assert ax.get_xlabel() and ax.get_title() and ax.get_legend() is not None
+    assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+    assert ax.get_legend() is not None
     plt.close(fig)
     with pytest.raises(ValueError, match="no outcomes"):
         ts.outcome_grid([])
