@@ -1,0 +1,144 @@
+"""Exercise self-tests for 08-future: other correct answers, and plausible wrong ones."""
+
+ALTERNATIVES = {
+    # bytes route, with an explicit copy of each tensor's memory
+    "ex1-save-weights": """
+def save_weights(state_dict, path, metadata):
+    from pathlib import Path
+    from safetensors.torch import save
+    tensors = {}
+    for name, tensor in state_dict.items():
+        tensors[name] = tensor.detach().cpu().clone(memory_format=torch.contiguous_format)
+    Path(path).write_bytes(save(tensors, metadata={str(k): str(v) for k, v in metadata.items()}))
+""",
+    # onnx.defs directly: the schema in force at the target is newer than the model's opset
+    "ex2-recheck": """
+def operators_to_recheck(model, target_opset):
+    import onnx.defs
+    current = [i.version for i in model.opset_import if i.domain in ("", "ai.onnx")][0]
+    names = []
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx") or node.op_type in names:
+            continue
+        if onnx.defs.get_schema(node.op_type, target_opset, "").since_version > current:
+            names.append(node.op_type)
+    return sorted(names)
+""",
+    # a real stack simulation of the few opcodes that matter, memo as a list of values
+    "ex3-imports": """
+def pickle_imports(data):
+    text_ops = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE",
+                "SHORT_BINUNICODE", "BINUNICODE8"}
+    seen, memo, pushes = [], {}, []
+    for op, arg, _ in pickletools.genops(data):
+        name = op.name
+        if name in text_ops:
+            pushes.append(arg if isinstance(arg, str) else arg.decode("latin-1"))
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            pushes.append(memo.get(arg))
+        elif name in ("GLOBAL", "INST"):
+            module, attr = arg.split(" ", 1)
+            target = module + "." + attr
+            if target not in seen:
+                seen.append(target)
+            pushes.append(object())
+        elif name == "STACK_GLOBAL":
+            target = f"{pushes[-2]}.{pushes[-1]}"
+            del pushes[-2:]
+            if target not in seen:
+                seen.append(target)
+            pushes.append(object())
+        elif name == "MEMOIZE":
+            memo[len(memo)] = pushes[-1] if pushes else None
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[arg] = pushes[-1] if pushes else None
+        elif name not in ("PROTO", "FRAME", "STOP", "MARK"):
+            pushes.append(object())
+    return seen
+""",
+}
+
+WRONG = {
+    "ex1-save-weights": [
+        # the colleague's call: shared and non-contiguous tensors make save_file raise
+        "def save_weights(state_dict, path, metadata):\n"
+        "    save_file(state_dict, str(path), metadata=metadata)\n",
+        # 'fixed' by converting everything to float32: int64 and bfloat16 tensors change dtype
+        "def save_weights(state_dict, path, metadata):\n"
+        "    save_file({k: v.detach().float().contiguous().clone() for k, v in state_dict.items()},\n"
+        "              str(path), metadata=metadata)\n",
+        # clones correctly but forgets the metadata
+        "def save_weights(state_dict, path, metadata):\n"
+        "    save_file({k: v.detach().clone().contiguous() for k, v in state_dict.items()}, str(path))\n",
+        # drops the duplicate name of the tied tensor (what save_model does), so a key is missing
+        "def save_weights(state_dict, path, metadata):\n"
+        "    kept, seen = {}, set()\n"
+        "    for k, v in state_dict.items():\n"
+        "        if v.data_ptr() in seen:\n"
+        "            continue\n"
+        "        seen.add(v.data_ptr())\n"
+        "        kept[k] = v.detach().clone().contiguous()\n"
+        "    save_file(kept, str(path), metadata=metadata)\n",
+        # a pickle, not safetensors
+        "def save_weights(state_dict, path, metadata):\n"
+        "    torch.save({'state': state_dict, 'meta': metadata}, path)\n",
+    ],
+    "ex2-recheck": [
+        # off by one at the lower end: counts the change made at the model's own opset
+        "def operators_to_recheck(model, target_opset):\n"
+        "    current = [i.version for i in model.opset_import if i.domain in ('', 'ai.onnx')][0]\n"
+        "    used = {n.op_type for n in model.graph.node if n.domain in ('', 'ai.onnx')}\n"
+        "    return sorted(op for op in used\n"
+        "                  if any(current <= v <= target_opset for v in opsets.operator_history(op)))\n",
+        # only looks at changes made exactly at the target opset
+        "def operators_to_recheck(model, target_opset):\n"
+        "    used = {n.op_type for n in model.graph.node if n.domain in ('', 'ai.onnx')}\n"
+        "    return sorted(op for op in used if target_opset in opsets.operator_history(op))\n",
+        # every operator changed in the range, whether the model uses it or not
+        "def operators_to_recheck(model, target_opset):\n"
+        "    current = [i.version for i in model.opset_import if i.domain in ('', 'ai.onnx')][0]\n"
+        "    return ecosystem.changes_between(current, target_opset)['changed']\n",
+        # forgets the domain: looks up ai.onnx.ml operators in the default domain
+        "def operators_to_recheck(model, target_opset):\n"
+        "    current = [i.version for i in model.opset_import if i.domain in ('', 'ai.onnx')][0]\n"
+        "    used = {n.op_type for n in model.graph.node}\n"
+        "    return sorted(op for op in used\n"
+        "                  if any(current < v <= target_opset for v in opsets.operator_history(op)))\n",
+    ],
+    "ex3-imports": [
+        # only protocol 0-3 GLOBAL: misses STACK_GLOBAL (the default protocol since Python 3.8)
+        "def pickle_imports(data):\n"
+        "    out = []\n"
+        "    for op, arg, _ in pickletools.genops(data):\n"
+        "        if op.name == 'GLOBAL' and arg.replace(' ', '.') not in out:\n"
+        "            out.append(arg.replace(' ', '.'))\n"
+        "    return out\n",
+        # STACK_GLOBAL from the last two literal strings, ignoring the memo (BINGET)
+        "def pickle_imports(data):\n"
+        "    out, strings = [], []\n"
+        "    for op, arg, _ in pickletools.genops(data):\n"
+        "        if op.name in ('SHORT_BINUNICODE', 'BINUNICODE', 'UNICODE'):\n"
+        "            strings.append(arg)\n"
+        "        if op.name == 'GLOBAL':\n"
+        "            name = arg.replace(' ', '.')\n"
+        "        elif op.name == 'STACK_GLOBAL':\n"
+        "            name = strings[-2] + '.' + strings[-1]\n"
+        "        else:\n"
+        "            continue\n"
+        "        if name not in out:\n"
+        "            out.append(name)\n"
+        "    return out\n",
+        # a byte grep: flags plain text that mentions a dangerous name
+        "def pickle_imports(data):\n"
+        "    import os\n"
+        "    name = os.system.__module__ + '.system'\n"
+        "    return [name] if b'system' in data else []\n",
+        # flags every string in the stream
+        "def pickle_imports(data):\n"
+        "    out = []\n"
+        "    for op, arg, _ in pickletools.genops(data):\n"
+        "        if isinstance(arg, str) and arg not in out:\n"
+        "            out.append(arg.replace(' ', '.'))\n"
+        "    return out\n",
+    ],
+}
