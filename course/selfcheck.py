@@ -191,7 +191,8 @@ class CheckReport:
         done = sum(e.passed for e in self.exercises)
         text = (
             f"{self.notebook.name}: {done} of {len(self.exercises)} exercises pass their "
-            f"visible tests ({_num(self.points_passed)} of {_num(self.points)} visible points)"
+            f"visible tests (test cells worth {_num(self.points_passed)} of {_num(self.points)} "
+            "points pass)"
         )
         if not self.executed and not self.nested:
             text += "; nothing started yet, so nothing was run"

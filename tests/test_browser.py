@@ -155,6 +155,8 @@ def page(lab):
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(60_000)
+        # leaving a notebook with unsaved cells asks "leave the page?": say yes
+        page.on("dialog", lambda dialog: dialog.accept())
         try:
             yield page
         finally:
@@ -201,6 +203,15 @@ def _run_all(page, seconds: float) -> None:
     and either the last code cell has run or a cell failed (a run stops at its first error)."""
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-item:visible", has_text="Run All Cells").first.click()
+    try:
+        _wait_for_run(page, seconds)
+    except Exception:
+        page.screenshot(path=str(SHOTS / "failed-run-all.png"))
+        raise
+    _wait_idle(page, 30)
+
+
+def _wait_for_run(page, seconds: float) -> None:
     page.wait_for_function(
         """() => {
         const panel = [...document.querySelectorAll('.jp-NotebookPanel')]
@@ -216,7 +227,6 @@ def _run_all(page, seconds: float) -> None:
         timeout=seconds * 1000,
         polling=500,
     )
-    _wait_idle(page, 30)
 
 
 def _visible(page, selector: str):
@@ -270,6 +280,23 @@ def test_lesson_widget_and_validate(page, lab):
         f"Validate should name the unanswered exercise:\n{result[:2000]}"
     )
     dialog.get_by_role("button").last.click()
+    dialog.wait_for(state="detached")
+
+    # a self-learner's check: a new cell at the end, `course.check()` finds its own notebook
+    _visible(page, ".jp-Notebook .jp-Cell").last.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.type("import course\ncourse.check()")
+    page.keyboard.press("Shift+Enter")
+    report = _visible(page, ".jp-OutputArea-output:has-text('exercises pass their visible tests')")
+    report.last.wait_for(timeout=120_000)
+    text = report.last.inner_text()
+    report.last.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "05-lesson-course-check.png"))
+    assert f"{LESSON}.ipynb: 0 of 3 exercises pass" in text, text[:1000]
+    assert "not started" in text, text[:1000]
+    page.keyboard.press("Control+s")  # keep the reader's new cell
 
 
 def test_start_here_shows_map_and_progress(page, lab):
@@ -286,9 +313,9 @@ def test_start_here_shows_map_and_progress(page, lab):
     chart = _visible(page, ".jp-OutputArea-output img").first
     chart.scroll_into_view_if_needed()
     assert chart.evaluate("img => img.naturalWidth") > 300, "the progress chart should be drawn"
-    page.screenshot(path=str(SHOTS / "05-start-here-progress.png"))
+    page.screenshot(path=str(SHOTS / "06-start-here-progress.png"))
     _visible(page, ".jp-OutputArea-output a[href*='release/']").first.scroll_into_view_if_needed()
-    page.screenshot(path=str(SHOTS / "06-start-here-map.png"))
+    page.screenshot(path=str(SHOTS / "07-start-here-map.png"))
     errors = _visible(
         page, ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
     )
