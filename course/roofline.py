@@ -1,0 +1,1418 @@
+"""What hardware can do for a model: FLOPs and bytes from the graph, the machine's roof, providers.
+
+The roofline model bounds a computation's speed by two numbers of the machine, the peak rate
+of arithmetic (GFLOP/s) and the memory bandwidth (GB/s), and one number of the computation, its
+*arithmetic intensity* (FLOPs per byte moved)::
+
+    attainable GFLOP/s = min(peak, intensity x bandwidth)
+
+This module counts a model's FLOPs and bytes node by node from the ONNX graph (shape inference
+fills in every tensor's shape), measures this machine's roof (a large matmul, a large copy),
+places measured runs under it, and chooses execution providers without ever failing on a
+machine that lacks a GPU::
+
+    from course import roofline
+    cost = roofline.model_cost("cnn.onnx", batch=32)      # FLOPs, bytes, per node
+    roof = roofline.measure_roof()                        # peak GFLOP/s, GB/s, measured here
+    point = roofline.RooflinePoint("CNN b32", cost.flops, cost.bytes_moved, seconds=1.2e-3)
+    roofline.plot_roofline(roof, [point])
+    roofline.choose_providers(["CUDAExecutionProvider", "CPUExecutionProvider"])
+    # -> ['CPUExecutionProvider'] on a CPU-only onnxruntime
+
+Conventions (state them whenever you quote a FLOP count): a multiply-add is 2 FLOPs; Gemm
+counts ``2*M*N*K`` plus ``M*N`` for the bias ``C``; Conv counts ``2 * output elements *
+(C_in/group * kernel size)`` plus one per output element for the bias; elementwise operators
+count one FLOP per output element whatever the function; reshapes, transposes, casts and
+gathers count none (they only move bytes). ``bytes_moved`` adds, for every node, the bytes of
+its inputs (weights included) and outputs, as if nothing stayed in cache between nodes: an
+upper bound on memory traffic, so the intensity derived from it is a lower bound.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import shutil
+import subprocess
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from course import bench
+
+if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
+    import onnx
+    import onnxruntime
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "CPU",
+    "KNOWN_PROVIDERS",
+    "OKABE_ITO",
+    "BandwidthMeasurement",
+    "CudaStatus",
+    "ModelCost",
+    "NodeCost",
+    "Partition",
+    "PeakMeasurement",
+    "Roof",
+    "RooflineError",
+    "RooflinePoint",
+    "choose_providers",
+    "concrete_shapes",
+    "cuda_status",
+    "measure_bandwidth_gbs",
+    "measure_peak_gflops",
+    "measure_roof",
+    "model_cost",
+    "operating_point",
+    "operating_point_view",
+    "partition",
+    "plot_roofline",
+    "plot_throughput_by_threads",
+    "provider_assignment",
+    "provider_table",
+    "session_with_fallback",
+    "throughput_by_threads",
+    "transfer_runners",
+]
+
+OKABE_ITO = bench.OKABE_ITO
+CPU = "CPUExecutionProvider"
+
+
+class RooflineError(ValueError):
+    """A model or a measurement cannot be analysed as asked; the message names the fix."""
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def _load(model: Any) -> onnx.ModelProto:
+    import onnx
+
+    if isinstance(model, onnx.ModelProto):
+        return model
+    if isinstance(model, bytes):
+        return onnx.load_from_string(model)
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if not path.is_file():
+            raise FileNotFoundError(f"no ONNX model at {path}: check the path (cwd {Path.cwd()})")
+        return onnx.load(str(path))
+    raise TypeError(f"model must be a path, bytes or onnx.ModelProto, got {type(model).__name__}")
+
+
+def _graph_inputs(proto: onnx.ModelProto) -> list[Any]:
+    inits = {t.name for t in proto.graph.initializer}
+    return [i for i in proto.graph.input if i.name not in inits]
+
+
+def concrete_shapes(
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    batch: int = 1,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, tuple[tuple[int, ...] | None, int]]:
+    """Every tensor's shape and ONNX element type once the inputs' free dimensions are fixed.
+
+    The first free dimension of each graph input becomes ``batch``; any other free dimension
+    needs ``input_shapes={name: full shape}``. Returns ``name -> (shape or None, elem_type)``
+    for graph inputs, outputs, initializers and every intermediate that ONNX shape inference
+    could type (``None`` where it could not, e.g. outputs of custom-domain operators).
+
+    Example::
+
+        >>> shapes = concrete_shapes("mlp.onnx", batch=8)          # doctest: +SKIP
+        >>> shapes["input"]                                        # doctest: +SKIP
+        ((8, 64), 1)
+    """
+    import onnx
+
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise RooflineError(f"batch must be a positive int, got {batch!r}")
+    source = _load(model)
+    proto = onnx.ModelProto()
+    proto.CopyFrom(source)
+    given = dict(input_shapes or {})
+    inputs = _graph_inputs(proto)
+    unknown = sorted(set(given) - {i.name for i in inputs})
+    if unknown:
+        raise RooflineError(
+            f"input_shapes names {unknown}, which are not graph inputs; the inputs are "
+            f"{[i.name for i in inputs]}"
+        )
+    for inp in inputs:
+        dims = inp.type.tensor_type.shape.dim
+        if inp.name in given:
+            shape = [int(d) for d in given[inp.name]]
+            if len(shape) != len(dims) or any(d < 1 for d in shape):
+                raise RooflineError(
+                    f"input_shapes[{inp.name!r}] = {tuple(shape)}: expected {len(dims)} "
+                    "positive dimensions"
+                )
+            for d, value in zip(dims, shape, strict=True):
+                d.Clear()
+                d.dim_value = value
+            continue
+        free_seen = False
+        for axis, d in enumerate(dims):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                continue
+            if free_seen:
+                label = d.dim_param or "?"
+                raise RooflineError(
+                    f"input {inp.name!r} has a second free dimension at axis {axis} ({label!r}); "
+                    f"pass input_shapes={{{inp.name!r}: (...)}} with its full shape"
+                )
+            free_seen = True
+            d.Clear()
+            d.dim_value = batch
+    inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
+    shapes: dict[str, tuple[tuple[int, ...] | None, int]] = {}
+    for t in inferred.graph.initializer:
+        shapes[t.name] = (tuple(int(d) for d in t.dims), t.data_type)
+    for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        tt = vi.type.tensor_type
+        if not tt.HasField("shape"):
+            shapes.setdefault(vi.name, (None, tt.elem_type))
+            continue
+        dims = tt.shape.dim
+        known = all(d.HasField("dim_value") for d in dims)
+        shape = tuple(int(d.dim_value) for d in dims) if known else None
+        if vi.name not in shapes or shapes[vi.name][0] is None:
+            shapes[vi.name] = (shape, tt.elem_type)
+    for node in inferred.graph.node:  # Constant outputs are typed by inference; keep any gaps
+        for out in node.output:
+            shapes.setdefault(out, (None, 0))
+    return shapes
+
+
+def _itemsize(elem_type: int) -> int:
+    import onnx
+
+    try:
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    except (KeyError, TypeError, ValueError):
+        return 0  # undefined type: no byte count
+    return 0 if dtype.kind == "O" else int(dtype.itemsize)  # strings: no fixed size
+
+
+# --------------------------------------------------------------------------- FLOPs
+
+
+_ELEMENTWISE = frozenset(
+    "Add Sub Mul Div Pow Max Min Mean Sum Mod Neg Abs Sign Reciprocal Sqrt Exp Log Erf Floor "
+    "Ceil Round Relu LeakyRelu PRelu Elu Selu Celu Gelu Sigmoid HardSigmoid HardSwish Softplus "
+    "Softsign Tanh Sin Cos Clip Where Equal Greater GreaterOrEqual Less LessOrEqual Not And Or "
+    "Xor BitShift IsNaN IsInf ThresholdedRelu Mish Swish QuickGelu".split()
+)
+_PER_ELEMENT = {
+    "Softmax": 3,
+    "LogSoftmax": 3,
+    "BatchNormalization": 2,
+    "LayerNormalization": 5,
+    "InstanceNormalization": 5,
+    "GroupNormalization": 5,
+}
+_REDUCE_INPUT = frozenset(
+    "GlobalAveragePool GlobalMaxPool GlobalLpPool ReduceMean ReduceSum ReduceMax ReduceMin "
+    "ReduceProd ReduceL1 ReduceL2 ReduceSumSquare ReduceLogSumExp ArgMax ArgMin".split()
+)
+_WINDOWED = frozenset(["MaxPool", "AveragePool", "LpPool"])
+
+
+def _count(shape: tuple[int, ...] | None) -> int | None:
+    return None if shape is None else int(math.prod(shape))
+
+
+def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
+    import onnx
+
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def _node_flops(
+    node: onnx.NodeProto, shapes: Mapping[str, tuple[tuple[int, ...] | None, int]]
+) -> int | None:
+    """FLOPs of one node by the module's conventions; None when a needed shape is unknown."""
+
+    def shape(i: int, outputs: bool = False) -> tuple[int, ...] | None:
+        names = node.output if outputs else node.input
+        if i >= len(names) or not names[i]:
+            return None
+        return shapes.get(names[i], (None, 0))[0]
+
+    op = node.op_type
+    out = _count(shape(0, outputs=True))
+    has_bias = len(node.input) > 2 and bool(node.input[2])
+    if op == "Gemm":
+        a = shape(0)
+        if a is None or out is None or len(a) != 2:
+            return None
+        k = a[0] if _attr(node, "transA", 0) else a[1]
+        return 2 * out * k + (out if has_bias else 0)
+    if op == "MatMul":
+        a = shape(0)
+        if a is None or out is None or not a:
+            return None
+        return 2 * out * a[-1]
+    if op == "Conv":
+        w = shape(1)
+        if w is None or out is None:
+            return None
+        return 2 * out * int(math.prod(w[1:])) + (out if has_bias else 0)
+    if op == "ConvTranspose":
+        x, w = _count(shape(0)), shape(1)
+        if x is None or w is None or out is None:
+            return None
+        return 2 * x * int(math.prod(w[1:])) + (out if has_bias else 0)
+    if op in _ELEMENTWISE:
+        return out
+    if op in _PER_ELEMENT:
+        return None if out is None else _PER_ELEMENT[op] * out
+    if op in _REDUCE_INPUT:
+        return _count(shape(0))
+    if op in _WINDOWED:
+        kernel = _attr(node, "kernel_shape", None)
+        return None if out is None or not kernel else out * int(math.prod(kernel))
+    return 0  # data movement (Reshape, Transpose, Concat, Gather, Cast, ...)
+
+
+def _has_flop_rule(op: str) -> bool:
+    return op in {"Gemm", "MatMul", "Conv", "ConvTranspose"} or any(
+        op in group for group in (_ELEMENTWISE, _PER_ELEMENT, _REDUCE_INPUT, _WINDOWED)
+    )
+
+
+@dataclass(frozen=True)
+class NodeCost:
+    """FLOPs and bytes of one node (``bytes`` = its inputs, weights included, plus outputs)."""
+
+    name: str
+    op_type: str
+    flops: int
+    bytes: int
+    weight_bytes: int
+    known: bool = True
+
+    @property
+    def intensity(self) -> float:
+        """FLOPs per byte moved (0 for nodes that only move data)."""
+        return self.flops / self.bytes if self.bytes else 0.0
+
+
+@dataclass
+class ModelCost:
+    """FLOPs and bytes of a whole model at one batch size, node by node.
+
+    ``flops`` and ``bytes_moved`` sum the nodes; ``weight_bytes`` counts each initializer once
+    and ``io_bytes`` the graph's inputs and outputs, so ``min_bytes`` (their sum) is what a
+    run must move at the very least. ``unknown`` lists nodes whose shapes inference could not
+    fix (counted as 0) and ``no_flop_rule`` the operator types counted as pure data movement.
+    """
+
+    nodes: list[NodeCost]
+    batch: int
+    weight_bytes: int
+    io_bytes: int
+    unknown: list[str] = field(default_factory=list)
+
+    @property
+    def flops(self) -> int:
+        return sum(n.flops for n in self.nodes)
+
+    @property
+    def bytes_moved(self) -> int:
+        return sum(n.bytes for n in self.nodes)
+
+    @property
+    def min_bytes(self) -> int:
+        return self.weight_bytes + self.io_bytes
+
+    @property
+    def intensity(self) -> float:
+        """FLOPs per byte moved (a lower bound: nothing is assumed to stay in cache)."""
+        return self.flops / self.bytes_moved if self.bytes_moved else 0.0
+
+    @property
+    def no_flop_rule(self) -> list[str]:
+        return sorted({n.op_type for n in self.nodes if not _has_flop_rule(n.op_type)})
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per node: op type, FLOPs, bytes, weight bytes, intensity, share of FLOPs."""
+        import pandas as pd
+
+        total = self.flops or 1
+        frame = pd.DataFrame(
+            [
+                {
+                    "node": n.name,
+                    "op_type": n.op_type,
+                    "flops": n.flops,
+                    "bytes": n.bytes,
+                    "weight_bytes": n.weight_bytes,
+                    "flop_per_byte": round(n.intensity, 3),
+                    "share_of_flops": round(n.flops / total, 4),
+                }
+                for n in self.nodes
+            ]
+        )
+        return frame.set_index("node")
+
+    def by_op_type(self) -> pd.DataFrame:
+        """FLOPs and bytes summed per operator type, largest FLOP count first."""
+        frame = self.to_frame().groupby("op_type")[["flops", "bytes", "weight_bytes"]].sum()
+        frame["nodes"] = self.to_frame().groupby("op_type").size()
+        return frame.sort_values(["flops", "bytes"], ascending=False)
+
+    def __str__(self) -> str:
+        return (
+            f"batch {self.batch}: {self.flops / 1e6:.3f} MFLOP, {self.bytes_moved / 1e6:.3f} MB "
+            f"moved (at least {self.min_bytes / 1e6:.3f} MB), {self.intensity:.2f} FLOP/byte, "
+            f"{len(self.nodes)} nodes"
+        )
+
+    def _repr_html_(self) -> str:
+        return f"<p>{self}</p>" + self.by_op_type().to_html()
+
+
+def model_cost(
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    batch: int = 1,
+    *,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> ModelCost:
+    """Count the FLOPs and bytes of every node of ``model`` at ``batch`` (see module conventions).
+
+    Shapes come from ONNX shape inference after fixing the inputs' free dimensions
+    (:func:`concrete_shapes`). Only the main graph is counted (not If/Loop bodies).
+
+    Example::
+
+        >>> cost = model_cost("mlp.onnx", batch=32)                    # doctest: +SKIP
+        >>> cost.by_op_type().loc["Gemm", "flops"]                      # doctest: +SKIP
+        356352
+    """
+    proto = _load(model)
+    shapes = concrete_shapes(proto, batch, input_shapes)
+    inits = {t.name for t in proto.graph.initializer}
+    nodes, unknown = [], []
+    for i, node in enumerate(proto.graph.node):
+        name = node.name or f"{node.op_type}_{i}"
+        flops = _node_flops(node, shapes)
+        moved = weights = 0
+        known = flops is not None
+        for tensor in [*node.input, *node.output]:
+            if not tensor:
+                continue
+            shp, elem = shapes.get(tensor, (None, 0))
+            if shp is None:
+                known = False
+                continue
+            size = int(math.prod(shp)) * _itemsize(elem)
+            moved += size
+            if tensor in inits:
+                weights += size
+        if not known:
+            unknown.append(name)
+        nodes.append(NodeCost(name, node.op_type, flops or 0, moved, weights, known))
+    weight_bytes = sum(
+        int(math.prod(t.dims)) * _itemsize(t.data_type) for t in proto.graph.initializer
+    )
+    io_names = [i.name for i in _graph_inputs(proto)] + [o.name for o in proto.graph.output]
+    io_bytes = 0
+    for name in io_names:
+        shp, elem = shapes.get(name, (None, 0))
+        if shp is not None:
+            io_bytes += int(math.prod(shp)) * _itemsize(elem)
+    return ModelCost(nodes, batch, weight_bytes, io_bytes, unknown)
+
+
+# --------------------------------------------------------------------------- the machine's roof
+
+
+@dataclass(frozen=True)
+class PeakMeasurement:
+    """Achievable arithmetic rate measured with an ``n x n`` float32 matmul.
+
+    ``best_gflops`` comes from the fastest run (the roof: what the machine *can* do),
+    ``median_gflops`` from the median run (what it did typically while others shared it).
+    """
+
+    n: int
+    backend: str
+    threads: int | None
+    samples: np.ndarray
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.n**3
+
+    @property
+    def best_gflops(self) -> float:
+        return self.flops / float(np.min(self.samples)) / 1e9
+
+    @property
+    def median_gflops(self) -> float:
+        return self.flops / float(np.median(self.samples)) / 1e9
+
+
+@dataclass(frozen=True)
+class BandwidthMeasurement:
+    """Achievable memory bandwidth measured by copying a large float32 array (read + write)."""
+
+    megabytes: float
+    samples: np.ndarray
+
+    @property
+    def bytes(self) -> int:
+        return int(2 * self.megabytes * 1e6)
+
+    @property
+    def best_gbs(self) -> float:
+        return self.bytes / float(np.min(self.samples)) / 1e9
+
+    @property
+    def median_gbs(self) -> float:
+        return self.bytes / float(np.median(self.samples)) / 1e9
+
+
+def _matmul_model(n: int) -> onnx.ModelProto:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    b = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "peak_matmul",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])],
+        [numpy_helper.from_array(b, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    return model
+
+
+def _positive_int(label: str, value: Any, least: int = 1) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise RooflineError(f"{label} must be an int >= {least}, got {value!r}")
+
+
+def measure_peak_gflops(
+    n: int = 1024,
+    *,
+    backend: str = "onnxruntime",
+    intra_op_threads: int | None = None,
+    repeat: int = 8,
+    warmup: int = 2,
+) -> PeakMeasurement:
+    """Time an ``n x n`` float32 matmul (``2 n^3`` FLOPs) to find the achievable GFLOP/s.
+
+    ``backend="onnxruntime"`` runs a one-node MatMul model in an onnxruntime session with
+    ``intra_op_threads`` (``None``: onnxruntime's default), the same engine that runs the
+    models; ``backend="numpy"`` uses NumPy's BLAS (``intra_op_threads`` is then applied with
+    threadpoolctl when it is installed). n = 1024 takes tens of milliseconds per run on a
+    laptop core; large enough that arithmetic, not call overhead, dominates.
+
+    Example::
+
+        >>> peak = measure_peak_gflops(256, repeat=3)
+        >>> peak.best_gflops >= peak.median_gflops > 0
+        True
+    """
+    _positive_int("n", n, 16)
+    _positive_int("repeat", repeat, 3)
+    _positive_int("warmup", warmup, 0)
+    a = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    if backend == "onnxruntime":
+        session = bench.ort_session(_matmul_model(n), intra_op_threads=intra_op_threads)
+        result = bench.benchmark(
+            lambda: session.run(None, {"a": a}), warmup=warmup, repeat=repeat, name="matmul"
+        )
+        return PeakMeasurement(n, backend, intra_op_threads, result.samples)
+    if backend == "numpy":
+        b = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+        limiter = _blas_limits(intra_op_threads)
+        with limiter:
+            result = bench.benchmark(lambda: a @ b, warmup=warmup, repeat=repeat, name="matmul")
+        return PeakMeasurement(n, backend, intra_op_threads, result.samples)
+    raise RooflineError(f"backend must be 'onnxruntime' or 'numpy', got {backend!r}")
+
+
+def _blas_limits(threads: int | None) -> Any:
+    import contextlib
+
+    if threads is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+def measure_bandwidth_gbs(megabytes: float = 64.0, *, repeat: int = 8) -> BandwidthMeasurement:
+    """Copy a ``megabytes`` float32 array repeatedly; bytes read plus written per second.
+
+    One thread, streaming: a rough estimate of main-memory bandwidth, provided the array is
+    larger than the last-level cache (otherwise it measures the cache). Keep it at 64 MB or
+    more on desktop CPUs; the arrays take twice that in memory.
+
+    Example::
+
+        >>> bw = measure_bandwidth_gbs(8, repeat=3)
+        >>> bw.best_gbs > 0
+        True
+    """
+    if not isinstance(megabytes, (int, float)) or isinstance(megabytes, bool) or megabytes <= 0:
+        raise RooflineError(f"megabytes must be a positive number, got {megabytes!r}")
+    _positive_int("repeat", repeat, 3)
+    count = max(1, int(megabytes * 1e6) // 4)
+    src = np.ones(count, dtype=np.float32)
+    dst = np.empty_like(src)
+    result = bench.benchmark(lambda: np.copyto(dst, src), warmup=1, repeat=repeat, name="copy")
+    return BandwidthMeasurement(count * 4 / 1e6, result.samples)
+
+
+@dataclass(frozen=True)
+class Roof:
+    """A machine's roofline: peak GFLOP/s and bandwidth GB/s (measured or taken from a sheet)."""
+
+    peak_gflops: float
+    bandwidth_gbs: float
+    label: str = "this machine"
+
+    def __post_init__(self) -> None:
+        for name in ("peak_gflops", "bandwidth_gbs"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+                raise RooflineError(f"{name} must be a positive finite number, got {value!r}")
+
+    @property
+    def ridge(self) -> float:
+        """The intensity (FLOP/byte) where memory-bound turns compute-bound: peak / bandwidth."""
+        return self.peak_gflops / self.bandwidth_gbs
+
+    def attainable(self, intensity: float) -> float:
+        """min(peak, intensity x bandwidth) in GFLOP/s."""
+        if intensity < 0:
+            raise RooflineError(f"intensity must be >= 0 FLOP/byte, got {intensity!r}")
+        return min(self.peak_gflops, intensity * self.bandwidth_gbs)
+
+    def bound(self, intensity: float) -> str:
+        """``"memory"`` left of the ridge, ``"compute"`` from it on."""
+        return "compute" if intensity >= self.ridge else "memory"
+
+
+def measure_roof(
+    *,
+    n: int = 1024,
+    megabytes: float = 64.0,
+    intra_op_threads: int | None = None,
+    repeat: int = 8,
+    label: str = "this machine",
+) -> tuple[Roof, PeakMeasurement, BandwidthMeasurement]:
+    """Measure the peak (onnxruntime matmul) and the bandwidth (NumPy copy): the roof and both
+    measurements. The roof takes the best run of each: an upper bound, as a roof must be.
+
+    Example::
+
+        >>> roof, peak, bw = measure_roof(n=256, megabytes=8, repeat=3)
+        >>> roof.ridge > 0
+        True
+    """
+    peak = measure_peak_gflops(n, intra_op_threads=intra_op_threads, repeat=repeat)
+    bandwidth = measure_bandwidth_gbs(megabytes, repeat=repeat)
+    return Roof(peak.best_gflops, bandwidth.best_gbs, label), peak, bandwidth
+
+
+@dataclass(frozen=True)
+class RooflinePoint:
+    """One measured run: its FLOPs, bytes and seconds give intensity and achieved GFLOP/s."""
+
+    label: str
+    flops: float
+    bytes: float
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if not self.seconds > 0 or not self.bytes > 0 or self.flops < 0:
+            raise RooflineError(
+                f"point {self.label!r}: need seconds > 0, bytes > 0 and flops >= 0, got "
+                f"seconds={self.seconds!r}, bytes={self.bytes!r}, flops={self.flops!r}"
+            )
+
+    @property
+    def intensity(self) -> float:
+        return self.flops / self.bytes
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / self.seconds / 1e9
+
+    def fraction_of(self, roof: Roof) -> float:
+        """Achieved / attainable at this intensity (1.0 = on the roof)."""
+        attainable = roof.attainable(self.intensity)
+        return self.gflops / attainable if attainable else 0.0
+
+
+def plot_roofline(
+    roof: Roof,
+    points: Iterable[RooflinePoint] = (),
+    *,
+    ax: Any = None,
+    title: str | None = None,
+) -> Figure:
+    """The roof (bandwidth slope, then the flat peak) on log-log axes, with measured points.
+
+    Returns the matplotlib Figure (not registered with pyplot, so it is shown once).
+
+    Example::
+
+        >>> fig = plot_roofline(Roof(100.0, 20.0), [RooflinePoint("x", 2e6, 1e6, 1e-3)])
+        >>> fig.axes[0].get_xscale()
+        'log'
+    """
+    points = list(points)
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(10, 4.2))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    intensities = [p.intensity for p in points if p.intensity > 0]
+    low = min([roof.ridge / 30, *(i / 3 for i in intensities)])
+    high = max([roof.ridge * 30, *(i * 3 for i in intensities)])
+    x = np.logspace(math.log10(low), math.log10(high), 200)
+    ax.plot(
+        x,
+        np.minimum(roof.peak_gflops, x * roof.bandwidth_gbs),
+        color=OKABE_ITO[7],
+        lw=2,
+        label=f"roof: {roof.peak_gflops:.1f} GFLOP/s, {roof.bandwidth_gbs:.1f} GB/s",
+    )
+    ax.axvline(roof.ridge, color=OKABE_ITO[7], ls=":", lw=1)
+    ax.annotate(
+        f"ridge {roof.ridge:.1f} FLOP/B",
+        (roof.ridge, roof.peak_gflops),
+        textcoords="offset points",
+        xytext=(4, -14),
+        fontsize="small",
+    )
+    markers = "osD^vP*X"
+    for i, p in enumerate(points):
+        if p.intensity <= 0 or p.gflops <= 0:
+            continue
+        ax.scatter(
+            p.intensity,
+            p.gflops,
+            s=60,
+            marker=markers[i % len(markers)],
+            color=OKABE_ITO[i % 7],
+            zorder=3,
+            label=f"{p.label}: {p.gflops:.2f} GFLOP/s ({p.fraction_of(roof):.0%} of attainable)",
+        )
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_minor_formatter(NullFormatter())
+    ax.set(
+        xlabel="arithmetic intensity (FLOP/byte)",
+        ylabel="performance (GFLOP/s)",
+        title=title or f"Roofline of {roof.label}",
+    )
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- providers
+
+#: Execution providers: the hardware each drives and what it needs (a summary of the
+#: ONNX Runtime documentation's "Execution Providers" pages).
+KNOWN_PROVIDERS: tuple[dict[str, str], ...] = (
+    {
+        "provider": "CUDAExecutionProvider",
+        "hardware": "NVIDIA GPU",
+        "needs": "pip onnxruntime-gpu; NVIDIA driver, CUDA and cuDNN versions matching the build",
+    },
+    {
+        "provider": "TensorrtExecutionProvider",
+        "hardware": "NVIDIA GPU (compiled engines)",
+        "needs": "onnxruntime-gpu plus TensorRT libraries; slow first session (engine build, cache it)",
+    },
+    {
+        "provider": "MIGraphXExecutionProvider",
+        "hardware": "AMD GPU (ROCm)",
+        "needs": "ROCm and MIGraphX; AMD's onnxruntime builds (the older ROCm EP is retired)",
+    },
+    {
+        "provider": "DmlExecutionProvider",
+        "hardware": "any DirectX 12 GPU on Windows",
+        "needs": "pip onnxruntime-directml (Windows)",
+    },
+    {
+        "provider": "OpenVINOExecutionProvider",
+        "hardware": "Intel CPU, integrated GPU, NPU",
+        "needs": "pip onnxruntime-openvino; device chosen with the device_type option",
+    },
+    {
+        "provider": "CoreMLExecutionProvider",
+        "hardware": "Apple CPU, GPU, Neural Engine",
+        "needs": "macOS / iOS build of onnxruntime (pip wheel on macOS, CocoaPods, SwiftPM)",
+    },
+    {
+        "provider": "NnapiExecutionProvider",
+        "hardware": "Android accelerators via NNAPI",
+        "needs": "onnxruntime-android; NNAPI is deprecated from Android 15, prefer QNN/XNNPACK",
+    },
+    {
+        "provider": "QNNExecutionProvider",
+        "hardware": "Qualcomm Hexagon NPU (Snapdragon phones, Windows on Arm)",
+        "needs": "pip onnxruntime-qnn or the Android package; QDQ-quantized, static-shape models",
+    },
+    {
+        "provider": "VitisAIExecutionProvider",
+        "hardware": "AMD Ryzen AI NPU, Xilinx/AMD FPGAs (Alveo, Versal)",
+        "needs": "Ryzen AI / Vitis AI software; models quantized (QDQ int8) by its quantizer",
+    },
+    {
+        "provider": "XnnpackExecutionProvider",
+        "hardware": "Arm and x86 CPUs (mobile, web)",
+        "needs": "mobile and web packages; float32 and QDQ int8 kernels",
+    },
+    {
+        "provider": "WebGpuExecutionProvider",
+        "hardware": "GPU through the browser's WebGPU",
+        "needs": "npm onnxruntime-web (WebGPU build) and a WebGPU-capable browser",
+    },
+    {
+        "provider": "CANNExecutionProvider",
+        "hardware": "Huawei Ascend NPU",
+        "needs": "CANN toolkit and an onnxruntime build with CANN",
+    },
+    {
+        "provider": CPU,
+        "hardware": "any CPU",
+        "needs": "every onnxruntime package; always the last fallback",
+    },
+)
+
+
+def provider_table() -> pd.DataFrame:
+    """:data:`KNOWN_PROVIDERS` with two live columns: ``known_to_this_build`` (in
+    ``onnxruntime.get_all_providers()``) and ``available_here`` (compiled into the installed
+    package, ``get_available_providers()``). Availability is about the package, not the
+    hardware: see :func:`cuda_status` for whether a CUDA device actually works.
+
+    Example::
+
+        >>> provider_table().loc["CPUExecutionProvider", "available_here"]
+        True
+    """
+    import onnxruntime as ort
+    import pandas as pd
+
+    known = set(ort.get_all_providers())
+    available = set(ort.get_available_providers())
+    frame = pd.DataFrame(list(KNOWN_PROVIDERS)).set_index("provider")
+    frame["known_to_this_build"] = [p in known for p in frame.index]
+    frame["available_here"] = [p in available for p in frame.index]
+    return frame
+
+
+def choose_providers(
+    preferred: Sequence[str] | str, available: Sequence[str] | None = None
+) -> list[str]:
+    """The providers to pass to ``InferenceSession``: ``preferred`` in its order, restricted to
+    ``available`` (default: this onnxruntime's ``get_available_providers()``), duplicates
+    dropped, and the CPU provider always last. Never fails for a missing GPU; a misspelt
+    provider name (not in ``onnxruntime.get_all_providers()``) is a bug, so it raises
+    :class:`RooflineError` with the closest correct name.
+
+    Example::
+
+        >>> choose_providers(["CUDAExecutionProvider", "CPUExecutionProvider"],
+        ...                  available=["CPUExecutionProvider"])
+        ['CPUExecutionProvider']
+        >>> choose_providers(["TensorrtExecutionProvider", "CUDAExecutionProvider"],
+        ...                  available=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        ['CUDAExecutionProvider', 'CPUExecutionProvider']
+    """
+    import onnxruntime as ort
+
+    if isinstance(preferred, str):
+        preferred = [preferred]
+    names = list(preferred)
+    known = set(ort.get_all_providers())
+    for name in names:
+        if not isinstance(name, str):
+            raise RooflineError(f"provider names must be strings, got {name!r}")
+        if name not in known:
+            lowered = {k.lower(): k for k in known}
+            close = difflib.get_close_matches(name.lower(), sorted(lowered), n=1)
+            hint = f"; did you mean {lowered[close[0]]!r}?" if close else ""
+            raise RooflineError(f"unknown execution provider {name!r}{hint}")
+    have = list(ort.get_available_providers() if available is None else available)
+    chosen: list[str] = []
+    for name in names:
+        if name in have and name not in chosen and name != CPU:
+            chosen.append(name)
+    return [*chosen, CPU]
+
+
+def session_with_fallback(
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    preferred: Sequence[str],
+    **options: Any,
+) -> onnxruntime.InferenceSession:
+    """An onnxruntime session on the first usable provider of ``preferred``, else the CPU.
+
+    Providers missing from the installed package are skipped (no warning), and a provider
+    that is compiled in but fails to start (no device, missing CUDA libraries) makes the
+    session fall back to the CPU instead of raising. ``options`` go to
+    :func:`course.bench.ort_session` (threads, optimisation level). Check
+    ``session.get_providers()`` to see what it got.
+
+    Example::
+
+        >>> s = session_with_fallback("mlp.onnx", ["CUDAExecutionProvider"])  # doctest: +SKIP
+        >>> s.get_providers()                                                # doctest: +SKIP
+        ['CPUExecutionProvider']
+    """
+    providers = choose_providers(preferred)
+    try:
+        return bench.ort_session(model, providers=providers, **options)
+    except (RuntimeError, OSError) as exc:  # pragma: no cover - needs a broken GPU install
+        if providers == [CPU]:
+            raise
+        warnings.warn(
+            f"providers {providers[:-1]} failed to start ({str(exc).splitlines()[0]}); "
+            "using the CPU provider",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return bench.ort_session(model, providers=[CPU], **options)
+
+
+@dataclass(frozen=True)
+class CudaStatus:
+    """Whether onnxruntime can run on a CUDA GPU here, and why not when it cannot."""
+
+    usable: bool
+    reason: str
+    device: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.usable
+
+
+def _gpu_name() -> str | None:
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return None
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.strip().splitlines()
+    return lines[0].strip() if out.returncode == 0 and lines else None
+
+
+def cuda_status() -> CudaStatus:
+    """Can onnxruntime run on a CUDA GPU here? Checks the package, then starts a real session.
+
+    ``CUDAExecutionProvider`` in ``get_available_providers()`` only says the package was built
+    with CUDA (``onnxruntime-gpu``); the session test says a driver, a device and the CUDA /
+    cuDNN libraries were found. The result is truthy when usable; ``reason`` explains.
+
+    Example::
+
+        >>> status = cuda_status()
+        >>> isinstance(status.reason, str)
+        True
+    """
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return CudaStatus(
+            False,
+            f"onnxruntime {ort.__version__} here is a CPU-only build (providers: "
+            f"{', '.join(ort.get_available_providers())}); the GPU path needs the "
+            "onnxruntime-gpu package on a machine with an NVIDIA GPU and driver",
+        )
+    so = ort.SessionOptions()
+    so.log_severity_level = 4
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            session = ort.InferenceSession(
+                _matmul_model(16).SerializeToString(),
+                so,
+                providers=["CUDAExecutionProvider", CPU],
+            )
+    except Exception as exc:  # pragma: no cover - depends on a broken CUDA install
+        return CudaStatus(False, f"the CUDA provider failed to start: {str(exc)[:300]}")
+    if session.get_providers()[0] != "CUDAExecutionProvider":
+        return CudaStatus(
+            False,
+            "onnxruntime-gpu is installed but the CUDA provider did not start (no NVIDIA GPU "
+            "or driver, or CUDA/cuDNN libraries missing): sessions fall back to the CPU",
+        )
+    name = _gpu_name() or "CUDA device 0"  # pragma: no cover - needs a GPU
+    return CudaStatus(True, f"CUDA provider running on {name}", name)  # pragma: no cover
+
+
+def provider_assignment(
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    providers: Sequence[str] | None = None,
+    *,
+    optimization_level: str = "all",
+) -> pd.DataFrame:
+    """Which provider onnxruntime gave each part of the graph: one row per assigned subgraph.
+
+    Uses the session option ``session.record_ep_graph_assignment_info`` (onnxruntime >= 1.23)
+    and ``InferenceSession.get_provider_graph_assignment_info()``. Columns: ``provider``,
+    ``nodes`` (count) and ``op_types``. A compiling provider (TensorRT, QNN, OpenVINO...) shows
+    few large subgraphs; the CPU provider one row per node. ``providers`` defaults to the CPU.
+
+    Example::
+
+        >>> provider_assignment("cnn.onnx").groupby("provider")["nodes"].sum()  # doctest: +SKIP
+        CPUExecutionProvider    7
+    """
+    import onnxruntime as ort
+    import pandas as pd
+
+    chosen = choose_providers(list(providers) if providers else [CPU])
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, bench._OPT_LEVELS[optimization_level]
+    )
+    so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
+    session = ort.InferenceSession(bench._model_source(model), so, providers=chosen)
+    if not hasattr(session, "get_provider_graph_assignment_info"):  # pragma: no cover - old ORT
+        raise RooflineError(
+            f"onnxruntime {ort.__version__} cannot report graph assignment; use >= 1.23, or "
+            "profile a run (SessionOptions.enable_profiling) and read each kernel's provider"
+        )
+    rows = []
+    for sub in session.get_provider_graph_assignment_info():
+        nodes = sub.get_nodes()
+        rows.append(
+            {
+                "provider": sub.ep_name,
+                "nodes": len(nodes),
+                "op_types": ", ".join(n.op_type for n in nodes),
+            }
+        )
+    return pd.DataFrame(rows, columns=["provider", "nodes", "op_types"])
+
+
+@dataclass
+class Partition:
+    """A what-if split of a graph between an accelerator and the CPU (see :func:`partition`).
+
+    ``device`` maps node name -> ``"accelerator"`` or ``"cpu"``; ``subgraphs`` lists the node
+    names of each accelerator subgraph; ``transfers`` counts tensors that cross between the
+    two (graph inputs and outputs live on the host).
+    """
+
+    device: dict[str, str]
+    op_types: dict[str, str]
+    subgraphs: list[list[str]]
+    transfers: int
+
+    @property
+    def accelerated(self) -> int:
+        return sum(d == "accelerator" for d in self.device.values())
+
+    @property
+    def total(self) -> int:
+        return len(self.device)
+
+    def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        group = {n: i for i, names in enumerate(self.subgraphs) for n in names}
+        return pd.DataFrame(
+            [
+                {
+                    "node": n,
+                    "op_type": self.op_types[n],
+                    "device": d,
+                    "subgraph": group.get(n, -1),
+                }
+                for n, d in self.device.items()
+            ]
+        ).set_index("node")
+
+    def __str__(self) -> str:
+        return (
+            f"{self.accelerated} of {self.total} nodes on the accelerator in "
+            f"{len(self.subgraphs)} subgraph(s), {self.transfers} tensor transfer(s)"
+        )
+
+
+def partition(
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    supported: Iterable[str] | Callable[[onnx.NodeProto], bool],
+    *,
+    min_subgraph_nodes: int = 1,
+) -> Partition:
+    """Split a graph the way a compiling provider would, given what it supports (a what-if).
+
+    ``supported`` is a set of operator types, or a function ``node -> bool`` for finer rules
+    (data types, static shapes, attributes). Supported nodes joined by an edge form one
+    subgraph; subgraphs smaller than ``min_subgraph_nodes`` go back to the CPU (TensorRT's
+    ``trt_min_subgraph_size`` plays this role). Every tensor produced on one side and consumed
+    on the other is a transfer. A simplification of onnxruntime's partitioner (which also
+    avoids subgraphs that would create cycles): it predicts the shape of the split, not a
+    provider's actual decisions, which depend on its version and options.
+
+    Example::
+
+        >>> part = partition("cnn.onnx", {"Conv", "Relu", "MaxPool"})       # doctest: +SKIP
+        >>> str(part)                                                        # doctest: +SKIP
+        '5 of 7 nodes on the accelerator in 1 subgraph(s), 2 tensor transfer(s)'
+    """
+    _positive_int("min_subgraph_nodes", min_subgraph_nodes)
+    proto = _load(model)
+    if callable(supported):
+        accepts = supported
+    else:
+        ops = set(supported)
+        unknown = [o for o in ops if not isinstance(o, str)]
+        if unknown:
+            raise RooflineError(f"supported must hold operator type names, got {unknown}")
+        accepts = lambda node: node.op_type in ops  # noqa: E731
+    names = [n.name or f"{n.op_type}_{i}" for i, n in enumerate(proto.graph.node)]
+    producer = {out: names[i] for i, n in enumerate(proto.graph.node) for out in n.output if out}
+    on_acc = {names[i]: bool(accepts(n)) for i, n in enumerate(proto.graph.node)}
+    parent = {name: name for name in names}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, node in enumerate(proto.graph.node):
+        if not on_acc[names[i]]:
+            continue
+        for inp in node.input:
+            src = producer.get(inp)
+            if src is not None and on_acc[src]:
+                parent[find(src)] = find(names[i])
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        if on_acc[name]:
+            groups.setdefault(find(name), []).append(name)
+    subgraphs = []
+    for members in groups.values():
+        if len(members) < min_subgraph_nodes:
+            for m in members:
+                on_acc[m] = False
+        else:
+            subgraphs.append(members)
+    device = {n: "accelerator" if on_acc[n] else "cpu" for n in names}
+    weights = {t.name for t in proto.graph.initializer}
+    crossings: set[tuple[str, str]] = set()
+    for i, node in enumerate(proto.graph.node):
+        for inp in node.input:
+            if not inp:
+                continue
+            if inp in weights:
+                continue  # weights are copied to the device once, at session creation
+            src = producer.get(inp)
+            src_device = device[src] if src is not None else "cpu"  # graph inputs: host
+            if src_device != device[names[i]]:
+                crossings.add((inp, device[names[i]]))
+    for out in proto.graph.output:
+        src = producer.get(out.name)
+        if src is not None and device[src] == "accelerator":
+            crossings.add((out.name, "cpu"))
+    op_types = {names[i]: n.op_type for i, n in enumerate(proto.graph.node)}
+    return Partition(device, op_types, subgraphs, len(crossings))
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def throughput_by_threads(
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    sample: np.ndarray,
+    threads: Sequence[int] = (1, 2),
+    *,
+    batch: int = 32,
+    repeat: int = 20,
+    warmup: int = 3,
+) -> pd.DataFrame:
+    """Latency and throughput of a single-input model at one batch size for several intra-op
+    thread counts, interleaved (one session per count). Rows indexed by ``threads``: ``median_ms``,
+    ``ci_low_ms``, ``ci_high_ms``, ``p99_ms``, ``throughput_per_s``.
+
+    Example::
+
+        >>> frame = throughput_by_threads("cnn.onnx", images[:8], (1, 2))   # doctest: +SKIP
+    """
+    import pandas as pd
+
+    counts = list(threads)
+    if not counts:
+        raise RooflineError("threads is empty: pass thread counts such as (1, 2)")
+    for t in counts:
+        _positive_int("each thread count", t)
+    _positive_int("batch", batch)
+    x = bench._tile_batch(np.asarray(sample), batch)
+    candidates = {
+        str(t): bench.session_runner(bench.ort_session(model, intra_op_threads=t), x)
+        for t in counts
+    }
+    cmp = bench.compare(candidates, warmup=warmup, repeat=repeat, warn=False)
+    rows = []
+    for t in counts:
+        res = cmp[str(t)]
+        rows.append(
+            {
+                "threads": t,
+                "median_ms": res.median * 1e3,
+                "ci_low_ms": res.ci_low * 1e3,
+                "ci_high_ms": res.ci_high * 1e3,
+                "p99_ms": res.p99 * 1e3,
+                "throughput_per_s": batch / res.median,
+            }
+        )
+    frame = pd.DataFrame(rows).set_index("threads")
+    frame.attrs["batch"] = batch
+    frame.attrs["machine"] = cmp.machine
+    return frame
+
+
+def plot_throughput_by_threads(frame: pd.DataFrame, *, ax: Any = None, title: str | None = None):
+    """Throughput (samples/s) per thread count with the interval from the latency's CI.
+
+    Example::
+
+        >>> fig = plot_throughput_by_threads(throughput_by_threads(...))     # doctest: +SKIP
+    """
+    needed = {"median_ms", "ci_low_ms", "ci_high_ms", "throughput_per_s"}
+    if not needed <= set(frame.columns):
+        raise RooflineError(
+            f"frame lacks {sorted(needed - set(frame.columns))}: pass throughput_by_threads(...)"
+        )
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(5.5, 3.4))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    batch = frame.attrs.get("batch", 1)
+    threads = frame.index.to_numpy()
+    tput = frame["throughput_per_s"].to_numpy()
+    low = batch * 1e3 / frame["ci_high_ms"].to_numpy()
+    high = batch * 1e3 / frame["ci_low_ms"].to_numpy()
+    ax.errorbar(
+        threads,
+        tput,
+        yerr=[tput - low, high - tput],
+        fmt="o-",
+        color=OKABE_ITO[2],
+        capsize=4,
+        label=f"batch {batch}: median, 95% CI",
+    )
+    ideal = tput[0] * threads / threads[0]
+    ax.plot(threads, ideal, "--", color=OKABE_ITO[7], lw=1, label="perfect scaling")
+    ax.set_xticks(threads)
+    ax.set(
+        xlabel="intra-op threads (count)",
+        ylabel="throughput (samples/s)",
+        title=title or "Throughput versus threads",
+    )
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+class _BoundRunner:
+    """Runs a session through an IOBinding prepared once; ``binding`` is kept for inspection."""
+
+    def __init__(self, session: Any, binding: Any):
+        self.session = session
+        self.binding = binding
+
+    def __call__(self) -> None:
+        self.session.run_with_iobinding(self.binding)
+
+    def outputs(self) -> list[np.ndarray]:
+        """The bound outputs, copied to host memory."""
+        return self.binding.copy_outputs_to_cpu()
+
+
+def transfer_runners(
+    session: onnxruntime.InferenceSession,
+    x: np.ndarray,
+    *,
+    device: str = "cpu",
+    device_id: int = 0,
+) -> dict[str, Callable[[], Any]]:
+    """Three ways to run a single-input session, to separate transfers from compute.
+
+    - ``"run(): host in, host out"``: ``session.run`` with NumPy arrays (on a GPU provider:
+      copy in, compute, copy out, every call);
+    - ``"binding: host in, device out"``: IOBinding with the input bound from host memory and
+      the outputs left on ``device`` (one copy in per call);
+    - ``"binding: device in, device out"``: the input copied to ``device`` once, beforehand,
+      and outputs left there: compute only.
+
+    ``device`` is ``"cpu"`` (host and device are the same memory, so all three do the same
+    work) or ``"cuda"`` for a session on the CUDA provider. Time them with
+    :func:`course.bench.compare`; the differences are the transfer costs.
+
+    Example::
+
+        >>> runners = transfer_runners(session, x)                         # doctest: +SKIP
+        >>> bench.compare(runners, repeat=20).to_frame()                   # doctest: +SKIP
+    """
+    import onnxruntime as ort
+
+    if device not in ("cpu", "cuda"):
+        raise RooflineError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise RooflineError(
+            f"transfer_runners needs a single-input session, got {[i.name for i in inputs]}"
+        )
+    name = inputs[0].name
+    outputs = [o.name for o in session.get_outputs()]
+    x = np.ascontiguousarray(x)
+
+    def host_in() -> Any:
+        binding = session.io_binding()
+        binding.bind_cpu_input(name, x)
+        for out in outputs:
+            binding.bind_output(out, device, device_id)
+        return binding
+
+    resident = ort.OrtValue.ortvalue_from_numpy(x, device, device_id)
+    device_in = session.io_binding()
+    device_in.bind_ortvalue_input(name, resident)
+    for out in outputs:
+        device_in.bind_output(out, device, device_id)
+    runners: dict[str, Callable[[], Any]] = {
+        "run(): host in, host out": lambda: session.run(None, {name: x}),
+        "binding: host in, device out": _BoundRunner(session, host_in()),
+        "binding: device in, device out": _BoundRunner(session, device_in),
+    }
+    runners["binding: device in, device out"].resident = resident  # kept alive with the binding
+    return runners
+
+
+def operating_point(
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    sample: np.ndarray,
+    *,
+    batch: int,
+    intra_op_threads: int | None = None,
+    roof: Roof | None = None,
+    repeat: int = 15,
+    sessions: dict[Any, Any] | None = None,
+    costs: dict[int, ModelCost] | None = None,
+) -> dict[str, Any]:
+    """Measure one configuration (batch size, threads) and place it on the roofline.
+
+    The logic of the lesson's batch/thread explorer. Returns ``batch``, ``threads``,
+    ``median_ms``, ``p99_ms``, ``throughput_per_s``, ``flops``, ``intensity``, ``gflops``
+    (achieved) and, with a ``roof``, ``attainable_gflops`` and ``fraction_of_roof``.
+    ``sessions`` and ``costs`` (optional dicts) cache sessions per thread count and model
+    costs per batch between calls.
+
+    Example::
+
+        >>> point = operating_point("cnn.onnx", images[:8], batch=16, roof=roof)  # doctest: +SKIP
+    """
+    _positive_int("batch", batch)
+    sessions = {} if sessions is None else sessions
+    costs = {} if costs is None else costs
+    if intra_op_threads not in sessions:
+        sessions[intra_op_threads] = bench.ort_session(model, intra_op_threads=intra_op_threads)
+    if batch not in costs:
+        costs[batch] = model_cost(model, batch)
+    session, cost = sessions[intra_op_threads], costs[batch]
+    x = bench._tile_batch(np.asarray(sample), batch)
+    res = bench.benchmark(bench.session_runner(session, x), warmup=3, repeat=repeat)
+    point = RooflinePoint(f"batch {batch}", cost.flops, cost.bytes_moved, res.median)
+    result = {
+        "batch": batch,
+        "threads": intra_op_threads or "default",
+        "median_ms": res.median * 1e3,
+        "p99_ms": res.p99 * 1e3,
+        "throughput_per_s": batch / res.median,
+        "flops": cost.flops,
+        "intensity": point.intensity,
+        "gflops": point.gflops,
+        "point": point,
+    }
+    if roof is not None:
+        result["attainable_gflops"] = roof.attainable(point.intensity)
+        result["fraction_of_roof"] = point.fraction_of(roof)
+    return result
+
+
+def operating_point_view(
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    sample: np.ndarray,
+    roof: Roof,
+    *,
+    batch: int,
+    intra_op_threads: int | None = None,
+    repeat: int = 15,
+    sessions: dict[Any, Any] | None = None,
+    costs: dict[int, ModelCost] | None = None,
+) -> list[Any]:
+    """:func:`operating_point` as a line of text and a roofline figure with the point on it.
+
+    Example::
+
+        >>> text, fig = operating_point_view("cnn.onnx", images[:8], roof, batch=16)  # doctest: +SKIP
+    """
+    p = operating_point(
+        model,
+        sample,
+        batch=batch,
+        intra_op_threads=intra_op_threads,
+        roof=roof,
+        repeat=repeat,
+        sessions=sessions,
+        costs=costs,
+    )
+    text = (
+        f"batch {p['batch']}, threads {p['threads']}: median {p['median_ms']:.3f} ms, "
+        f"p99 {p['p99_ms']:.3f} ms, {p['throughput_per_s']:,.0f} samples/s\n"
+        f"{p['flops'] / 1e6:.2f} MFLOP per call at {p['intensity']:.2f} FLOP/byte: "
+        f"{p['gflops']:.2f} GFLOP/s achieved, {p['attainable_gflops']:.1f} attainable "
+        f"({p['fraction_of_roof']:.1%} of the roof)"
+    )
+    fig = plot_roofline(roof, [p["point"]], title=f"batch {batch}, threads {p['threads']}")
+    return [text, fig]
