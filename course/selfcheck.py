@@ -44,6 +44,7 @@ __all__ = [
     "TestResult",
     "check",
     "current_notebook",
+    "memory_headroom",
     "read_exercises",
 ]
 
@@ -54,6 +55,16 @@ NESTED_ENV = "COURSE_SELFCHECK_RUNNING"
 _CACHE_VERSION = 1
 _STUB = re.compile(r"raise\s+NotImplementedError\b")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: A check runs a second kernel beside the reader's: this much free memory is asked for.
+CHECK_MEMORY_BYTES = 1.5e9
+#: Where the container's memory limit and use are read (cgroup v2, then v1).
+CGROUP_FILES = [
+    (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")),
+    (
+        Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+        Path("/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ),
+]
 _IGNORED = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "feedback", ".course-cache")
 
 Status = Literal["passed", "failed", "error", "not started", "not run"]
@@ -435,6 +446,37 @@ def _unsaved_cells(cells: list[_Cell]) -> list[str]:
 # -- running a copy -----------------------------------------------------------------------------
 
 
+def memory_headroom() -> float | None:
+    """Bytes the container may still use (its cgroup limit minus its use); None when unlimited.
+
+    Example:
+        >>> memory_headroom()  # doctest: +SKIP
+        1073741824.0
+    """
+    for limit_file, usage_file in CGROUP_FILES:
+        try:
+            limit_text = limit_file.read_text().strip()
+            used = float(usage_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit_text == "max" or float(limit_text) > 2**50:  # no limit set
+            return None
+        return float(limit_text) - used
+    return None
+
+
+def _memory_notice() -> str:
+    free = memory_headroom()
+    if free is None or free >= CHECK_MEMORY_BYTES:
+        return ""
+    return (
+        f"only {free / 1e9:.1f} GB of memory is left in this session and a check runs a second "
+        f"copy of the lesson (up to {CHECK_MEMORY_BYTES / 1e9:.1f} GB): if the session stops, "
+        "shut down this notebook's kernel (Kernel > Shut Down Kernel) and run the check from "
+        "start-here.ipynb instead"
+    )
+
+
 def _cache_key(folder: Path, nb: nbformat.NotebookNode, kernel: str) -> str:
     digest = hashlib.sha256(f"v{_CACHE_VERSION}|{kernel}|".encode())
     for cell in nb.cells:
@@ -708,12 +750,17 @@ def check(
                     verbose=verbose,
                 )
         else:
+            low_memory = _memory_notice()
+            if low_memory:
+                notices.append(low_memory)
             if verbose:
                 print(
                     f"Checking {path.name}: running a copy in a fresh kernel "
                     f"(up to {timeout:.0f} s)...",
                     flush=True,
                 )
+                if low_memory:
+                    print("Note: " + low_memory, flush=True)
             executed, ran, problem, seconds = _run_copy(path, nb, kernel, cell_timeout, timeout)
             report = CheckReport(
                 path,

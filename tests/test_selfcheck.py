@@ -521,3 +521,34 @@ def test_objectives_render_their_inline_markdown():
     assert got == (
         "use <code>onnx.helper</code>, <em>Validate</em> or <b>bold</b>; 2*3*4 &lt;x&gt;"
     ), got
+
+
+def _cgroup(tmp_path, limit: str, used: str, monkeypatch) -> None:
+    (tmp_path / "max").write_text(limit + "\n")
+    (tmp_path / "current").write_text(used + "\n")
+    monkeypatch.setattr(
+        selfcheck,
+        "CGROUP_FILES",
+        [(tmp_path / "missing", tmp_path / "missing2"), (tmp_path / "max", tmp_path / "current")],
+    )
+
+
+def test_memory_headroom_reads_the_container_limit(tmp_path, monkeypatch):
+    _cgroup(tmp_path, "2000000000", "1500000000", monkeypatch)
+    assert selfcheck.memory_headroom() == 5e8
+    _cgroup(tmp_path, "max", "1500000000", monkeypatch)
+    assert selfcheck.memory_headroom() is None
+    _cgroup(tmp_path, "9223372036854771712", "1", monkeypatch)
+    assert selfcheck.memory_headroom() is None
+    monkeypatch.setattr(selfcheck, "CGROUP_FILES", [(tmp_path / "no", tmp_path / "nope")])
+    assert selfcheck.memory_headroom() is None
+
+
+def test_a_check_on_a_tight_session_says_what_to_do(tmp_path, monkeypatch, capsys):
+    _cgroup(tmp_path, "2000000000", "1200000000", monkeypatch)  # Binder-like: 0.8 GB left
+    path = write_nb(tmp_path / "l", "l.ipynb", lesson_cells("def double(x):\n    return 2 * x"))
+    report = selfcheck.check(path)
+    printed = capsys.readouterr().out
+    assert "only 0.8 GB of memory is left" in printed and "start-here.ipynb" in printed, printed
+    assert any("Shut Down Kernel" in n for n in report.notices), report.notices
+    assert report.exercise(1).passed, "the check still runs"
