@@ -36,9 +36,9 @@ $(STAMP): | $(PY)
 setup: $(STAMP)
 
 course: setup
-	@echo "Opening the course: the student notebooks are in release/ (Ctrl-C stops the server)."
+	@echo "Opening the course at start-here.ipynb; the student notebooks are in release/ (Ctrl-C stops the server)."
 	$(VENV)/bin/jupyter lab --ServerApp.ip=$(HOST) --ServerApp.port=$(PORT) \
-		--ServerApp.root_dir=$(CURDIR) --ServerApp.default_url=/lab/tree/release \
+		--ServerApp.root_dir=$(CURDIR) --ServerApp.default_url=/lab/tree/start-here.ipynb \
 		--ServerApp.open_browser=False
 
 test: setup
@@ -68,4 +68,4 @@ benchmarks: setup
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf build .pytest_cache .ruff_cache gradebook.db submitted autograded feedback
+	rm -rf build .pytest_cache .ruff_cache gradebook.db submitted autograded feedback grading exchange

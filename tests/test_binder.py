@@ -2,7 +2,7 @@
 
 The configuration is read by repo2docker itself (``--no-build --debug`` prints the Dockerfile it
 would build, with no Docker needed), from a throw-away virtualenv under /tmp that the test
-installs once with pip. The links in README.md and docs/learners.md are checked against the
+installs once with pip. The links in README.md and README.md are checked against the
 notebooks in this repository.
 """
 
@@ -26,7 +26,7 @@ REPO2DOCKER = "jupyter-repo2docker==2026.4.0"
 R2D_VENV = Path("/tmp") / f"onnx-and-beyond-{REPO2DOCKER.replace('==', '-')}"
 BINDER_PREFIX = "https://mybinder.org/v2/gh/onnx-and-beyond/onnx-and-beyond/"
 LINK = re.compile(r"https://mybinder\.org/v2/gh/[^\s)\]>\"']+")
-DOCS = [ROOT / "README.md", ROOT / "docs" / "learners.md"]
+DOCS = [ROOT / "README.md"]
 KERNEL = "onnx-and-beyond"
 
 
@@ -161,7 +161,7 @@ def _announced() -> list[str]:
 
 def test_every_binder_link_opens_a_notebook_that_exists():
     links = _links()
-    assert links, "docs/learners.md should have Binder launch links"
+    assert links, "README.md should have Binder launch links"
     released = {p.parent.name for p in (ROOT / "release").glob("*/*.ipynb")}
     broken = []
     for doc, url in links:
@@ -190,8 +190,8 @@ def test_badge_opens_start_here_and_every_lesson_has_a_link():
     urls = [u for _, u in _links()]
     paths = {_lab_path(u) for u in urls if "badge_logo" not in u}
     assert "start-here.ipynb" in paths, "the launch badge should open start-here.ipynb"
-    text = (ROOT / "docs" / "learners.md").read_text()
-    assert "https://mybinder.org/badge_logo.svg" in text, "docs/learners.md needs the launch badge"
+    text = (ROOT / "README.md").read_text()
+    assert "https://mybinder.org/badge_logo.svg" in text, "README.md needs the launch badge"
     missing = []
     for nb in sorted((ROOT / "release").glob("*/*.ipynb")):
         rel = nb.relative_to(ROOT).as_posix()
@@ -199,20 +199,18 @@ def test_badge_opens_start_here_and_every_lesson_has_a_link():
             missing.append(
                 f"| ... | [launch]({BINDER_PREFIX}main?urlpath=lab/tree/{rel}) | `{rel}` |"
             )
-    assert not missing, "lessons without a Binder link in docs/learners.md; add:\n" + "\n".join(
-        missing
-    )
+    assert not missing, "lessons without a Binder link in README.md; add:\n" + "\n".join(missing)
 
 
 def test_docs_say_what_binder_cannot_do():
-    text = " ".join((ROOT / "docs" / "learners.md").read_text().split())
+    text = " ".join((ROOT / "README.md").read_text().split())
     for needed in (
         "no GPU",
         "1 to 2 GB of memory",
         "10 minutes without activity",
         "Download your notebooks",
     ):
-        assert needed in text, f"docs/learners.md should tell self-learners: {needed!r}"
+        assert needed in text, f"README.md should tell self-learners: {needed!r}"
 
 
 def test_link_checker_catches_a_broken_link(monkeypatch, tmp_path):

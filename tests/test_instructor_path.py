@@ -1,4 +1,4 @@
-"""The instructor quick path of docs/learners.md, run as written: from a fresh clone to a graded
+"""The instructor quick path of README.md, run as written: from a fresh clone to a graded
 class (release, collect an LMS-style zip, grade, feedback, export).
 
 The commands are read from the documentation's code block, so the test fails when the text and
@@ -26,7 +26,7 @@ import nbformat
 import pytest
 
 ROOT = harness.ROOT
-DOC = ROOT / "docs" / "learners.md"
+DOC = ROOT / "README.md"
 LESSON = "00-template"
 template_variants = importlib.import_module("exercises.00_template")
 
@@ -37,7 +37,7 @@ def quick_path() -> list[str]:
     text = DOC.read_text()
     section = text[text.index("### Instructor quick path") :]
     block = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert block, "docs/learners.md: the instructor quick path needs a ```bash block"
+    assert block, "README.md: the instructor quick path needs a ```bash block"
     return [line.split("  #")[0].strip() for line in block.group(1).splitlines() if line.strip()]
 
 
