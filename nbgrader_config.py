@@ -44,7 +44,9 @@ c.CourseDirectory.ignore = [
 # The course kernel (registered by `make setup`); grading always uses it, whatever kernel a
 # submission's metadata names.
 c.ExecutePreprocessor.kernel_name = "onnx-and-beyond"
-c.ExecutePreprocessor.timeout = 60  # seconds per cell (a lesson runs in 60 s in all); the autograder adds whole-notebook limits
+c.ExecutePreprocessor.timeout = (
+    60  # seconds per cell (a lesson runs in 60 s in all); the autograder adds whole-notebook limits
+)
 c.Execute.timeout = 60
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
