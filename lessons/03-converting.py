@@ -1439,7 +1439,10 @@ _cases += [
 for _model, _b, _dt in _cases:
     _sig = troubleshoot.input_signature(_model)[0]
     _got, _want = predict_run(_sig, _b, _dt), _actual(_model, _b, _dt)
-    assert _got == _want, f"signature {_sig}, batch {_b}, {_dt}: expected {_want!r}, got {_got!r}"
+    assert _got == _want, (
+        f"signature {_sig}, batch {_b}, {_dt}: your prediction {_got!r} is not what ONNX Runtime"
+        " does (try the case in the explorer)"
+    )
 
 # %% [markdown]
 # ## Summary
