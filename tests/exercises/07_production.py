@@ -1,0 +1,300 @@
+"""Exercise self-tests for 07-production: other correct answers, and plausible wrong ones."""
+
+ALTERNATIVES = {
+    # nested lists and dtype names built from the dtype's kind and size; a table-driven parser
+    "ex1-protocol": """
+def build_infer_request(inputs):
+    import numpy as np
+    tensors = []
+    for name, value in inputs.items():
+        array = np.asarray(value)
+        if array.dtype == np.bool_:
+            datatype = "BOOL"
+        else:
+            prefix = {"f": "FP", "i": "INT", "u": "UINT"}[array.dtype.kind]
+            datatype = f"{prefix}{array.dtype.itemsize * 8}"
+        tensors.append({"name": name, "datatype": datatype, "shape": [int(d) for d in array.shape],
+                        "data": array.tolist()})
+    return {"inputs": tensors}
+
+
+def parse_infer_response(response):
+    import numpy as np
+    result = {}
+    for out in response["outputs"]:
+        kind = out["datatype"]
+        dtype = np.bool_ if kind == "BOOL" else np.dtype(
+            kind.replace("UINT", "uint").replace("INT", "int").replace("FP", "float"))
+        flat = np.asarray(out["data"], dtype=dtype).ravel()
+        result[out["name"]] = flat.reshape(tuple(out["shape"]))
+    return result
+""",
+    # urllib instead of httpx, np.array_split into chunks, metadata read once
+    "ex2-client": """
+def classify_remote(url, model_name, images):
+    import json
+    import math
+    import urllib.request
+    import numpy as np
+
+    def get(path):
+        with urllib.request.urlopen(f"{url}/v2/models/{model_name}{path}", timeout=10) as reply:
+            return json.load(reply)
+
+    meta, config = get(""), get("/config")
+    limit = config["max_batch_size"] or len(images)
+    x = np.asarray(images).astype(np.float32)
+    parts = np.array_split(x, math.ceil(len(x) / limit))
+    labels = []
+    for part in parts:
+        body = json.dumps({"inputs": [{"name": meta["inputs"][0]["name"], "datatype": "FP32",
+                                       "shape": list(part.shape), "data": part.tolist()}]}).encode()
+        request = urllib.request.Request(f"{url}/v2/models/{model_name}/infer", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            out = json.load(reply)["outputs"][0]
+        labels.extend(np.array(out["data"]).reshape(out["shape"]).argmax(axis=1).tolist())
+    return np.array(labels, dtype=np.int64)
+""",
+    "ex3-stats": """
+def batching_summary(before, after):
+    def delta(*path):
+        a, b = after, before
+        for key in path:
+            a, b = a[key], b[key]
+        return a - b
+    runs = delta("execution_count")
+    if runs == 0:
+        raise ValueError("the model did not run between these snapshots")
+    requests = delta("inference_stats", "success", "count")
+    rows = delta("inference_count")
+    return dict(requests=requests, rows=rows, executions=runs, mean_batch=rows / runs,
+                runs_saved=(requests - runs) / requests)
+""",
+    # Triton's own protobuf message, printed with text_format; backend instead of platform
+    "ex4-config": """
+def write_config(model, name, max_batch_size, max_queue_delay_us):
+    import onnx
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as pb
+
+    config = pb.ModelConfig(name=name, backend="onnxruntime", max_batch_size=max_batch_size)
+    for values, field in ((model.graph.input, config.input), (model.graph.output, config.output)):
+        for value in values:
+            tensor = value.type.tensor_type
+            np_type = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
+            kind = {"f": "FP", "i": "INT", "u": "UINT", "b": "BOOL"}[np_type.kind]
+            data_type = "TYPE_BOOL" if kind == "BOOL" else f"TYPE_{kind}{np_type.itemsize * 8}"
+            entry = field.add(name=value.name, data_type=pb.DataType.Value(data_type))
+            dims = [d.dim_value or -1 for d in tensor.shape.dim][1:]
+            if dims:
+                entry.dims.extend(dims)
+            else:
+                entry.dims.append(1)
+                entry.reshape.shape.extend([])
+                entry.reshape.SetInParent()
+    config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
+    return text_format.MessageToString(config)
+""",
+    # plain onnx.helper on a copy of the GraphProto: rename the input's uses, prepend two nodes
+    "ex5-standardize": """
+def with_standardization(model, mean, std):
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    edited = onnx.ModelProto()
+    edited.CopyFrom(model)
+    graph = edited.graph
+    name = graph.input[0].name
+    inner = name + "__standardized"
+    for node in graph.node:
+        for i, value in enumerate(node.input):
+            if value == name:
+                node.input[i] = inner
+    graph.initializer.extend([
+        numpy_helper.from_array(np.asarray(mean, np.float32), "mu"),
+        numpy_helper.from_array(np.asarray(std, np.float32), "sigma"),
+    ])
+    new_nodes = [helper.make_node("Sub", [name, "mu"], ["centered"]),
+                 helper.make_node("Div", ["centered", "sigma"], [inner])]
+    old = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(new_nodes + old)
+    return edited
+""",
+    # torch.onnx.export directly, dynamic_shapes keyed by the forward argument's name
+    "ex6-encoder": """
+def export_encoder(model, tokens):
+    import torch
+    shapes = {"tokens": {0: torch.export.Dim("b"), 1: torch.export.Dim("s", min=2, max=256)}}
+    program = torch.onnx.export(model, (tokens,), dynamo=True, dynamic_shapes=shapes, verbose=False)
+    return program.model_proto
+""",
+}
+
+WRONG = {
+    # NumPy's dtype names instead of the protocol's; a parser that forgets shape and dtype
+    "ex1-protocol": [
+        """
+def build_infer_request(inputs):
+    import numpy as np
+    return {"inputs": [{"name": n, "shape": list(np.shape(v)), "datatype": np.asarray(v).dtype.name,
+                        "data": np.asarray(v).ravel().tolist()} for n, v in inputs.items()]}
+
+
+def parse_infer_response(response):
+    import numpy as np
+    return {o["name"]: np.array(o["data"]).reshape(o["shape"]) for o in response["outputs"]}
+""",
+        """
+def build_infer_request(inputs):
+    import numpy as np
+    names = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32",
+             "uint8": "UINT8", "bool": "BOOL"}
+    return {"inputs": [{"name": n, "shape": list(np.shape(v)),
+                        "datatype": names[np.asarray(v).dtype.name],
+                        "data": np.asarray(v).ravel().tolist()} for n, v in inputs.items()]}
+
+
+def parse_infer_response(response):
+    import numpy as np
+    return {o["name"]: np.array(o["data"], dtype=np.float32) for o in response["outputs"]}
+""",
+    ],
+    # the dtype fixed but no chunking; chunking with the input name and batch limit hard-coded
+    "ex2-client": [
+        """
+def classify_remote(url, model_name, images):
+    import httpx
+    import numpy as np
+    meta = httpx.get(f"{url}/v2/models/{model_name}").json()
+    x = np.asarray(images, np.float32)
+    body = {"inputs": [{"name": meta["inputs"][0]["name"], "shape": list(x.shape),
+                        "datatype": "FP32", "data": x.ravel().tolist()}]}
+    out = httpx.post(f"{url}/v2/models/{model_name}/infer", json=body).json()["outputs"][0]
+    return np.array(out["data"]).reshape(out["shape"]).argmax(1)
+""",
+        """
+def classify_remote(url, model_name, images):
+    import httpx
+    import numpy as np
+    x = np.asarray(images, np.float32)
+    labels = []
+    for start in range(0, len(x), 16):
+        chunk = x[start:start + 16]
+        body = {"inputs": [{"name": "input", "shape": list(chunk.shape), "datatype": "FP32",
+                            "data": chunk.ravel().tolist()}]}
+        out = httpx.post(f"{url}/v2/models/{model_name}/infer", json=body).json()["outputs"][0]
+        labels.append(np.array(out["data"]).reshape(out["shape"]).argmax(1))
+    return np.concatenate(labels)
+""",
+    ],
+    # totals instead of differences; requests per run instead of rows per run
+    "ex3-stats": [
+        """
+def batching_summary(before, after):
+    runs = after["execution_count"]
+    if runs == 0:
+        raise ValueError("no runs")
+    requests = after["inference_stats"]["success"]["count"]
+    rows = after["inference_count"]
+    return {"requests": requests, "rows": rows, "executions": runs, "mean_batch": rows / runs,
+            "runs_saved": 1 - runs / requests}
+""",
+        """
+def batching_summary(before, after):
+    requests = after["inference_stats"]["success"]["count"] - before["inference_stats"]["success"]["count"]
+    rows = after["inference_count"] - before["inference_count"]
+    runs = after["execution_count"] - before["execution_count"]
+    if runs == 0:
+        raise ValueError("no runs")
+    return {"requests": requests, "rows": rows, "executions": runs, "mean_batch": requests / runs,
+            "runs_saved": runs / requests}
+""",
+    ],
+    # the batch dimension kept in dims; a rank-1 output without the reshape Triton needs
+    "ex4-config": [
+        """
+def write_config(model, name, max_batch_size, max_queue_delay_us):
+    types = {1: "TYPE_FP32", 2: "TYPE_UINT8", 7: "TYPE_INT64"}
+    lines = [f'name: "{name}"', 'platform: "onnxruntime_onnx"', f"max_batch_size: {max_batch_size}"]
+    for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
+        for v in values:
+            t = v.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim]
+            lines.append(f'{kind} {{ name: "{v.name}" data_type: {types[t.elem_type]} dims: {dims} }}')
+    lines.append(f"dynamic_batching {{ max_queue_delay_microseconds: {max_queue_delay_us} }}")
+    return "\\n".join(lines)
+""",
+        """
+def write_config(model, name, max_batch_size, max_queue_delay_us):
+    types = {1: "TYPE_FP32", 2: "TYPE_UINT8", 7: "TYPE_INT64"}
+    lines = [f'name: "{name}"', 'platform: "onnxruntime_onnx"', f"max_batch_size: {max_batch_size}"]
+    for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
+        for v in values:
+            t = v.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim][1:]
+            lines.append(f'{kind} {{ name: "{v.name}" data_type: {types[t.elem_type]} dims: {dims} }}')
+    lines.append(f"dynamic_batching {{ max_queue_delay_microseconds: {max_queue_delay_us} }}")
+    return "\\n".join(lines)
+""",
+    ],
+    # multiplying by the standard deviation; the right arithmetic under a new input name
+    "ex5-standardize": [
+        """
+def with_standardization(model, mean, std):
+    import numpy as np
+    import onnx_ir as ir
+    m = ir.from_proto(model)
+    g = m.graph
+    old = g.inputs[0]
+    raw = ir.val("raw_x", old.dtype, old.shape)
+    mu = ir.val("mu", const_value=ir.tensor(np.asarray(mean, np.float32), name="mu"))
+    sd = ir.val("sd", const_value=ir.tensor(np.asarray(std, np.float32), name="sd"))
+    g.register_initializer(mu)
+    g.register_initializer(sd)
+    sub = ir.node("Sub", [raw, mu])
+    mul = ir.node("Mul", [sub.outputs[0], sd])
+    old.replace_all_uses_with(mul.outputs[0])
+    g.insert_before(g[0], [sub, mul])
+    g.inputs[0] = raw
+    ir.convenience.rename_values([old, raw], ["x_std", old.name])
+    return ir.to_proto(m)
+""",
+        """
+def with_standardization(model, mean, std):
+    import numpy as np
+    import onnx_ir as ir
+    m = ir.from_proto(model)
+    g = m.graph
+    old = g.inputs[0]
+    raw = ir.val("raw_features", old.dtype, old.shape)
+    mu = ir.val("mu", const_value=ir.tensor(np.asarray(mean, np.float32), name="mu"))
+    sd = ir.val("sd", const_value=ir.tensor(np.asarray(std, np.float32), name="sd"))
+    g.register_initializer(mu)
+    g.register_initializer(sd)
+    sub = ir.node("Sub", [raw, mu])
+    div = ir.node("Div", [sub.outputs[0], sd])
+    old.replace_all_uses_with(div.outputs[0])
+    g.insert_before(g[0], [sub, div])
+    g.inputs[0] = raw
+    return ir.to_proto(m)
+""",
+    ],
+    # the default export (only the batch dynamic); only the sequence dynamic
+    "ex6-encoder": [
+        """
+def export_encoder(model, tokens):
+    from course import convert
+    return convert.torch_to_onnx(model, tokens).model
+""",
+        """
+def export_encoder(model, tokens):
+    import torch
+    from course import convert
+    length = torch.export.Dim("length", min=2, max=512)
+    return convert.torch_to_onnx(model, tokens, dynamic_shapes=({1: length},)).model
+""",
+    ],
+}
