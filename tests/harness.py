@@ -8,7 +8,9 @@ bubblewrap where it is installed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import json
 import os
 import shutil
@@ -218,6 +220,19 @@ def with_cells_replaced(
 def exercise_of(grade_id: str) -> str:
     """Exercise a cell belongs to: the grade_id up to its first '-' (``ex2-visible`` -> ``ex2``)."""
     return grade_id.split("-", 1)[0]
+
+
+@contextlib.contextmanager
+def timing_lock():
+    """Serialise the timed solution runs of parallel test workers, so that a lesson's measured time
+    is not inflated by another lesson's kernel running on the same two cores."""
+    BUILD.mkdir(exist_ok=True)
+    with open(BUILD / ".timing.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def record_timing(lesson: str, seconds: float | None, network_blocked: bool) -> None:
