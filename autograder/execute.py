@@ -45,15 +45,17 @@ from traitlets.config import Config
 from . import sandbox as sb
 
 #: Categories of a failed execution (``JobResult`` -> ``report.json``).
-WALL, OUTPUT, CELL_TIMEOUT, KERNEL_DIED, TAMPERING, STARTUP, INTERNAL = (
+WALL, OUTPUT, CELL_TIMEOUT, KERNEL_DIED, KERNEL_BROKEN, TAMPERING, STARTUP, INTERNAL = (
     "wall-time",
     "output-limit",
     "cell-timeout",
     "kernel-died",
+    "kernel-broken",
     "tampering",
     "kernel-start",
     "internal-error",
 )
+OUTPUT_MARK = "AUTOGRADER-OUTPUT-LIMIT"
 
 
 @dataclass
@@ -225,6 +227,46 @@ finally:
 """
 
 
+SETUP = r"""
+def _autograder_setup(limit, mark):
+    # IPython re-installs sys.stdout.write around every cell (to record outputs), so the limit
+    # is wrapped around it again at the start of every cell
+    import sys
+
+    class OutputLimitExceeded(RuntimeError):
+        pass
+
+    OutputLimitExceeded.__module__ = "autograder"
+    written = [0]
+
+    def limit_streams(*args):
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            write = stream.write
+            if getattr(write, "autograder_limit", False):
+                continue
+
+            def limited_write(text, *a, _write=write, **k):
+                written[0] += len(text)
+                if written[0] > limit:
+                    raise OutputLimitExceeded(f"{mark}: more than {limit} characters printed")
+                return _write(text, *a, **k)
+
+            limited_write.autograder_limit = True
+            limited_write.__module__ = "autograder"
+            stream.write = limited_write
+
+    limit_streams.__module__ = "autograder"
+    get_ipython().events.register("pre_run_cell", limit_streams)
+
+
+try:
+    _autograder_setup(@LIMIT@, "@MARK@")
+finally:
+    del _autograder_setup
+"""
+
+
 class GuardTimeout(Exception):
     pass
 
@@ -270,6 +312,7 @@ class GradingClient(Execute):
         self._abort_category: str | None = None
         self._current: int | None = None
         self.tampering: list[str] = []
+        self.broken: str | None = None
         self.peak_memory_mb = 0.0
         self.store_widget_state = True
         self.marks: dict[str, float] = {}
@@ -307,7 +350,18 @@ class GradingClient(Execute):
         self._count(msg)
         if self._abort_reason is not None:
             return None
+        if msg.get("msg_type") == "error" and OUTPUT_MARK in str(msg["content"].get("evalue")):
+            self._output_abort()
+            return None
         return super().process_message(msg, cell, cell_index)
+
+    def _output_abort(self) -> None:
+        self.abort(
+            OUTPUT,
+            f"the notebook wrote more than {self.limits.output_mb:g} MB of output "
+            f"({describe_cell(self.nb, self._current)}); printing less (no loops of prints, "
+            "no huge arrays) fixes it",
+        )
 
     def _count(self, msg: dict) -> None:
         size = len(json.dumps(msg.get("content", {}), default=str))
@@ -315,12 +369,7 @@ class GradingClient(Execute):
         self._output_bytes += size
         budget = self.limits.output_mb * 1024 * 1024
         if self._output_bytes > budget:
-            self.abort(
-                OUTPUT,
-                f"the notebook wrote more than {self.limits.output_mb:g} MB of output "
-                f"({describe_cell(self.nb, self._current)}); printing less (no loops of prints, "
-                "no huge arrays) fixes it",
-            )
+            self._output_abort()
 
     async def _watch(self) -> None:
         while True:
@@ -366,18 +415,22 @@ class GradingClient(Execute):
         try:
             reply, errors = await self._run_hidden(GUARD.replace("@NONCE@", nonce), timeout)
         except GuardTimeout:
-            self.tampering.append(
-                f"the integrity check {where} did not finish in {timeout:g} s "
-                "(IPython hooks that block or slow every cell?)"
+            self.broken = (
+                f"the kernel stopped answering {where}: the integrity check did not finish in "
+                f"{timeout:g} s (memory exhausted, or IPython hooks that block every cell)"
             )
-            return
-        status_ok = (
-            reply is not None
-            and reply.get("status") == "error"
-            and str(reply.get("evalue", "")).startswith(nonce)
-        )
+            raise _Abort() from None
+        reply = reply or {}
+        raised = str(reply.get("evalue", "")).startswith(nonce)
         shown = [e for e in errors if str(e.get("evalue", "")).startswith(nonce)]
-        if not status_ok or not shown:
+        if reply.get("status") == "error" and not raised:
+            # the check itself failed (MemoryError, a broken interpreter): no verdict possible
+            self.broken = (
+                f"the kernel could not run the integrity check {where}: "
+                f"{reply.get('ename')}: {str(reply.get('evalue'))[:200]}"
+            )
+            raise _Abort()
+        if not raised or not shown:
             self.tampering.append(
                 f"error reporting is disabled {where}: a deliberate error in the kernel did not "
                 "come back as an error (tracebacks or exceptions are suppressed)"
@@ -409,6 +462,11 @@ class GradingClient(Execute):
                 info = await self.async_wait_for_reply(await _maybe(self.kc.kernel_info()))
                 if info is not None and "language_info" in info["content"]:
                     self.nb.metadata["language_info"] = info["content"]["language_info"]
+                limit = int(self.limits.output_mb * 1024 * 1024)
+                setup = SETUP.replace("@LIMIT@", str(limit)).replace("@MARK@", OUTPUT_MARK)
+                reply, _ = await self._run_hidden(setup, float(self.timeout or 60))
+                if (reply or {}).get("status") != "ok":
+                    raise RuntimeError(f"the kernel refused the grader's setup: {reply}")
                 guarded_once = False
                 for index, cell in enumerate(self.nb.cells):
                     self._current = index
@@ -495,6 +553,8 @@ def _execute_one(
         where = describe_cell(client.nb, client._current)
         if client._abort_reason is not None:
             outcome.category, outcome.reason = client._abort_category, client._abort_reason
+        elif client.broken is not None:
+            outcome.category, outcome.reason = KERNEL_BROKEN, client.broken
         elif isinstance(exc, CellTimeoutError):
             outcome.category = CELL_TIMEOUT
             outcome.reason = (
@@ -530,6 +590,10 @@ def _execute_one(
         outcome.leftover_pids = sorted(launcher.killed)
         launcher.close_files()
         with contextlib.suppress(Exception):
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:  # nbclient's pollers, cut short by an abort
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
     outcome.tampering = list(client.tampering)

@@ -31,10 +31,12 @@ import logging
 import multiprocessing
 import os
 import shutil
+import sys
 import threading
 import time
 import uuid
 import warnings
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -686,7 +688,11 @@ def import_result(
 
     logger, handler = _logger("import")
     folder = course.folder("submitted", student, assignment)
-    timestamp = course.coursedir.get_existing_timestamp(str(folder))
+    try:
+        timestamp = course.coursedir.get_existing_timestamp(str(folder))
+    except Exception:  # nbgrader cannot parse it: grade without a submission time
+        timestamp = None
+        notes.append("timestamp.txt is unreadable: graded without a submission time")
     with Gradebook(course.db_url, course.course_id) as gb:
         gb.update_or_create_student(student)
         if timestamp:
@@ -753,7 +759,12 @@ def _max_score(course: Course, assignment: str) -> float:
 def refused_record(
     course: Course, assignment: str, student: str, refusal: Refused, fp: str, notes: list[str]
 ) -> dict:
-    _forget(course, assignment, student)
+    try:
+        _forget(course, assignment, student)
+        max_score = _max_score(course, assignment)
+    except Exception as exc:  # the gradebook itself is the problem: still record the failure
+        notes = [*notes, f"the gradebook could not be updated: {exc!r}"]
+        max_score = None
     return {
         "student": student,
         "assignment": assignment,
@@ -763,7 +774,7 @@ def refused_record(
         "category": refusal.category,
         "reason": refusal.reason,
         "score": 0.0,
-        "max_score": _max_score(course, assignment),
+        "max_score": max_score,
         "notes": notes,
         "seconds": 0.0,
         "sandbox": {},
@@ -835,18 +846,18 @@ class _Runner:
 
 
 def grade(course: Course, assignment: str, options: GradeOptions | None = None) -> GradeSummary:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SAWarning)
-        return _grade(course, assignment, options)
-
-
-def _grade(course: Course, assignment: str, options: GradeOptions | None) -> GradeSummary:
     """Grade every collected submission of ``assignment`` that has no current record.
 
     Example:
         >>> summary = grade(Course("."), "00-template", GradeOptions(jobs=2))  # doctest: +SKIP
         >>> print(summary.text())  # doctest: +SKIP
     """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)
+        return _grade(course, assignment, options)
+
+
+def _grade(course: Course, assignment: str, options: GradeOptions | None) -> GradeSummary:
     options = options or GradeOptions()
     t0 = time.monotonic()
     course.check_assignment(assignment)
@@ -880,7 +891,7 @@ def _grade(course: Course, assignment: str, options: GradeOptions | None) -> Gra
         else:
             todo.append(student)
     if not info.isolated and options.progress:
-        print("WARNING " + sb.NO_SANDBOX_WARNING, file=stream or __import__("sys").stderr)
+        print("WARNING " + sb.NO_SANDBOX_WARNING, file=stream or sys.stderr)
     progress = Progress(assignment, len(todo), stream=stream, enabled=options.progress)
     if not todo:
         summary.seconds = time.monotonic() - t0
@@ -910,6 +921,10 @@ def _grade(course: Course, assignment: str, options: GradeOptions | None) -> Gra
                 except Refused as refusal:
                     finish(refused_record(course, assignment, student, refusal, fp, []))
                     continue
+                except Exception as exc:  # never let one submission stop the run
+                    refusal = Refused(ex.INTERNAL, f"could not prepare the submission: {exc!r}")
+                    finish(refused_record(course, assignment, student, refusal, fp, []))
+                    continue
                 inflight[runner.executor.submit(ex.run_job, job)] = (student, job, meta)
             done, _ = cf.wait(list(inflight), timeout=0.5, return_when=cf.FIRST_COMPLETED)
             progress.draw()
@@ -919,7 +934,7 @@ def _grade(course: Course, assignment: str, options: GradeOptions | None) -> Gra
                 fp = fingerprints[student]
                 try:
                     result = fut.result()
-                except cf.process.BrokenProcessPool:
+                except BrokenProcessPool:
                     broken = True
                     retries[student] += 1
                     if retries[student] <= 1:
@@ -952,7 +967,12 @@ def _grade(course: Course, assignment: str, options: GradeOptions | None) -> Gra
                         )
                     )
                     continue
-                finish(import_result(course, assignment, result, meta, fp))
+                try:
+                    record = import_result(course, assignment, result, meta, fp)
+                except Exception as exc:
+                    refusal = Refused(ex.INTERNAL, f"could not save the grades: {exc!r}")
+                    record = refused_record(course, assignment, student, refusal, fp, [])
+                finish(record)
             if broken:
                 for fut, (student, _job, _meta) in list(inflight.items()):
                     inflight.pop(fut)

@@ -251,6 +251,11 @@ class KernelLauncher:
                 target = self.workdir / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
+            fontlist = _fontlist()
+            if fontlist:  # as in the sandbox: no font-cache rebuild in each kernel
+                mpl = self.jobdir / "home" / ".config" / "matplotlib"
+                mpl.mkdir(parents=True, exist_ok=True)
+                shutil.copy(fontlist, mpl / os.path.basename(fontlist))
 
     def environment(self) -> dict[str, str]:
         """Environment of the kernel (the sandbox starts from an empty one)."""

@@ -8,7 +8,8 @@ lesson) is graded in one run four ways, each in its own copy of a freshly releas
 1. plain nbgrader: one ``nbgrader autograde`` process for every student, sequential (baseline);
 2. this pipeline with the sandbox (bubblewrap), ``--jobs`` submissions at once;
 3. this pipeline without the sandbox (resource limits only), same jobs: the sandbox's cost;
-4. kernel start and a one-line cell, sandboxed and not, interleaved: the sandbox's fixed cost.
+4. one correct submission executed sandboxed and not, alternately (paired): the sandbox's
+   overhead per submission (``--only overhead`` runs just this).
 
 It prints a table and writes the figures, the machine's core count and the load average
 (other work on the machine inflates every figure; the load is recorded, not subtracted).
@@ -153,108 +154,113 @@ def pipeline(course: Path, jobs: int, sandbox: str) -> dict:
     }
 
 
-def kernel_start(repeat: int) -> dict:
-    """Start a kernel and run ``1 + 1``: in the sandbox and not, interleaved."""
-    from traitlets.config.loader import PyFileConfigLoader
+def paired_overhead(course: Path, student: str, repeat: int) -> dict:
+    """One correct submission executed with and without the sandbox, alternately (paired runs).
 
-    from autograder import execute as ex
-    from autograder import sandbox as sb
+    Each run is a whole worker job: kernel start, the lesson, the integrity checks, teardown.
+    """
+    from autograder.course import Course
+    from autograder.execute import run_job
+    from autograder.grade import GradeOptions, load_sources, prepare
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
-    text = nbformat.writes(nb)
+    c = Course(course)
+    job, _ = prepare(c, ASSIGNMENT, student, load_sources(c, ASSIGNMENT), GradeOptions(), 1)
     times: dict[str, list[float]] = {"bubblewrap": [], "none": []}
-    for _ in range(repeat):
-        for mode in ("bubblewrap", "none"):
-            job = ex.Job(
-                "bench", "bench", [ex.NotebookJob("x.ipynb", text)], {}, sb.Limits(), config
-            )
+    for k in range(repeat):
+        for mode in ("bubblewrap", "none") if k % 2 == 0 else ("none", "bubblewrap"):
             job.sandbox = mode
-            job.guard = False
             t0 = time.monotonic()
-            result = ex.run_job(job)
+            result = run_job(job)
             assert result.outcomes[0].ok, result.outcomes[0].reason
             times[mode].append(time.monotonic() - t0)
-    return {k: statistics.median(v) for k, v in times.items()} | {"repeat": repeat}
+    diffs = [b - n for b, n in zip(times["bubblewrap"], times["none"], strict=True)]
+    return {
+        "repeat": repeat,
+        "bubblewrap_median_s": statistics.median(times["bubblewrap"]),
+        "none_median_s": statistics.median(times["none"]),
+        "paired_difference_median_s": statistics.median(diffs),
+        "runs": times,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.grading_bench", description=__doc__)
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--jobs", type=int, default=None, help="default: one per core")
-    parser.add_argument("--kernel-repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=6, help="paired runs for the overhead")
+    parser.add_argument("--only", choices=["throughput", "overhead"], help="run one part")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "grading-bench.json")
     args = parser.parse_args(argv)
     from autograder.grade import default_jobs
 
     jobs = args.jobs or default_jobs()
     work = Path(tempfile.mkdtemp(prefix="grading-bench-"))
+    figures: dict = {"students": args.students, "jobs": jobs, "cores": os.cpu_count()}
+    load = {"start": os.getloadavg()}
     try:
         base = make_course(work / "released")
-        courses = {}
-        for name in ("plain", "sandbox", "nosandbox"):
-            courses[name] = work / name
-            shutil.copytree(base, courses[name])
-            kinds = synthetic_class(courses[name], args.students)
-        load = {"start": os.getloadavg()}
-        results = {"plain": plain_nbgrader(courses["plain"])}
-        load["after_plain"] = os.getloadavg()
-        results["sandbox"] = pipeline(courses["sandbox"], jobs, "bubblewrap")
-        load["after_sandbox"] = os.getloadavg()
-        results["nosandbox"] = pipeline(courses["nosandbox"], jobs, "none")
-        load["after_nosandbox"] = os.getloadavg()
-        results["kernel_start"] = kernel_start(args.kernel_repeat)
-        load["end"] = os.getloadavg()
+        if args.only != "overhead":
+            courses = {}
+            for name in ("plain", "sandbox", "nosandbox"):
+                courses[name] = work / name
+                shutil.copytree(base, courses[name])
+                kinds = synthetic_class(courses[name], args.students)
+            figures["kinds"] = {
+                k: list(kinds.values()).count(k) for k in sorted(set(kinds.values()))
+            }
+            plain = plain_nbgrader(courses["plain"])
+            load["after_plain"] = os.getloadavg()
+            sandboxed = pipeline(courses["sandbox"], jobs, "bubblewrap")
+            load["after_sandbox"] = os.getloadavg()
+            bare = pipeline(courses["nosandbox"], jobs, "none")
+            load["after_nosandbox"] = os.getloadavg()
+            n = args.students
+            figures.update(
+                plain=plain,
+                sandboxed=sandboxed,
+                nosandbox=bare,
+                throughput_plain_per_min=60 * n / plain["seconds"],
+                throughput_pipeline_per_min=60 * n / sandboxed["seconds"],
+                throughput_ratio=plain["seconds"] / sandboxed["seconds"],
+                sandbox_vs_bare_run_ratio=sandboxed["seconds"] / bare["seconds"],
+            )
+        if args.only != "throughput":
+            course = work / "overhead"
+            shutil.copytree(base, course)
+            kinds = synthetic_class(course, 1)
+            figures["overhead"] = paired_overhead(course, next(iter(kinds)), args.repeat)
+            load["after_overhead"] = os.getloadavg()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    n = args.students
-    plain, sandboxed, bare = results["plain"], results["sandbox"], results["nosandbox"]
-    ks = results["kernel_start"]
-    figures = {
-        "students": n,
-        "kinds": {k: list(kinds.values()).count(k) for k in set(kinds.values())},
-        "jobs": jobs,
-        "cores": os.cpu_count(),
-        "throughput_plain_per_min": 60 * n / plain["seconds"],
-        "throughput_pipeline_per_min": 60 * n / sandboxed["seconds"],
-        "throughput_ratio": plain["seconds"] / sandboxed["seconds"],
-        "sandbox_overhead_per_submission_s": sandboxed["job_seconds_mean"]
-        - bare["job_seconds_mean"],
-        "sandbox_overhead_fraction": (sandboxed["job_seconds_mean"] - bare["job_seconds_mean"])
-        / sandboxed["job_seconds_mean"],
-        "sandbox_fixed_cost_s": ks["bubblewrap"] - ks["none"],
-        "sandbox_fixed_cost_fraction": (ks["bubblewrap"] - ks["none"])
-        / sandboxed["job_seconds_mean"],
-        "load_average": load,
-        "results": results,
-    }
+    figures["load_average"] = load
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
-    print(
-        f"{n} submissions of {ASSIGNMENT} ({figures['kinds']}), {os.cpu_count()} cores, jobs={jobs}"
-    )
-    print(
-        f"  plain nbgrader autograde, sequential: {plain['seconds']:7.1f} s "
-        f"({plain['autograded']} notebooks in autograded/, exit {plain['exit']})"
-    )
-    print(
-        f"  this pipeline, sandboxed:             {sandboxed['seconds']:7.1f} s "
-        f"({sandboxed['graded']} graded, {sandboxed['failed']} failed, {sandboxed['records']} records)"
-    )
-    print(f"  this pipeline, no sandbox:            {bare['seconds']:7.1f} s")
-    print(f"  throughput ratio (plain / pipeline):  {figures['throughput_ratio']:7.2f} x")
-    print(
-        f"  job time per submission, sandboxed {sandboxed['job_seconds_mean']:.2f} s, "
-        f"not {bare['job_seconds_mean']:.2f} s: overhead "
-        f"{figures['sandbox_overhead_per_submission_s']:+.2f} s "
-        f"({100 * figures['sandbox_overhead_fraction']:+.1f}%)"
-    )
-    print(
-        f"  kernel start + 1 cell (median of {ks['repeat']}): sandboxed {ks['bubblewrap']:.2f} s, "
-        f"not {ks['none']:.2f} s: fixed cost {figures['sandbox_fixed_cost_s']:+.3f} s "
-        f"({100 * figures['sandbox_fixed_cost_fraction']:+.1f}% of a submission)"
-    )
-    print(f"  load average (1, 5, 15 min) during the run: {load}")
+    print(f"{ASSIGNMENT}, {os.cpu_count()} cores, jobs={jobs}")
+    if "plain" in figures:
+        plain, sandboxed, bare = figures["plain"], figures["sandboxed"], figures["nosandbox"]
+        print(f"{args.students} submissions {figures['kinds']}")
+        print(
+            f"  plain nbgrader autograde, sequential: {plain['seconds']:7.1f} s "
+            f"({plain['autograded']} notebooks in autograded/, exit {plain['exit']})"
+        )
+        print(
+            f"  this pipeline, sandboxed:             {sandboxed['seconds']:7.1f} s "
+            f"({sandboxed['graded']} graded, {sandboxed['failed']} failed, "
+            f"{sandboxed['records']} in report.json)"
+        )
+        print(f"  this pipeline, no sandbox:            {bare['seconds']:7.1f} s")
+        print(f"  throughput ratio (plain / pipeline):  {figures['throughput_ratio']:7.2f} x")
+    if "overhead" in figures:
+        o = figures["overhead"]
+        frac = o["paired_difference_median_s"] / o["bubblewrap_median_s"]
+        figures["overhead"]["fraction"] = frac
+        print(
+            f"  one correct submission, {o['repeat']} paired runs: sandboxed "
+            f"{o['bubblewrap_median_s']:.2f} s, not {o['none_median_s']:.2f} s (medians); "
+            f"sandbox overhead {o['paired_difference_median_s']:+.2f} s ({100 * frac:+.1f}%)"
+        )
+        args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"  load average (1, 5, 15 min) at each step: {load}")
     print(f"written: {args.out}")
     return 0
 

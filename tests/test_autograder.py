@@ -8,6 +8,7 @@ resumed, a local Dask cluster, grading without a sandbox, feedback and exports.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import csv
 import importlib.util
@@ -23,6 +24,7 @@ import sys
 import time
 import uuid
 import zipfile
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import harness
@@ -427,6 +429,34 @@ def test_without_sandbox_it_says_so(released, tmp_path):
     report = build_report(course, ASSIGNMENT)
     assert report["sandbox"]["isolated"] is False and "NO SANDBOX" in report["sandbox"]["warning"]
     assert not _job_processes(), "no-sandbox grading left processes behind"
+
+
+class _CrashingExecutor(cf.ThreadPoolExecutor):
+    """Runs jobs in threads, except that the student "crash" always breaks its worker."""
+
+    def submit(self, fn, job, *args, **kwargs):
+        if job.student == "crash":
+            future = cf.Future()
+            future.set_exception(BrokenProcessPool("worker died"))
+            return future
+        return super().submit(fn, job, *args, **kwargs)
+
+
+def test_a_crashing_worker_is_retried_then_reported(released, tmp_path):
+    course = _course_copy(released, tmp_path / "course")
+    data = _lite_correct(course.root)
+    for student in ("crash", "fine"):
+        _submit(course, student, data)
+    with _CrashingExecutor(max_workers=1) as executor:
+        summary = grade(
+            course,
+            ASSIGNMENT,
+            GradeOptions(executor=executor, jobs=1, limits=LIMITS, progress=False),
+        )
+    assert summary.graded == ["fine"], summary.text()
+    ((student, reason),) = summary.failed
+    assert student == "crash" and "crashed twice" in reason, summary.failed
+    assert read_records(course, ASSIGNMENT)["crash"]["category"] == "internal-error"
 
 
 def test_wall_limit_stops_a_slow_notebook():
