@@ -45,7 +45,8 @@ ASSIGNMENT = "00-template"
 LIMITS = sb.Limits(
     wall_s=90, cell_timeout_s=20, cpu_s=120, memory_mb=1024, processes=96, output_mb=2, disk_mb=256
 )
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+# one xdist worker runs the whole module: its course fixtures are built once, not per worker
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420), pytest.mark.xdist_group("autograder")]
 
 _spec = importlib.util.spec_from_file_location(
     "grading_corpus_cases", ROOT / "tests" / "grading_corpus" / "cases.py"
