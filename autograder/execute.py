@@ -36,6 +36,7 @@ from queue import Empty
 from typing import Any
 
 import nbformat
+import psutil
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader import utils as nbutils
@@ -520,7 +521,7 @@ def _execute_one(
     job: Job, nbjob: NotebookJob, info: sb.SandboxInfo, uid: int | None
 ) -> NotebookOutcome:
     t0 = time.monotonic()
-    jobdir = Path(tempfile.mkdtemp(prefix="autograder-job-"))
+    jobdir = Path(tempfile.mkdtemp(prefix=f"{JOBDIR_PREFIX}{os.getpid()}-"))
     os.chmod(jobdir, 0o711)
     nb = nbformat.reads(nbjob.notebook, as_version=4)
     launcher = sb.KernelLauncher(
@@ -610,12 +611,30 @@ def _execute_one(
     return outcome
 
 
+JOBDIR_PREFIX = "autograder-job-"
+_CLEANED: list[bool] = []
+
+
+def clean_stale_jobdirs() -> list[str]:
+    """Remove job folders left by workers that were killed (their pid is in the name)."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{JOBDIR_PREFIX}*"):
+        pid = path.name[len(JOBDIR_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+    return removed
+
+
 def run_job(job: Job) -> JobResult:
     """Execute a job's notebooks one after the other, each in a fresh sandboxed kernel.
 
     This is the function executors run (``ProcessPoolExecutor`` or a Dask cluster).
     """
     t0 = time.monotonic()
+    if not _CLEANED:
+        _CLEANED.append(True)
+        clean_stale_jobdirs()
     info = sb.probe(job.sandbox)
     outcomes = []
     with sb.uid_slot() if info.privileged else contextlib.nullcontext() as uid:

@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 import zipfile
@@ -379,6 +380,12 @@ def test_resume_after_kill(released, tmp_path):
         assert records[student]["exercises"]["ex1"]["score"] > 0, records[student]
     for student, rec in first.items():
         assert records[student]["graded_at"] == rec["graded_at"], f"{student} graded twice"
+    stale = [
+        p
+        for p in Path(tempfile.gettempdir()).glob("autograder-job-*")
+        if not psutil.pid_exists(int(p.name.split("-")[2]))
+    ]
+    assert not stale, f"job folders of the killed run were not cleaned: {stale}"
     with course.gradebook() as gb:
         subs = gb.find_assignment(ASSIGNMENT).submissions
         assert sorted(s.student_id for s in subs) == students, "one submission per student"
