@@ -77,9 +77,10 @@ Body = bytes | tuple[bytes, int | None]
 class LoadResult:
     """What one load test measured.
 
-    ``latencies_ms`` holds one entry per answered request (errors included: an error is a
-    response too), ``errors`` counts answers that were not HTTP 200 and requests that failed
-    (timeouts, closed connections); ``error_samples`` keeps the first few messages.
+    ``latencies_ms`` holds one entry per answered request (error answers included: an error is
+    a response too), ``errors`` counts every request that did not succeed: answers that were
+    not HTTP 200, plus the ``unanswered`` requests (timeouts, closed connections), which have
+    no latency; ``error_samples`` keeps the first few messages.
     ``stopped_by`` says which bound ended the test: ``"requests"`` or ``"time"``.
 
     Example::
@@ -98,6 +99,7 @@ class LoadResult:
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     stopped_by: str = "requests"
+    unanswered: int = 0
 
     @property
     def completed(self) -> int:
@@ -107,7 +109,7 @@ class LoadResult:
     @property
     def ok(self) -> int:
         """Requests answered with HTTP 200."""
-        return max(self.completed - self.errors, 0)
+        return max(self.completed - (self.errors - self.unanswered), 0)
 
     @property
     def throughput_rps(self) -> float:
@@ -148,6 +150,7 @@ class LoadResult:
             "sent": self.sent,
             "ok": self.ok,
             "errors": self.errors,
+            "unanswered": self.unanswered,
             "elapsed_s": self.elapsed_s,
             "throughput_rps": self.throughput_rps,
             "mean_ms": self.mean_ms,
@@ -161,7 +164,8 @@ class LoadResult:
         return (
             f"LoadResult({self.label!r}, concurrency={self.concurrency}: {self.ok}/{self.sent} ok "
             f"in {self.elapsed_s:.2f} s, {self.throughput_rps:,.0f} req/s, p50 {self.p50_ms:.2f} ms,"
-            f" p99 {self.p99_ms:.2f} ms, {self.errors} errors, stopped by {self.stopped_by})"
+            f" p99 {self.p99_ms:.2f} ms, {self.errors} errors ({self.unanswered} unanswered), "
+            f"stopped by {self.stopped_by})"
         )
 
 
@@ -251,6 +255,7 @@ class _Shared:
     next_index: int = 0
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    unanswered: int = 0
     samples: list[str] = field(default_factory=list)
     stopped_by: str = "requests"
     created: float = field(default_factory=time.perf_counter)
@@ -299,6 +304,7 @@ async def _client(
                 writer.write(shared.requests[index % len(shared.requests)])
                 status, body, keep_alive = await asyncio.wait_for(_read_response(reader), timeout_s)
             except (TimeoutError, OSError, ConnectionError, asyncio.IncompleteReadError) as exc:
+                shared.unanswered += 1
                 shared.error(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
                 if writer is not None:
                     writer.close()
@@ -421,6 +427,7 @@ def run_load(
         latencies_ms=np.asarray(shared.latencies, dtype=float) * 1000.0,
         errors=shared.errors,
         error_samples=shared.samples,
+        unanswered=shared.unanswered,
         stopped_by=shared.stopped_by,
     )
 
@@ -556,10 +563,12 @@ def plot_sweep(
         ylabel="latency per request (ms)",
         title="Latency: median (p50) and tail (p99)",
     )
-    levels = frame["concurrency"].to_numpy()
+    levels = sorted({int(c) for c in frame["concurrency"]})
     for ax in (left, right):
-        if levels.max() / max(levels.min(), 1) >= 8:
+        if levels[-1] / max(levels[0], 1) >= 8:
             ax.set_xscale("log", base=2)
+        ax.set_xticks(levels, [str(level) for level in levels])
+        ax.minorticks_off()
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", loc="best")
@@ -630,8 +639,9 @@ def dashboard_view(frame: pd.DataFrame, concurrency: int, label: str) -> str:
     """HTML describing one measured setting of a load-test table: what a client would see.
 
     Picks the row of ``frame`` with this ``label`` whose concurrency is closest to
-    ``concurrency``, and reports its throughput and latencies, Little's law's check, and how
-    it compares with the same concurrency under every other label and with concurrency 1.
+    ``concurrency``, and reports its throughput and latencies, Little's law's check, the
+    change from this label's lowest concurrency, and the other labels' figures at the same
+    concurrency.
 
     Example::
 
@@ -667,16 +677,19 @@ def dashboard_view(frame: pd.DataFrame, concurrency: int, label: str) -> str:
             f"{row['throughput_rps'] / base['throughput_rps']:.2f}, median latency x"
             f"{row['p50_ms'] / base['p50_ms']:.2f}"
         )
-    for other in labels:
-        if other == label:
-            continue
-        same = frame[(frame["label"] == other) & (frame["concurrency"] == level)]
-        if len(same) and same["throughput_rps"].iloc[0] > 0:
-            lines.append(
-                f"vs {html.escape(str(other))} at {level} clients: throughput x"
-                f"{row['throughput_rps'] / same['throughput_rps'].iloc[0]:.2f}, p99 "
-                f"{row['p99_ms']:.2f} ms vs {same['p99_ms'].iloc[0]:.2f} ms"
-            )
+    others = [
+        frame[(frame["label"] == other) & (frame["concurrency"] == level)]
+        for other in labels
+        if other != label
+    ]
+    others = [o.iloc[0] for o in others if len(o)]
+    if others:
+        lines.append(f"other configurations at {level} clients:")
+        lines += [
+            f"&nbsp;&nbsp;{html.escape(str(o['label']))}: {o['throughput_rps']:,.0f} requests/s, "
+            f"median {o['p50_ms']:.2f} ms, p99 {o['p99_ms']:.2f} ms"
+            for o in others
+        ]
     if "errors" in row and row["errors"]:
         lines.append(f"<span style='color:{OKABE_ITO[3]}'>errors: {int(row['errors'])}</span>")
     return "<br>".join(lines)

@@ -129,6 +129,7 @@ def test_http_errors_are_counted_not_raised(server):
     bad = b'{"inputs": [{"name": "nope", "shape": [1], "datatype": "FP32", "data": [1]}]}'
     result = loadtest.run_load(server.url, "/v2/models/relu/infer", [bad], requests=6)
     assert result.errors == 6 and result.ok == 0 and result.completed == 6
+    assert result.unanswered == 0
     assert result.error_samples[0].startswith("HTTP 400") and "nope" in result.error_samples[0]
     assert len(result.error_samples) == 5  # only the first few are kept
     assert result.throughput_rps == 0.0
@@ -172,7 +173,8 @@ def test_sweep_plot_and_dashboard(server):
     curve = loadtest.plot_operating_curve(both, highlight=("other", 1))
     assert curve.axes[0].get_xlabel() == "throughput (requests/s)"
     text = loadtest.dashboard_view(both, 3, "relu")  # 3 is nearest to level 4
-    assert "4 concurrent clients" in text and "vs other at 4 clients: throughput x2.00" in text
+    assert "4 concurrent clients" in text and "other configurations at 4 clients" in text
+    assert "&nbsp;&nbsp;other: " in text
     assert "Little's law" in text and "vs 1 client(s)" in text
     panel = loadtest.serving_dashboard(both)
     assert "Little" in panel.output.value and "<img" in panel.output.value
@@ -201,8 +203,9 @@ def test_timeouts_are_errors():
         result = loadtest.run_load(
             f"http://127.0.0.1:{port}", "/x", [b"{}"], concurrency=2, requests=2, timeout_s=0.05
         )
-    assert result.errors == 2 and result.completed == 0
+    assert result.errors == 2 and result.completed == 0 and result.unanswered == 2
     assert result.error_samples[0].startswith("TimeoutError")
+    assert "(2 unanswered)" in repr(result)
     assert np.isnan(result.p50_ms) and np.isnan(result.mean_ms)
 
 
@@ -332,3 +335,11 @@ def test_frame_checks():
     with pytest.raises(ValueError, match="no measurements labelled 'b'"):
         loadtest.dashboard_view(frame, 1, "b")
     assert "errors: 3" in loadtest.dashboard_view(frame, 1, "a")
+
+
+def test_ok_counts_answers_minus_error_answers():
+    r = LoadResult(
+        "mixed", 4, sent=10, elapsed_s=1.0, latencies_ms=np.ones(6), errors=5, unanswered=4
+    )
+    # 6 answers, 1 of them an error answer; 4 requests never answered
+    assert r.ok == 5 and r.throughput_rps == 5.0 and r.to_row()["unanswered"] == 4
