@@ -725,7 +725,8 @@ roofline.plot_roofline(roof, points, title=f"Roofline of this machine ({machine[
 # allocation, scheduling, for a few hundred thousand FLOPs) sets the latency, not arithmetic or
 # memory; a larger batch moves a point right (more FLOPs per byte of weights) and up (overhead
 # spread over more rows). A point *above* the bandwidth slope is possible: that roof assumes
-# every byte comes from main memory, while a small model's weights stay in cache. A point above
+# every byte comes from main memory at the rate of a one-thread copy, while a small model's
+# weights stay in cache and several threads can read faster than one. A point above
 # the *flat* part means the machine was busier while the roof was measured than while the point
 # was (rerun both; the load is printed in the setup cell). The next cell reads each point for
 # you; the roofline then says which limit to attack: overhead (batch, fuse, fewer calls), memory
@@ -738,7 +739,7 @@ def reading(point):
     fraction, bound = point.fraction_of(roof), roof.bound(point.intensity)
     if fraction > 1.05:
         if bound == "memory":
-            return "above the bandwidth slope: its bytes came from cache, not main memory"
+            return "above the bandwidth slope: cache, or more threads than the 1-thread copy"
         return "above the peak: the roof was measured at a busier moment, rerun both"
     if fraction >= 0.5:
         return f"near its {bound} limit: only fewer bytes or a faster device helps"
