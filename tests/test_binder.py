@@ -2,7 +2,7 @@
 
 The configuration is read by repo2docker itself (``--no-build --debug`` prints the Dockerfile it
 would build, with no Docker needed), from a throw-away virtualenv under /tmp that the test
-installs once with pip. The links in README.md and README.md are checked against the
+installs once with pip. The links in README.md are checked against the
 notebooks in this repository.
 """
 

@@ -95,6 +95,23 @@ def test_readme_quick_start_is_two_make_commands():
     )
 
 
+def test_readme_names_only_tools_that_exist():
+    """Every ``course.module.function`` and ``python -m package`` the README shows is real."""
+    import importlib
+
+    readme = (ROOT / "README.md").read_text()
+    missing = []
+    for module, name in set(re.findall(r"\bcourse\.([a-z_]+)\.([a-z_]+)\(", readme)):
+        if not hasattr(importlib.import_module(f"course.{module}"), name):
+            missing.append(f"course.{module}.{name}")
+    modules = set(re.findall(r"python -m ([a-z_][a-z_.]*)", readme))
+    assert {"course.serve", "autograder", "benchmarks.serve_bench"} <= modules, modules
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            missing.append(f"python -m {module}")
+    assert not missing, f"README.md names what does not exist: {missing}"
+
+
 def test_nbgrader_config_is_relative_to_the_repository():
     from traitlets.config.loader import PyFileConfigLoader
 
