@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # tools installed in the venv (nbgrader calls alembic, jupyter finds its kernels) come first
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup course test lint format notebooks release check-release environment.yml benchmarks clean help
+.PHONY: setup course test lint format notebooks release check-release environment.yml benchmarks pytriton-env clean help
 
 help:
 	@echo "make course   set up (first time: a few minutes) and open JupyterLab on the student notebooks"
@@ -66,6 +66,14 @@ environment.yml: requirements.txt tools/environment.py
 
 benchmarks: setup
 	$(PY) -m benchmarks
+
+# the Triton side of `python -m benchmarks.serve_bench --pytriton build/pytriton-venv/bin/python`
+PYTRITON_PYTHON ?= python3.12
+pytriton-env: build/pytriton-venv/.installed
+build/pytriton-venv/.installed: benchmarks/pytriton-requirements.txt
+	$(PYTRITON_PYTHON) -m venv build/pytriton-venv
+	build/pytriton-venv/bin/pip install --quiet -r benchmarks/pytriton-requirements.txt
+	touch $@
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache gradebook.db submitted autograded feedback grading exchange

@@ -6,7 +6,12 @@ For each model, the same run measures:
   32, with dynamic batching off and on, one row per request, requests in the binary tensor format
   that ``tritonclient.http`` sends, over keep-alive connections from a lean asyncio client;
 - the ceiling: onnxruntime in this process on the same rows, at the same batch sizes as the server
-  ran (batch 1 without batching; the server's own batch-size histogram with batching).
+  ran (batch 1 without batching; the server's own batch-size histogram with batching);
+- with ``--pytriton PYTHON``: a real Triton Inference Server started by PyTriton
+  (``benchmarks/pytriton_server.py``, run by PYTHON from a separate environment: ``make
+  pytriton-env``), serving the same model with the same dynamic batching settings, measured with
+  the same client and requests after course.serve has stopped; course.serve's throughput is then
+  given as a ratio to Triton's.
 
 Run: ``python -m benchmarks.serve_bench`` (``--quick`` for a smoke run, ``--json PATH`` to keep the
 table). Client and server share this machine's cores: say how many with the figures.
@@ -16,11 +21,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -41,6 +51,7 @@ MAX_BATCH = 32
 class Row:
     """One line of the table."""
 
+    server: str
     model: str
     batching: str
     concurrency: int
@@ -228,8 +239,56 @@ def ceiling(
 # ---- the benchmark -------------------------------------------------------------------------------
 
 
+def measure(
+    server: str,
+    name: str,
+    config: str,
+    host: str,
+    port: int,
+    input_name: str,
+    rows: np.ndarray,
+    count: int,
+    concurrency: int,
+    session: ort.InferenceSession,
+    cache: dict[int, float],
+) -> Row:
+    """Load model ``config`` of a v2 server at ``host:port``; one row of the table."""
+    url = f"http://{host}:{port}"
+    requests = []
+    for i in range(count):
+        body, header_length = encode_request({input_name: rows[i % len(rows)][None, :]})
+        requests.append(raw_request(host, port, f"/v2/models/{config}/infer", body, header_length))
+    asyncio.run(_load(host, port, requests[: max(concurrency * 4, 20)], concurrency))  # warm-up
+    before = stats(url, config)
+    elapsed, latencies, errors = asyncio.run(_load(host, port, requests, concurrency))
+    after = stats(url, config)
+    histogram = batch_histogram(before, after)
+    if errors or not histogram:
+        raise RuntimeError(f"{server} {name}/{config}: {len(errors)} errors, first: {errors[:1]}")
+    runs = sum(histogram.values())
+    lat = np.array(latencies) * 1000
+    return Row(
+        server=server,
+        model=name,
+        batching="on" if config == "batched" else "off",
+        concurrency=concurrency,
+        requests=count,
+        throughput=count / elapsed,
+        p50_ms=float(np.percentile(lat, 50)),
+        p99_ms=float(np.percentile(lat, 99)),
+        mean_batch=(after["inference_count"] - before["inference_count"]) / max(runs, 1),
+        ceiling=ceiling(session, rows, histogram, cache),
+        errors=len(errors) + count - len(latencies),
+    )
+
+
 def bench_model(
-    name: str, model: onnx.ModelProto, rows: np.ndarray, requests_at: dict[int, int], delay_us: int
+    name: str,
+    model: onnx.ModelProto,
+    rows: np.ndarray,
+    requests_at: dict[int, int],
+    delay_us: int,
+    pytriton: str | None = None,
 ) -> list[Row]:
     table: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as root:
@@ -242,69 +301,153 @@ def bench_model(
             dynamic_batching=True,
             max_queue_delay_microseconds=delay_us,
         )
-        session = ort.InferenceSession(
-            str(Path(root) / "plain" / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
-        )
+        model_path = str(Path(root) / "plain" / "1" / "model.onnx")
+        session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
         cache: dict[int, float] = {}
         input_name = session.get_inputs()[0].name
         with start(root, port=0, subprocess=True) as server:
             host, port = server.address.split(":")
             for config in ("plain", "batched"):
                 for concurrency in CONCURRENCY:
-                    count = requests_at[concurrency]
-                    requests = []
-                    for i in range(count):
-                        body, header_length = encode_request(
-                            {input_name: rows[i % len(rows)][None, :]}
-                        )
-                        requests.append(
-                            raw_request(
-                                host, int(port), f"/v2/models/{config}/infer", body, header_length
-                            )
-                        )
-                    asyncio.run(
-                        _load(host, int(port), requests[: max(concurrency * 4, 20)], concurrency)
-                    )  # warm-up
-                    before = stats(server.url, config)
-                    elapsed, latencies, errors = asyncio.run(
-                        _load(host, int(port), requests, concurrency)
+                    row = measure(
+                        "course.serve",
+                        name,
+                        config,
+                        host,
+                        int(port),
+                        input_name,
+                        rows,
+                        requests_at[concurrency],
+                        concurrency,
+                        session,
+                        cache,
                     )
-                    after = stats(server.url, config)
-                    histogram = batch_histogram(before, after)
-                    if errors or not histogram:
-                        raise RuntimeError(
-                            f"{name}/{config}: {len(errors)} errors, first: {errors[:1]}"
-                        )
-                    runs = sum(histogram.values())
-                    lat = np.array(latencies) * 1000
-                    table.append(
-                        Row(
-                            model=name,
-                            batching="on" if config == "batched" else "off",
-                            concurrency=concurrency,
-                            requests=count,
-                            throughput=count / elapsed,
-                            p50_ms=float(np.percentile(lat, 50)),
-                            p99_ms=float(np.percentile(lat, 99)),
-                            mean_batch=(after["inference_count"] - before["inference_count"])
-                            / max(runs, 1),
-                            ceiling=ceiling(session, rows, histogram, cache),
-                            errors=len(errors) + count - len(latencies),
-                        )
+                    table.append(row)
+                    print(format_row(row), flush=True)
+        if pytriton:
+            with pytriton_server(pytriton, model_path, delay_us) as port:
+                for concurrency in CONCURRENCY:
+                    row = measure(
+                        "triton (PyTriton)",
+                        name,
+                        "batched",
+                        "127.0.0.1",
+                        port,
+                        input_name,
+                        rows,
+                        requests_at[concurrency],
+                        concurrency,
+                        session,
+                        cache,
                     )
-                    print(format_row(table[-1]), flush=True)
+                    table.append(row)
+                    print(format_row(row), flush=True)
     return table
 
 
+# ---- Triton, through PyTriton --------------------------------------------------------------------
+
+
+def _free_ports(count: int) -> int:
+    """A port p such that p .. p+count-1 are free on 127.0.0.1 now (Triton wants three)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = probe.getsockname()[1]
+        if first + count > 65535:
+            continue
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError("no run of free ports found for Triton")
+
+
+class pytriton_server:  # noqa: N801 (a context manager used like a function)
+    """Start ``benchmarks/pytriton_server.py`` with ``python``; yields the HTTP port."""
+
+    def __init__(self, python: str, model_path: str, delay_us: int, timeout: float = 300) -> None:
+        self.command = [
+            python,
+            str(Path(__file__).with_name("pytriton_server.py")),
+            model_path,
+            "--http-port",
+            str(_free_ports(3)),
+            "--max-batch",
+            str(MAX_BATCH),
+            "--delay-us",
+            str(delay_us),
+        ]
+        self.port = int(self.command[4])
+        self.timeout = timeout
+        self.log: list[str] = []
+
+    def __enter__(self) -> int:
+        python = self.command[0]
+        libdir = subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        env = dict(os.environ)
+        # Triton's Python backend stub links libpython: pyenv-style builds keep it in LIBDIR
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            p for p in (libdir, env.get("LD_LIBRARY_PATH", "")) if p
+        )
+        self.process = subprocess.Popen(
+            self.command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            start_new_session=True,  # Triton's own processes are stopped with the group
+        )
+        ready = threading.Event()
+
+        def pump() -> None:
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                self.log.append(line.rstrip())
+                if line.strip() == "READY":
+                    ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + self.timeout
+        while not ready.wait(0.5):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self._stop()
+                tail = "\n".join(self.log[-25:])
+                raise RuntimeError(f"PyTriton did not start ({' '.join(self.command)}):\n{tail}")
+        return self.port
+
+    def _stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop()
+
+
 HEADER = (
-    "| model | batching | concurrency | requests | throughput (req/s) | p50 (ms) | p99 (ms) "
+    "| server | model | batching | concurrency | requests | throughput (req/s) | p50 (ms) | p99 (ms) "
     "| mean batch | onnxruntime in-process, same batches (rows/s) | server / in-process | errors |"
 )
 
 
 def format_row(row: Row) -> str:
     return (
-        f"| {row.model} | {row.batching} | {row.concurrency} | {row.requests} | {row.throughput:,.0f} "
+        f"| {row.server} | {row.model} | {row.batching} | {row.concurrency} | {row.requests} | {row.throughput:,.0f} "
         f"| {row.p50_ms:.2f} | {row.p99_ms:.2f} | {row.mean_batch:.1f} | {row.ceiling:,.0f} "
         f"| {row.ratio:.1%} | {row.errors} |"
     )
@@ -327,6 +470,12 @@ def main(argv: list[str] | None = None) -> int:
         "--delay-us", type=int, default=1000, help="max_queue_delay_microseconds with batching"
     )
     parser.add_argument("--json", type=Path, default=None, help="write the rows as JSON here")
+    parser.add_argument(
+        "--pytriton",
+        metavar="PYTHON",
+        help="also serve each model through Triton (PyTriton) with this Python, from a separate "
+        "environment: `make pytriton-env` builds build/pytriton-venv",
+    )
     args = parser.parse_args(argv)
     requests_at = {1: 100, 8: 300, 32: 400} if args.quick else {1: 500, 8: 2000, 32: 3000}
     print(
@@ -336,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         f"onnxruntime {ort.__version__}"
     )
     print(HEADER)
-    print("|" + "---|" * 11)
+    print("|" + "---|" * 12)
     builders = {
         "course_mlp": (course_mlp, 1),
         "wide_mlp": (wide_mlp, 1),
@@ -347,17 +496,26 @@ def main(argv: list[str] | None = None) -> int:
         build, fewer = builders[name]
         model, rows = build()
         counts = {c: max(n // fewer, 4 * c) for c, n in requests_at.items()}
-        table += bench_model(name, model, rows, counts, args.delay_us)
+        table += bench_model(name, model, rows, counts, args.delay_us, args.pytriton)
     print(
         f"load average after the run: {os.getloadavg()[0]:.1f} (other work on the machine inflates times)"
     )
     for name in dict.fromkeys(row.model for row in table):
-        by = {(r.batching, r.concurrency): r for r in table if r.model == name}
-        gain = by[("on", 32)].throughput / by[("off", 32)].throughput
+        by = {(r.server, r.batching, r.concurrency): r for r in table if r.model == name}
+        ours = "course.serve"
+        gain = by[(ours, "on", 32)].throughput / by[(ours, "off", 32)].throughput
         print(
             f"{name}: batching at concurrency 32 gives {gain:.2f}x the throughput without batching; "
-            f"the server reaches {by[('on', 32)].ratio:.1%} of in-process onnxruntime on the same batches"
+            f"the server reaches {by[(ours, 'on', 32)].ratio:.1%} of in-process onnxruntime on the "
+            "same batches"
         )
+        triton = "triton (PyTriton)"
+        if (triton, "on", 32) in by:
+            ratios = ", ".join(
+                f"{by[(ours, 'on', c)].throughput / by[(triton, 'on', c)].throughput:.2f}x at {c}"
+                for c in CONCURRENCY
+            )
+            print(f"{name}: course.serve's throughput / Triton's (PyTriton), batching on: {ratios}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) | {"ratio": r.ratio} for r in table], indent=2))
     return 0
