@@ -305,43 +305,25 @@ def bench_model(
         session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
         cache: dict[int, float] = {}
         input_name = session.get_inputs()[0].name
-        with start(root, port=0, subprocess=True) as server:
-            host, port = server.address.split(":")
-            for config in ("plain", "batched"):
+
+        def load(server: str, configs: tuple[str, ...], host: str, port: int) -> None:
+            for config in configs:
                 for concurrency in CONCURRENCY:
+                    count = requests_at[concurrency]
                     row = measure(
-                        "course.serve",
-                        name,
-                        config,
-                        host,
-                        int(port),
-                        input_name,
-                        rows,
-                        requests_at[concurrency],
-                        concurrency,
-                        session,
-                        cache,
-                    )
+                        server, name, config, host, port, input_name, rows, count, concurrency,
+                        session, cache,
+                    )  # fmt: skip
                     table.append(row)
                     print(format_row(row), flush=True)
+
+        with start(root, port=0, subprocess=True) as ours:
+            host, port = ours.address.split(":")
+            load("course.serve", ("plain", "batched"), host, int(port))
         if pytriton:
-            with pytriton_server(pytriton, model_path, delay_us) as port:
-                for concurrency in CONCURRENCY:
-                    row = measure(
-                        "triton (PyTriton)",
-                        name,
-                        "batched",
-                        "127.0.0.1",
-                        port,
-                        input_name,
-                        rows,
-                        requests_at[concurrency],
-                        concurrency,
-                        session,
-                        cache,
-                    )
-                    table.append(row)
-                    print(format_row(row), flush=True)
+            # Triton serves only the batched configuration: PyTriton's @batch models always batch
+            with pytriton_server(pytriton, model_path, delay_us) as triton_port:
+                load("triton (PyTriton)", ("batched",), "127.0.0.1", triton_port)
     return table
 
 
