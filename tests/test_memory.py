@@ -2,10 +2,17 @@
 
 mybinder.org gives a session 1 to 2 GB for the server and the kernels together. Each source
 notebook runs top to bottom in a fresh kernel (nbclient, a cold model cache, no network where
-bubblewrap is installed) while the kernel's process tree is sampled every 100 ms with psutil: the
-figure is the larger of the highest summed proportional set size of the tree (PSS: pages shared
-between the kernel and its subprocesses counted once, as the container's memory limit counts
-them) and the highest resident peak any one process reached (its VmHWM). The measurements are kept in build/lesson-memory.json.
+bubblewrap is installed) while the kernel's process tree is sampled every 50 ms.
+
+The limit is checked on the memory a container limit cannot take back: the anonymous and shared
+memory of the kernel and its subprocesses (RssAnon + RssShmem, summed over the tree). A kernel's
+resident size also counts pages of the libraries' files (torch, TensorFlow, ...) mapped from the
+page cache; the kernel maps more of them when more of those files happen to be cached (right after
+`pip install`, or while another process uses the same libraries), so the same lesson measured
+1.30 to 1.51 GB by that figure from one run to the next, and under a container limit those clean
+pages are reclaimed rather than counted against the kernel. That figure (the highest VmHWM of any
+process) and the tree's proportional set size are recorded beside the limit's in
+build/lesson-memory.json, and printed.
 """
 
 from __future__ import annotations
@@ -34,16 +41,21 @@ nb = nbformat.read(folder / notebook.name, as_version=4)
 client = NotebookClient(nb, timeout=120, kernel_name="onnx-and-beyond",
                         resources={"metadata": {"path": str(folder)}})
 
-def hwm(pid):
+def status(pid, *fields):  # bytes of these /proc/PID/status fields, 0 once the process is gone
     try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
+        text = open(f"/proc/{pid}/status").read()
     except OSError:
-        pass
-    return 0
+        return 0
+    return sum(
+        int(line.split()[1]) * 1024
+        for line in text.splitlines()
+        if line.split(":")[0] in fields
+    )
 
-peak = {"tree": 0, "process": 0, "processes": 0}
+def hwm(pid):
+    return status(pid, "VmHWM")
+
+peak = {"private": 0, "tree": 0, "process": 0, "processes": 0}
 stop = threading.Event()
 
 def sample(pid):
@@ -53,16 +65,18 @@ def sample(pid):
             procs = [root, *root.children(recursive=True)]
         except psutil.Error:
             break
-        total = 0
+        total = private = 0
         for p in procs:
             try:
+                private += status(p.pid, "RssAnon", "RssShmem")
                 total += p.memory_full_info().pss
                 peak["process"] = max(peak["process"], hwm(p.pid))
             except psutil.Error:
                 pass
+        peak["private"] = max(peak["private"], private)
         peak["tree"] = max(peak["tree"], total)
         peak["processes"] = max(peak["processes"], len(procs))
-        stop.wait(0.1)
+        stop.wait(0.05)
 
 t0 = time.monotonic()
 with open(work / "kernel.log", "wb") as log:
@@ -115,14 +129,22 @@ def test_lesson_peak_memory_fits_binder(lesson, tmp_path):
         f"{lesson}: running the solution notebook failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     )
     row = json.loads(lines[-1].removeprefix("RESULT "))
-    peak = max(row["tree"], row["process"])
-    row.update(peak_mb=round(peak / 1e6), limit_mb=round(LIMIT_BYTES / 1e6))
+    peak = row["private"]
+    resident = max(row["tree"], row["process"])
+    row.update(
+        peak_mb=round(peak / 1e6),
+        resident_peak_mb=round(resident / 1e6),
+        limit_mb=round(LIMIT_BYTES / 1e6),
+    )
     _record(lesson, row)
     print(
-        f"{lesson}: peak {peak / 1e6:.0f} MB in {row['seconds']:.0f} s ({row['processes']} processes)"
+        f"{lesson}: peak {peak / 1e6:.0f} MB anonymous + shared memory, {resident / 1e6:.0f} MB "
+        f"resident with mapped library files, in {row['seconds']:.0f} s "
+        f"({row['processes']} processes)"
     )
     assert row["processes"] >= 1 and peak > 50e6, f"{lesson}: the sampler saw no kernel ({row})"
     assert peak < LIMIT_BYTES, (
-        f"{lesson}: peak memory {peak / 1e6:.0f} MB, expected under {LIMIT_BYTES / 1e6:.0f} MB "
+        f"{lesson}: peak memory {peak / 1e6:.0f} MB (anonymous + shared, over the kernel's "
+        f"processes), expected under {LIMIT_BYTES / 1e6:.0f} MB "
         f"(Binder gives 1-2 GB for the server and kernels together)"
     )
