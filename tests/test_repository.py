@@ -97,7 +97,7 @@ def test_readme_quick_start_is_two_make_commands():
 
 def test_readme_names_only_tools_that_exist():
     """Every ``course.module.function`` and ``python -m package`` the README shows is real."""
-    import importlib
+    import importlib.util
 
     readme = (ROOT / "README.md").read_text()
     missing = []
