@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from course.palette import OKABE_ITO
+
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import onnx
     import onnxruntime
@@ -58,17 +60,6 @@ __all__ = [
     "session_threads",
 ]
 
-#: The Okabe-Ito palette: distinguishable with the common forms of colour blindness.
-OKABE_ITO = (
-    "#0072B2",
-    "#E69F00",
-    "#009E73",
-    "#D55E00",
-    "#CC79A7",
-    "#56B4E9",
-    "#F0E442",
-    "#000000",
-)
 
 _OPT_LEVELS = {
     "disable": "ORT_DISABLE_ALL",

@@ -52,6 +52,7 @@ import pandas as pd
 from onnx import helper
 
 from course import opsets
+from course.palette import OKABE_ITO
 
 __all__ = [
     "CALL_OPCODES",
@@ -89,16 +90,7 @@ __all__ = [
 ]
 
 #: Okabe-Ito colours (colour-blind safe).
-_BLUE, _ORANGE, _GREEN, _VERMILLION, _PURPLE, _SKY, _YELLOW, _BLACK = (
-    "#0072B2",
-    "#E69F00",
-    "#009E73",
-    "#D55E00",
-    "#CC79A7",
-    "#56B4E9",
-    "#F0E442",
-    "#000000",
-)
+_BLUE, _ORANGE, _GREEN, _VERMILLION, _PURPLE, _SKY, _YELLOW, _BLACK = OKABE_ITO
 
 _EVENTS = ("added", "changed", "deprecated")
 

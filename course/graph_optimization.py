@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from course.palette import OKABE_ITO
+
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import onnx
     import onnxruntime
@@ -51,18 +53,6 @@ LEVELS: dict[str, str] = {
     "layout": "ORT_ENABLE_LAYOUT",
     "all": "ORT_ENABLE_ALL",
 }
-
-#: The Okabe-Ito palette: distinguishable with the common forms of colour blindness.
-OKABE_ITO = (
-    "#0072B2",
-    "#E69F00",
-    "#009E73",
-    "#D55E00",
-    "#CC79A7",
-    "#56B4E9",
-    "#F0E442",
-    "#000000",
-)
 
 
 def level_enum(level: str) -> onnxruntime.GraphOptimizationLevel:

@@ -40,6 +40,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from course.palette import OKABE_ITO
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
     from matplotlib.figure import Figure
@@ -58,7 +60,6 @@ __all__ = [
     "sweep",
 ]
 
-OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 #: Upper bounds that hold whatever the caller asks: a load test stays small and short.
 MAX_REQUESTS = 20_000
 MAX_CONCURRENCY = 256

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from course.palette import OKABE_ITO
+
 __all__ = [
     "OKABE_ITO",
     "ParitySummary",
@@ -37,7 +39,6 @@ __all__ = [
 ]
 
 #: The Okabe-Ito colour-blind-safe palette, in its usual order.
-OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 
 Predictor = Callable[[np.ndarray], Any]
 
