@@ -545,15 +545,7 @@ def plot_sweep(
         if highlight is not None and highlight[0] == label:
             chosen = part[part["concurrency"] == highlight[1]]
             for ax, column in ((left, "throughput_rps"), (right, "p50_ms"), (right, "p99_ms")):
-                ax.plot(
-                    chosen["concurrency"],
-                    chosen[column],
-                    "o",
-                    markersize=13,
-                    markerfacecolor="none",
-                    markeredgecolor=OKABE_ITO[7],
-                    markeredgewidth=1.5,
-                )
+                _ring(ax, chosen["concurrency"], chosen[column])
     left.set(
         xlabel="concurrent clients (count)",
         ylabel="throughput (requests/s)",
@@ -577,6 +569,14 @@ def plot_sweep(
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _ring(ax: Any, x: Any, y: Any) -> None:
+    """Circle the highlighted point(s) of a plot."""
+    ax.plot(
+        x, y, "o", markersize=13, markerfacecolor="none", markeredgecolor=OKABE_ITO[7],
+        markeredgewidth=1.5,
+    )  # fmt: skip
 
 
 def plot_operating_curve(
@@ -614,15 +614,7 @@ def plot_operating_curve(
         if highlight is not None and highlight[0] == label:
             chosen = part[part["concurrency"] == highlight[1]]
             for column in ("p50_ms", "p99_ms"):
-                ax.plot(
-                    chosen["throughput_rps"],
-                    chosen[column],
-                    "o",
-                    markersize=13,
-                    markerfacecolor="none",
-                    markeredgecolor=OKABE_ITO[7],
-                    markeredgewidth=1.5,
-                )
+                _ring(ax, chosen["throughput_rps"], chosen[column])
     ax.set(
         xlabel="throughput (requests/s)",
         ylabel="latency per request (ms)",
