@@ -1208,7 +1208,9 @@ assert _err < 1e-8, (
 
 
 # %% nbgrader={"grade": true, "grade_id": "ex2-order", "points": 1}
-def _pmml_variant(namespace, reverse=False, exponents=None, drop=(), target_first=False):
+def _pmml_variant(
+    namespace, reverse=False, exponents=None, drop=(), target_first=False, schema_reversed=False
+):
     """The lesson's document in another namespace, predictor order, exponents or field order."""
     root = ET.fromstring(pmml_text)
     for element in root.iter():
@@ -1218,6 +1220,13 @@ def _pmml_variant(namespace, reverse=False, exponents=None, drop=(), target_firs
         target = dictionary.findall(f"{{{namespace}}}DataField")[-1]
         dictionary.remove(target)
         dictionary.insert(0, target)
+    if schema_reversed:  # the MiningSchema may list the fields in another order
+        schema = root.find(f"{{{namespace}}}RegressionModel/{{{namespace}}}MiningSchema")
+        fields = schema.findall(f"{{{namespace}}}MiningField")
+        for field in fields:
+            schema.remove(field)
+        for field in reversed(fields):
+            schema.append(field)
     table = root.find(f"{{{namespace}}}RegressionModel/{{{namespace}}}RegressionTable")
     predictors = table.findall(f"{{{namespace}}}NumericPredictor")
     for p in predictors:
@@ -1273,6 +1282,12 @@ assert float(_hidden_gap) < 1e-8, (
     "exponents 3 and 2, two fields without predictors, target listed first: max error "
     f"{float(_hidden_gap):.2e}"
 )
+_doc = _pmml_variant(PMML_NS, schema_reversed=True)
+_hidden_gap = float(np.abs(evaluate_regression_pmml(_doc, diabetes_X) - _by_hand()).max())
+assert _hidden_gap < 1e-8, (
+    "MiningSchema listing the fields in reverse order: expected the columns in DataDictionary "
+    f"order (max error < 1e-8), got max error {_hidden_gap:.2e}"
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1280,10 +1295,11 @@ assert float(_hidden_gap) < 1e-8, (
 #
 # Write `run_int8_tflite(model_content, X)`: `model_content` is the bytes of a TFLite model
 # whose input and output are int8 (like `tflite_int8` from section 4.2), `X` a float32 array of
-# pixel rows scaled to [0, 1], of **any batch size**. Quantize the input with the input's
-# `scale` and `zero_point` (`q = round(r / scale) + zero_point`, kept within int8's range),
-# run the model with `ai_edge_litert.interpreter.Interpreter`, and return the output
-# dequantized to **float32** probabilities of shape `(len(X), 10)`.
+# pixel rows scaled to [0, 1] (a scanner may overshoot that range a little), of **any batch
+# size**. Quantize the input with the input's `scale` and `zero_point`
+# (`q = round(r / scale) + zero_point`, clipped to int8's range [-128, 127]), run the model with
+# `ai_edge_litert.interpreter.Interpreter`, and return the output dequantized with the
+# **output's** `scale` and `zero_point` to **float32** probabilities of shape `(len(X), 10)`.
 
 
 # %% nbgrader={"solution": true, "grade_id": "ex3-run"}
@@ -1330,6 +1346,33 @@ assert _err < 0.2, f"whole test set: expected max |int8 − float| < 0.2, got {_
 _mean_err = float(np.abs(_p - reference).mean())
 assert _mean_err < 0.01, (
     f"whole test set: mean |int8 − float| should be < 0.01, got {_mean_err:.4f}"
+)
+
+
+def _int8_reference(X):
+    """The contract computed step by step: quantize (round, clip), run, dequantize (output's)."""
+    interpreter = Interpreter(model_content=tflite_int8)
+    inp = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(inp["index"], X.shape)
+    interpreter.allocate_tensors()
+    scale, zero = inp["quantization"]
+    q = np.clip(np.round(X.astype(np.float64) / scale) + zero, -128, 127).astype(np.int8)
+    interpreter.set_tensor(inp["index"], q)
+    interpreter.invoke()
+    out = interpreter.get_output_details()[0]
+    scale, zero = out["quantization"]
+    raw = interpreter.get_tensor(out["index"]).astype(np.float64)
+    return (scale * (raw - zero)).astype(np.float32), scale
+
+
+# pixels outside [0, 1] (a scanner's overshoot) must be clipped to int8's range, not wrapped
+_wide = np.random.default_rng(11).uniform(-0.6, 1.6, (40, 64)).astype(np.float32)
+_want_wide, _out_scale = _int8_reference(_wide)
+_steps = float(np.abs(run_int8_tflite(tflite_int8, _wide) - _want_wide).max() / _out_scale)
+assert _steps < 0.01, (
+    "inputs from -0.6 to 1.6: expected exactly the model's output for inputs quantized with the "
+    "input's scale and zero point (rounded, clipped to [-128, 127]) and dequantized with the "
+    f"output's, got a difference of {_steps:.2f} output steps"
 )
 ### END HIDDEN TESTS
 

@@ -1120,7 +1120,75 @@ assert sorted(t.name for t in _cfg.input) == ["pixels"] and sorted(t.name for t 
     f"{[t.name for t in _cfg.output]}"
 )
 ### BEGIN HIDDEN TESTS
-assert _cfg.HasField("dynamic_batching") and _cfg.max_batch_size == 4, "batching settings"
+assert (_cfg.max_batch_size, _cfg.HasField("dynamic_batching")) == (4, True), (
+    "raw model, max_batch_size 4: expected (max_batch_size, dynamic_batching) == (4, True), got "
+    f"({_cfg.max_batch_size}, {_cfg.HasField('dynamic_batching')})"
+)
+
+
+def _entries4(cfg):
+    """name -> (data type, dims, reshape or None) for every input and output entry."""
+    dtype = type(cfg).DESCRIPTOR.fields_by_name["input"].message_type.fields_by_name["data_type"]
+    return {
+        t.name: (
+            dtype.enum_type.values_by_number[t.data_type].name,
+            list(t.dims),
+            list(t.reshape.shape) if t.HasField("reshape") else None,
+        )
+        for t in [*cfg.input, *cfg.output]
+    }
+
+
+_want_raw = {
+    "pixels": ("TYPE_UINT8", [64], None),
+    "logits": ("TYPE_FP32", [10], None),
+    "label": ("TYPE_INT64", [1], []),
+}
+assert _entries4(_cfg) == _want_raw, f"raw model: expected {_want_raw}, got {_entries4(_cfg)}"
+_mixed = _helper.make_graph(  # int64 ids, a bool mask, an fp16 gain of shape [N]; two outputs
+    [
+        _helper.make_node("Cast", ["ids"], ["idf"], to=_TP.FLOAT),
+        _helper.make_node("Cast", ["mask"], ["maskf"], to=_TP.FLOAT),
+        _helper.make_node("Mul", ["idf", "maskf"], ["kept"]),
+        _helper.make_node("ReduceSum", ["kept", "axes"], ["total"], keepdims=0),
+        _helper.make_node("Cast", ["gain"], ["gainf"], to=_TP.FLOAT),
+        _helper.make_node("Mul", ["total", "gainf"], ["score"]),
+        _helper.make_node("Cast", ["kept"], ["kept32"], to=_TP.INT32),
+    ],
+    "mixed",
+    [
+        _helper.make_tensor_value_info("ids", _TP.INT64, ["N", 7]),
+        _helper.make_tensor_value_info("mask", _TP.BOOL, ["N", 7]),
+        _helper.make_tensor_value_info("gain", _TP.FLOAT16, ["N"]),
+    ],
+    [
+        _helper.make_tensor_value_info("score", _TP.FLOAT, ["N"]),
+        _helper.make_tensor_value_info("kept32", _TP.INT32, ["N", 7]),
+    ],
+    [_nh.from_array(_np.array([1], _np.int64), "axes")],
+)
+_mixed_model = _helper.make_model(
+    _mixed, opset_imports=[_helper.make_opsetid("", 18)], ir_version=10
+)
+_text = _call_without_generator(_mixed_model, "mixed", 8, 250)
+_problems = _tc.validate_config(_text, _mixed_model, name="mixed")
+assert not _problems, "mixed types: Triton would refuse this configuration:\n" + "\n".join(
+    _problems
+)
+_cfg = _tc.parse_config(_text)
+_want_mixed = {
+    "ids": ("TYPE_INT64", [7], None),
+    "mask": ("TYPE_BOOL", [7], None),
+    "gain": ("TYPE_FP16", [1], []),
+    "score": ("TYPE_FP32", [1], []),
+    "kept32": ("TYPE_INT32", [7], None),
+}
+assert _entries4(_cfg) == _want_mixed, f"mixed types: expected {_want_mixed}, got {_entries4(_cfg)}"
+_got_batching = (_cfg.max_batch_size, _cfg.dynamic_batching.max_queue_delay_microseconds)
+assert _got_batching == (8, 250), (
+    f"mixed types: expected (max_batch_size, max_queue_delay_microseconds) == (8, 250), got "
+    f"{_got_batching}"
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -446,7 +446,8 @@ except Exception as exc:
 # - holds **every key** of `state_dict` (tied weights included, under each of their names),
 #   with **identical values and dtypes** (int64 stays int64, bfloat16 stays bfloat16);
 # - stores `metadata` (a `dict` of `str` to `str`) in the file's header (`__metadata__`);
-# - does not change the tensors of `state_dict` in place. Return nothing.
+# - does not change `state_dict`: same keys, same tensor objects, nothing modified in place
+#   (the caller's model keeps using them). Return nothing.
 #
 # After saving, `safetensors.torch.load_file(path)` must load into a fresh `TiedNet` with
 # `load_state_dict(..., strict=True)` and give the same outputs.
@@ -510,6 +511,22 @@ _check_values1(0, 12, 6)
 ### BEGIN HIDDEN TESTS
 _check_values1(3, 20, 4)
 _check_values1(7, 9, 8)
+_net1c = TiedNet(seed=5)
+_sd1c = _net1c.state_dict()
+_before1c = {k: (id(v), v.dtype, v.shape, v.stride(), v.clone()) for k, v in _sd1c.items()}
+save_weights(_sd1c, WORK / "ex1-untouched.safetensors", {"k": "v"})
+_after1c = {k: (id(v), v.dtype, v.shape, v.stride()) for k, v in _sd1c.items()}
+assert _after1c == {k: b[:4] for k, b in _before1c.items()}, (
+    "the caller's state_dict must not change: expected the same keys, tensor objects, dtypes, "
+    f"shapes and strides, got {_after1c}"
+)
+_changed1c = [k for k, v in _sd1c.items() if not torch.equal(v, _before1c[k][4])]
+assert not _changed1c, (
+    f"expected the caller's tensors unchanged, got changed values in {_changed1c}"
+)
+assert _net1c.head.weight.data_ptr() == _net1c.embed.weight.data_ptr(), (
+    "expected the module's weights still tied after saving, got two separate tensors"
+)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "ex1-metadata", "points": 1}
@@ -674,7 +691,7 @@ def operators_to_recheck(model: onnx.ModelProto, target_opset: int) -> list[str]
 
 
 # %% nbgrader={"grade": true, "grade_id": "ex2-visible", "points": 1}
-def _model2(ops, opset, ml_ops=()):
+def _model2(ops, opset, ml_ops=(), ml_first=False):
     nodes = [helper.make_node(op, ["x"], [f"y{k}"]) for k, op in enumerate(ops)]
     nodes += [
         helper.make_node(op, ["x"], [f"m{k}"], domain="ai.onnx.ml") for k, op in enumerate(ml_ops)
@@ -683,6 +700,8 @@ def _model2(ops, opset, ml_ops=()):
     imports = [helper.make_opsetid("", opset)] + (
         [helper.make_opsetid("ai.onnx.ml", 3)] if ml_ops else []
     )
+    if ml_first:  # skl2onnx, for one, lists ai.onnx.ml before the default domain
+        imports.reverse()
     return helper.make_model(graph, opset_imports=imports)
 
 
@@ -736,11 +755,20 @@ _rng2 = np.random.default_rng(2)
 for _current2, _target2 in [(11, 13), (13, 17), (17, 21), (18, 23), (12, 12), (20, 28)]:
     _ops = list(_rng2.choice(_pool2, size=7, replace=False))
     _want = _truth2(_ops, _current2, _target2)
-    _got = operators_to_recheck(_model2(_ops, _current2, ml_ops=["Scaler", "Normalizer"]), _target2)
-    assert _got == _want, f"opset {_current2} -> {_target2}, ops {sorted(_ops)}: got {_got}"
+    for _ml_first2 in (False, True):
+        _m2 = _model2(_ops, _current2, ml_ops=["Scaler", "Normalizer"], ml_first=_ml_first2)
+        _got = operators_to_recheck(_m2, _target2)
+        _order2 = "ai.onnx.ml listed first" if _ml_first2 else "ai.onnx listed first"
+        assert _got == _want, (
+            f"opset {_current2} -> {_target2}, ops {sorted(_ops)}, {_order2}: expected {_want}, "
+            f"got {_got}"
+        )
 _explicit2 = _model2(["Relu"], 13)
 _explicit2.graph.node[0].domain = "ai.onnx"
-assert operators_to_recheck(_explicit2, 14) == ["Relu"], "a node with domain 'ai.onnx' counts"
+_got = operators_to_recheck(_explicit2, 14)
+assert _got == ["Relu"], (
+    f"a node with domain 'ai.onnx', opset 13 -> 14: expected ['Relu'], got {_got}"
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1026,6 +1054,38 @@ for _protocol3 in range(0, 6):
     assert _got3 == _want_arr3, (
         f"protocol {_protocol3}, numpy array: expected {_want_arr3}, got {_got3}"
     )
+# written by hand, as an attacker would: INST, and one global named twice without the memo
+for _bytes3, _want3 in [
+    (b"(S'ls'\nios\nsystem\n.", ["os.system"]),
+    (b"(cos\nsystem\ncsubprocess\ncall\ncos\nsystem\nl.", ["os.system", "subprocess.call"]),
+    (b"(cbuiltins\nlen\n(S'x'\nios\nsystem\nibuiltins\nlen\nl.", ["builtins.len", "os.system"]),
+]:
+    _got3 = pickle_imports(_bytes3)
+    assert _got3 == _want3, f"hand-written pickle {_bytes3!r}: expected {_want3}, got {_got3}"
+# reading must not load: watch for any unpickler's load()/loads() while the function runs
+_loads3 = []
+
+
+def _watch3(frame, event, arg):
+    if event == "c_call" and getattr(arg, "__name__", "") in ("load", "loads"):
+        owner = getattr(arg, "__self__", None)
+        if isinstance(owner, pickle.Unpickler) or getattr(arg, "__module__", "") == "_pickle":
+            _loads3.append(arg.__qualname__)
+    elif event == "call" and frame.f_code.co_filename.endswith("pickle.py"):
+        if frame.f_code.co_name in ("load", "_loads"):
+            _loads3.append(frame.f_code.co_qualname)
+
+
+import sys as _sys3
+
+_sys3.setprofile(_watch3)
+try:
+    pickle_imports(pickle.dumps([os.getcwd, {"k": 1}], protocol=4))
+finally:
+    _sys3.setprofile(None)
+assert not _loads3, (
+    f"expected the pickle read with pickletools.genops, never loaded; got calls to {_loads3}"
+)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "ex3-plain", "points": 1}

@@ -47,6 +47,8 @@ WRONG = {
         "    fw = {f for f, _ in pairs}\n"
         "    rt = {r for _, r in pairs}\n"
         "    return {'direct': len(fw) + len(rt), 'hub': len(pairs)}\n",
+        # a tool on both sides counted once: the hub as the union of names
+        "def converter_counts(routes):\n    pairs = set(routes)\n    names = {f for f, _ in pairs} | {r for _, r in pairs}\n    return {'direct': len(pairs), 'hub': len(names)}\n",
     ],
     "ex2-export": [
         # the scaler is left behind (section 2.4's mistake)
@@ -87,5 +89,7 @@ WRONG = {
         "def predict_digits(session, images):\n"
         "    name = session.get_inputs()[0].name\n"
         "    return session.run(None, {name: images / 16.0})[0]\n",
+        # scales by the batch's brightest pixel instead of the training range 0-16
+        "def predict_digits(session, images):\n    import numpy as np\n    x = np.asarray(images, dtype=np.float32)\n    x = x / x.max()\n    return session.run(None, {session.get_inputs()[0].name: x})[0]\n",
     ],
 }

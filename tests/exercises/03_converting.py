@@ -78,6 +78,8 @@ WRONG = {
         "def export_tagger(model, example):\n    import torch\n    model.eval()\n    return torch.onnx.export(model, (example,), dynamo=True, verbose=False).model_proto\n",
         # the legacy exporter with the batch axis only
         "def export_tagger(model, example):\n    import io\n    import onnx\n    import torch\n    model.eval()\n    buffer = io.BytesIO()\n    torch.onnx.export(model, (example,), buffer, dynamo=False, input_names=['x'], dynamic_axes={'x': {0: 'batch'}})\n    return onnx.load_from_string(buffer.getvalue())\n",
+        # both dimensions dynamic with dynamo, but model.eval() forgotten: Dropout stays in training mode
+        "def export_tagger(model, example):\n    import torch\n    shapes = {'x': {0: torch.export.Dim('batch'), 1: torch.export.Dim('seq')}}\n    return torch.onnx.export(model, (example,), dynamic_shapes=shapes, dynamo=True, verbose=False).model_proto\n",
     ],
     "ex2-keras": [
         # from_keras on a Keras 3 Sequential model: the KeyError
@@ -94,6 +96,8 @@ WRONG = {
         "def convert_table_pipeline(pipeline, sample):\n    from skl2onnx import to_onnx\n    return to_onnx(pipeline, sample, options={'zipmap': False}, target_opset=19)\n",
         # every column declared with a batch of 1
         "def convert_table_pipeline(pipeline, sample):\n    import pandas as pd\n    from skl2onnx import convert_sklearn\n    from skl2onnx.common.data_types import FloatTensorType, StringTensorType\n    types = [(c, FloatTensorType([1, 1]) if pd.api.types.is_numeric_dtype(sample[c]) else StringTensorType([1, 1])) for c in sample.columns]\n    return convert_sklearn(pipeline, initial_types=types, options={'zipmap': False}, target_opset={'': 17, 'ai.onnx.ml': 3})\n",
+        # no target_opset: skl2onnx picks the newest opset some converters need
+        "def convert_table_pipeline(pipeline, sample):\n    from skl2onnx import to_onnx\n    return to_onnx(pipeline, sample, options={'zipmap': False})\n",
     ],
     "ex4-repair": [
         # float32 and a dynamic batch, but still in training mode (a batch of 2 dodges batch norm's error)
@@ -110,5 +114,9 @@ WRONG = {
         "def predict_run(signature, batch, dtype):\n    _, declared, dims = signature\n    if dtype != declared:\n        return 'wrong dtype'\n    return 'runs' if dims[0] == batch else 'wrong shape'\n",
         # the dtype forgotten
         "def predict_run(signature, batch, dtype):\n    _, declared, dims = signature\n    return 'wrong shape' if isinstance(dims[0], int) and dims[0] != batch else 'runs'\n",
+        # a dimension is taken as dynamic only when it is named 'batch'
+        "def predict_run(signature, batch, dtype):\n    _, declared, dims = signature\n    if dtype != declared:\n        return 'wrong dtype'\n    return 'runs' if dims[0] in ('batch', batch) else 'wrong shape'\n",
+        # only a batch larger than the fixed dimension is refused
+        "def predict_run(signature, batch, dtype):\n    _, declared, dims = signature\n    if dtype != declared:\n        return 'wrong dtype'\n    return 'wrong shape' if isinstance(dims[0], int) and batch > dims[0] else 'runs'\n",
     ],
 }

@@ -93,6 +93,8 @@ WRONG = {
         "    for p in table.findall('p:NumericPredictor', ns):\n"
         "        y += float(p.get('coefficient')) * X[:, fields.index(p.get('name'))] ** float(p.get('exponent', 1))\n"
         "    return y\n",
+        # columns taken in MiningSchema order instead of DataDictionary order
+        "def evaluate_regression_pmml(pmml_text, X):\n    import numpy as np\n    root = ET.fromstring(pmml_text)\n    ns = root.tag.split('}')[0] + '}' if root.tag.startswith('{') else ''\n    model = root.find(ns + 'RegressionModel')\n    fields = model.find(ns + 'MiningSchema').findall(ns + 'MiningField')\n    columns = [f.get('name') for f in fields if f.get('usageType') not in ('predicted', 'target')]\n    table = model.find(ns + 'RegressionTable')\n    X = np.asarray(X, dtype=np.float64)\n    out = np.full(len(X), float(table.get('intercept', 0)))\n    for p in table.findall(ns + 'NumericPredictor'):\n        out += float(p.get('coefficient')) * X[:, columns.index(p.get('name'))] ** float(p.get('exponent', 1))\n    return out\n",
     ],
     "ex3-run": [
         # float pixels fed to the int8 input: LiteRT refuses the dtype
@@ -125,6 +127,8 @@ WRONG = {
         "    o = interp.get_output_details()[0]\n"
         "    so, zo = o['quantization']\n"
         "    return (so * (interp.get_tensor(o['index']).astype(np.float32) - zo)).astype(np.float32)\n",
+        # no clipping: pixels above 1 wrap around int8
+        "def run_int8_tflite(model_content, X):\n    interpreter = Interpreter(model_content=model_content)\n    inp = interpreter.get_input_details()[0]\n    interpreter.resize_tensor_input(inp['index'], X.shape)\n    interpreter.allocate_tensors()\n    scale, zero = inp['quantization']\n    q = (np.round(np.asarray(X, dtype=np.float32) / scale) + zero).astype(np.int8)\n    interpreter.set_tensor(inp['index'], q)\n    interpreter.invoke()\n    out = interpreter.get_output_details()[0]\n    scale, zero = out['quantization']\n    return (scale * (interpreter.get_tensor(out['index']).astype(np.float32) - zero)).astype(np.float32)\n",
     ],
     "ex4-bytes": [
         # every weight matrix int8, however small

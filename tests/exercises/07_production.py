@@ -239,6 +239,8 @@ def write_config(model, name, max_batch_size, max_queue_delay_us):
     lines.append(f"dynamic_batching {{ max_queue_delay_microseconds: {max_queue_delay_us} }}")
     return "\\n".join(lines)
 """,
+        # a type table that knows only the visible tests' types (float32, uint8, int64)
+        "def write_config(model, name, max_batch_size, max_queue_delay_us):\n    types = {1: 'TYPE_FP32', 2: 'TYPE_UINT8', 7: 'TYPE_INT64'}\n    lines = [f'name: \"{name}\"', 'platform: \"onnxruntime_onnx\"', f'max_batch_size: {max_batch_size}']\n    for kind, values in (('input', model.graph.input), ('output', model.graph.output)):\n        for v in values:\n            t = v.type.tensor_type\n            dims = [d.dim_value if d.HasField('dim_value') else -1 for d in t.shape.dim][1:]\n            shape = f\"dims: [ {', '.join(map(str, dims))} ]\" if dims else 'dims: [ 1 ] reshape: { shape: [ ] }'\n            lines.append(f'{kind} {{ name: \"{v.name}\" data_type: {types.get(t.elem_type, \"TYPE_FP32\")} {shape} }}')\n    lines.append(f'dynamic_batching {{ max_queue_delay_microseconds: {max_queue_delay_us} }}')\n    return '\\n'.join(lines) + '\\n'\n",
     ],
     # multiplying by the standard deviation; the right arithmetic under a new input name
     "ex5-standardize": [

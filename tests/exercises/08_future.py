@@ -82,6 +82,8 @@ WRONG = {
         # a pickle, not safetensors
         "def save_weights(state_dict, path, metadata):\n"
         "    torch.save({'state': state_dict, 'meta': metadata}, path)\n",
+        # clones into the caller's dict: the file is right, the caller's state_dict is not
+        "def save_weights(state_dict, path, metadata):\n    for k in list(state_dict):\n        state_dict[k] = state_dict[k].detach().clone().contiguous()\n    save_file(state_dict, str(path), metadata=dict(metadata))\n",
     ],
     "ex2-recheck": [
         # off by one at the lower end: counts the change made at the model's own opset
@@ -104,6 +106,8 @@ WRONG = {
         "    used = {n.op_type for n in model.graph.node}\n"
         "    return sorted(op for op in used\n"
         "                  if any(current < v <= target_opset for v in opsets.operator_history(op)))\n",
+        # the model's opset read from the first opset_import entry, whatever its domain
+        "def operators_to_recheck(model, target_opset):\n    current = model.opset_import[0].version\n    used = {n.op_type for n in model.graph.node if n.domain in ('', 'ai.onnx')}\n    return sorted(op for op in used if any(current < v <= target_opset for v in opsets.operator_history(op)))\n",
     ],
     "ex3-imports": [
         # only protocol 0-3 GLOBAL: misses STACK_GLOBAL (the default protocol since Python 3.8)
@@ -140,5 +144,7 @@ WRONG = {
         "        if isinstance(arg, str) and arg not in out:\n"
         "            out.append(arg.replace(' ', '.'))\n"
         "    return out\n",
+        # a restricted Unpickler that records find_class and loads the pickle with stand-ins
+        "def pickle_imports(data):\n    import io\n    found = []\n    class _Stub:\n        def __init__(self, *a, **k):\n            pass\n        def __call__(self, *a, **k):\n            return _Stub()\n        def __setstate__(self, state):\n            pass\n    class _Recorder(pickle.Unpickler):\n        def find_class(self, module, name):\n            if f'{module}.{name}' not in found:\n                found.append(f'{module}.{name}')\n            return _Stub\n    try:\n        _Recorder(io.BytesIO(data)).load()\n    except Exception:\n        pass\n    return found\n",
     ],
 }
