@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # tools installed in the venv (nbgrader calls alembic, jupyter finds its kernels) come first
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup course test lint format notebooks release check-release environment.yml benchmarks pytriton-env clean help
+.PHONY: setup course test lint format notebooks release check-release environment.yml benchmarks mutation pytriton-env clean help
 
 help:
 	@echo "make course   set up (first time: a few minutes) and open JupyterLab on the student notebooks"
@@ -66,6 +66,11 @@ environment.yml: requirements.txt tools/environment.py
 
 benchmarks: setup
 	$(PY) -m benchmarks
+
+# every exercise's tests against automatic mutants of its solution; writes tests/mutation/report.md
+MUTATION_ARGS ?=
+mutation: setup
+	$(PY) tests/mutants.py $(MUTATION_ARGS)
 
 # the Triton side of `python -m benchmarks.serve_bench --pytriton build/pytriton-venv/bin/python`
 PYTRITON_PYTHON ?= python3.12
