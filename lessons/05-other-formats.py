@@ -1365,12 +1365,18 @@ def _int8_reference(X):
     return (scale * (raw - zero)).astype(np.float32), scale
 
 
-# pixels outside [0, 1] (a scanner's overshoot) must be clipped to int8's range, not wrapped
-_wide = np.random.default_rng(11).uniform(-0.6, 1.6, (40, 64)).astype(np.float32)
+# pixels outside [0, 1] (a scanner's overshoot) must be clipped to int8's range, not wrapped;
+# every pixel lies 0.3 or 0.7 of a step past a level, far from a tie, so rounding is unambiguous
+# in float32 and float64 alike, and truncation differs from it
+_in_scale = Interpreter(model_content=tflite_int8).get_input_details()[0]["quantization"][0]
+_rng3 = np.random.default_rng(11)
+_levels = _rng3.integers(-45, 300, (40, 64)) + _rng3.choice([0.3, 0.7], (40, 64))
+_wide = (_levels * _in_scale).astype(np.float32)
 _want_wide, _out_scale = _int8_reference(_wide)
 _steps = float(np.abs(run_int8_tflite(tflite_int8, _wide) - _want_wide).max() / _out_scale)
 assert _steps < 0.01, (
-    "inputs from -0.6 to 1.6: expected exactly the model's output for inputs quantized with the "
+    f"inputs from {_wide.min():.2f} to {_wide.max():.2f}: expected exactly the model's output for "
+    "inputs quantized with the "
     "input's scale and zero point (rounded, clipped to [-128, 127]) and dequantized with the "
     f"output's, got a difference of {_steps:.2f} output steps"
 )
