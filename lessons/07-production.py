@@ -1170,12 +1170,12 @@ _mixed = _helper.make_graph(  # int64 ids, a bool mask, an fp16 gain of shape [N
 _mixed_model = _helper.make_model(
     _mixed, opset_imports=[_helper.make_opsetid("", 18)], ir_version=10
 )
-_text = _call_without_generator(_mixed_model, "mixed", 8, 250)
-_problems = _tc.validate_config(_text, _mixed_model, name="mixed")
-assert not _problems, "mixed types: Triton would refuse this configuration:\n" + "\n".join(
-    _problems
+_mixed_text = _call_without_generator(_mixed_model, "mixed", 8, 250)
+_mixed_problems = _tc.validate_config(_mixed_text, _mixed_model, name="mixed")
+assert not _mixed_problems, "mixed types: Triton would refuse this configuration:\n" + "\n".join(
+    _mixed_problems
 )
-_cfg = _tc.parse_config(_text)
+_mixed_cfg = _tc.parse_config(_mixed_text)
 _want_mixed = {
     "ids": ("TYPE_INT64", [7], None),
     "mask": ("TYPE_BOOL", [7], None),
@@ -1183,8 +1183,13 @@ _want_mixed = {
     "score": ("TYPE_FP32", [1], []),
     "kept32": ("TYPE_INT32", [7], None),
 }
-assert _entries4(_cfg) == _want_mixed, f"mixed types: expected {_want_mixed}, got {_entries4(_cfg)}"
-_got_batching = (_cfg.max_batch_size, _cfg.dynamic_batching.max_queue_delay_microseconds)
+assert _entries4(_mixed_cfg) == _want_mixed, (
+    f"mixed types: expected {_want_mixed}, got {_entries4(_mixed_cfg)}"
+)
+_got_batching = (
+    _mixed_cfg.max_batch_size,
+    _mixed_cfg.dynamic_batching.max_queue_delay_microseconds,
+)
 assert _got_batching == (8, 250), (
     f"mixed types: expected (max_batch_size, max_queue_delay_microseconds) == (8, 250), got "
     f"{_got_batching}"
