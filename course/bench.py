@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from course import _model
 from course.palette import OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
@@ -61,13 +62,7 @@ __all__ = [
 ]
 
 
-_OPT_LEVELS = {
-    "disable": "ORT_DISABLE_ALL",
-    "basic": "ORT_ENABLE_BASIC",
-    "extended": "ORT_ENABLE_EXTENDED",
-    "layout": "ORT_ENABLE_LAYOUT",
-    "all": "ORT_ENABLE_ALL",
-}
+_OPT_LEVELS = _model.OPT_LEVELS
 _CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd")
 _VERSIONED = ("numpy", "onnx", "onnxruntime", "torch", "tensorflow", "scikit-learn")
 
@@ -148,7 +143,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def ort_session(
-    model: str | Path | bytes | onnx.ModelProto,
+    model: Any,
     *,
     intra_op_threads: int | None = None,
     inter_op_threads: int | None = None,
@@ -158,7 +153,7 @@ def ort_session(
 ) -> onnxruntime.InferenceSession:
     """Create an onnxruntime session with explicit, recorded thread and optimisation settings.
 
-    ``model`` is a path, serialized bytes or a ``ModelProto``. ``intra_op_threads`` /
+    ``model`` is a path, serialized bytes, a ``ModelProto`` or a ``Conversion``. ``intra_op_threads`` /
     ``inter_op_threads`` of ``None`` keep onnxruntime's default (one thread per physical core).
     ``optimization_level`` is one of ``"disable"``, ``"basic"``, ``"extended"``, ``"layout"``,
     ``"all"``. ``providers`` defaults to ``["CPUExecutionProvider"]``. ``allow_spinning=False``
@@ -172,61 +167,17 @@ def ort_session(
         >>> session_threads(sess)["intra_op_threads"]                      # doctest: +SKIP
         1
     """
-    import onnxruntime as ort
-
-    if optimization_level not in _OPT_LEVELS:
-        raise ValueError(
-            f"optimization_level must be one of {sorted(_OPT_LEVELS)}, got {optimization_level!r}"
-        )
-    for label, value in (
-        ("intra_op_threads", intra_op_threads),
-        ("inter_op_threads", inter_op_threads),
-    ):
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 1
-        ):
-            raise ValueError(
-                f"{label} must be a positive int or None (onnxruntime's default), got {value!r}"
-            )
-    providers = list(providers) if providers is not None else ["CPUExecutionProvider"]
-    available = ort.get_available_providers()
-    missing = [p for p in providers if p not in available]
-    if missing:
-        raise ValueError(
-            f"execution provider(s) {missing} are not available in this onnxruntime build; "
-            f"available: {available}. Install the matching onnxruntime package "
-            "(e.g. onnxruntime-gpu for CUDAExecutionProvider) or use CPUExecutionProvider."
-        )
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.graph_optimization_level = getattr(
-        ort.GraphOptimizationLevel, _OPT_LEVELS[optimization_level]
+    return _model.session(
+        model,
+        intra_op_threads=intra_op_threads,
+        inter_op_threads=inter_op_threads,
+        optimization_level=optimization_level,
+        providers=providers,
+        allow_spinning=allow_spinning,
     )
-    if intra_op_threads is not None:
-        so.intra_op_num_threads = intra_op_threads
-    if inter_op_threads is not None:
-        so.inter_op_num_threads = inter_op_threads
-    if allow_spinning is not None:
-        so.add_session_config_entry(
-            "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
-        )
-    source = _model_source(model)
-    return ort.InferenceSession(source, sess_options=so, providers=providers)
 
 
-def _model_source(model: Any) -> str | bytes:
-    if isinstance(model, bytes):
-        return model
-    if isinstance(model, (str, Path)):
-        path = Path(model)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"no ONNX model at {path}: check the path (cwd is {Path.cwd()})"
-            )
-        return str(path)
-    if hasattr(model, "SerializeToString"):
-        return model.SerializeToString()
-    raise TypeError(f"model must be a path, bytes or onnx.ModelProto, got {type(model).__name__}")
+_model_source = _model.source  # old private name, kept for callers
 
 
 def session_threads(session: onnxruntime.InferenceSession) -> dict[str, Any]:
@@ -784,9 +735,7 @@ def comparison_from_samples(
 # --------------------------------------------------------------------------- batch size
 
 
-def _tile_batch(sample: np.ndarray, batch: int) -> np.ndarray:
-    reps = -(-batch // len(sample))
-    return np.ascontiguousarray(np.concatenate([sample] * reps, axis=0)[:batch])
+_tile_batch = _model.tile_batch  # old private name, kept for callers
 
 
 def latency_by_batch(

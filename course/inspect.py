@@ -20,7 +20,6 @@ import html
 import io
 import os
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,10 @@ from typing import Any
 import numpy as np
 import onnx
 
-from course.verify import _dims, _graph_inputs, load_model
+from course import _model
+from course._model import dims as _dims
+from course._model import graph_inputs as _graph_inputs
+from course.verify import load_model
 
 __all__ = [
     "GraphDiagram",
@@ -94,16 +96,7 @@ def _family(node: onnx.NodeProto) -> str:
 # counting
 
 
-def _all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    """The graph and, recursively, the bodies of If/Loop/Scan nodes."""
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _all_graphs(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for g in attr.graphs:
-                    yield from _all_graphs(g)
+_all_graphs = _model.all_graphs
 
 
 def operator_histogram(model: Any) -> dict[str, int]:
