@@ -23,6 +23,7 @@ there from Python (warnings, logging) and from C++ (file descriptor 2). One set 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import re
@@ -126,14 +127,16 @@ def filtered_stderr_fd(noise: tuple[str, ...]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def quiet_native() -> Iterator[list[str]]:
-    """Keep root-logger warnings and whatever is written to file descriptor 2 as note lines
-    (first line of each, colour codes removed, duplicates dropped): for library calls whose
-    chatter must not reach a notebook's stderr. The list is complete once the block ends."""
+    """Keep root-logger warnings and whatever is written to stderr (``sys.stderr`` and file
+    descriptor 2) as note lines (first line of each, colour codes removed, duplicates dropped):
+    for library calls whose chatter must not reach a notebook's stderr. The list is complete
+    once the block ends."""
     notes: list[str] = []
-    with captured_logs() as lines, fd_capture(2) as read:
+    py_err = io.StringIO()  # in a notebook sys.stderr is the kernel's stream, not fd 2
+    with captured_logs() as lines, fd_capture(2) as read, contextlib.redirect_stderr(py_err):
         yield notes
     found = [ln.split(": ", 1)[-1] for ln in lines] + [
-        strip_ansi(ln).strip() for ln in read().splitlines()
+        strip_ansi(ln).strip() for ln in (read() + py_err.getvalue()).splitlines()
     ]
     for line in found:
         first = line.strip().splitlines()[0] if line.strip() else ""

@@ -25,7 +25,6 @@ from __future__ import annotations
 import html
 import io
 import logging
-import re
 import tempfile
 import time
 import warnings
@@ -39,7 +38,11 @@ import numpy as np
 import onnx
 
 from course import verify as _verify
-from course.data import _TF_IMPORT_NOISE, _filtered_stderr_fd, import_tensorflow
+from course._capture import TF_IMPORT_NOISE as _TF_IMPORT_NOISE
+from course._capture import LogListHandler as _ListHandler
+from course._capture import filtered_stderr_fd as _filtered_stderr_fd
+from course._capture import strip_ansi as _strip_ansi
+from course.data import import_tensorflow
 
 __all__ = [
     "Conversion",
@@ -169,19 +172,6 @@ def _describe_value(value: onnx.ValueInfoProto) -> str:
 
 # --------------------------------------------------------------------------------------------
 # capture and hints
-
-
-class _ListHandler(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a malformed record must not break a conversion
-            message = str(record.msg)
-        self.lines.append(f"{record.levelname} {record.name}: {message}")
 
 
 @dataclass
@@ -346,10 +336,6 @@ def _fail(what: str, exc: BaseException, log: Sequence[str] = ()) -> ConversionE
     if "## Exception summary" in lines[:-1]:  # the torch exporter's long report
         summary = lines[lines.index("## Exception summary") + 1]
     return ConversionError(f"{what}: {type(exc).__name__}: {summary}", _hint(exc), log)
-
-
-def _strip_ansi(text: str) -> str:
-    return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
 def _save(model: onnx.ModelProto, path: str | Path | None) -> Path | None:

@@ -87,15 +87,9 @@ def available_levels() -> list[str]:
 
 
 def _model_source(model: Any) -> str | bytes:
-    if isinstance(model, bytes):
-        return model
-    if isinstance(model, (str, os.PathLike)):
-        if not Path(model).is_file():
-            raise FileNotFoundError(f"no ONNX model at {model}: check the path")
-        return str(model)
-    if hasattr(model, "SerializeToString"):
-        return model.SerializeToString()
-    raise TypeError(f"model must be a path, bytes or onnx.ModelProto, got {type(model).__name__}")
+    from course import _model
+
+    return _model.source(model)
 
 
 def optimize(
@@ -178,15 +172,9 @@ def operator_counts(model: onnx.ModelProto | str | os.PathLike[str]) -> dict[str
 
 
 def _load(model: Any) -> onnx.ModelProto:
-    import onnx
+    from course import _model
 
-    if isinstance(model, (str, os.PathLike)):
-        if not Path(model).is_file():
-            raise FileNotFoundError(f"no ONNX model at {model}: check the path")
-        return onnx.load(str(model))
-    if not hasattr(model, "graph"):
-        raise TypeError(f"expected an onnx.ModelProto or a path, got {type(model).__name__}")
-    return model
+    return _model.load(model)
 
 
 def counts_table(models: Mapping[str, onnx.ModelProto]) -> pd.DataFrame:

@@ -342,13 +342,9 @@ def profile_model(
     so.log_severity_level = 3
     if intra_op_threads is not None:
         so.intra_op_num_threads = intra_op_threads
-    if hasattr(model, "SerializeToString"):
-        model = model.SerializeToString()
-    elif not isinstance(model, bytes):
-        if not Path(model).is_file():
-            raise FileNotFoundError(f"no ONNX model at {model}")
-        model = str(model)
-    sess = ort.InferenceSession(model, so, providers=list(providers))
+    from course import _model
+
+    sess = ort.InferenceSession(_model.source(model), so, providers=list(providers))
     feeds = dict(feeds)
     for _ in range(runs + 1):
         sess.run(None, feeds)

@@ -38,12 +38,11 @@ import subprocess
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from course import bench
+from course import _model, bench
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import onnx
@@ -94,24 +93,10 @@ class RooflineError(ValueError):
 # --------------------------------------------------------------------------- shapes
 
 
-def _load(model: Any) -> onnx.ModelProto:
-    import onnx
-
-    if isinstance(model, onnx.ModelProto):
-        return model
-    if isinstance(model, bytes):
-        return onnx.load_from_string(model)
-    if isinstance(model, (str, os.PathLike)):
-        path = Path(model)
-        if not path.is_file():
-            raise FileNotFoundError(f"no ONNX model at {path}: check the path (cwd {Path.cwd()})")
-        return onnx.load(str(path))
-    raise TypeError(f"model must be a path, bytes or onnx.ModelProto, got {type(model).__name__}")
+_load = _model.load
 
 
-def _graph_inputs(proto: onnx.ModelProto) -> list[Any]:
-    inits = {t.name for t in proto.graph.initializer}
-    return [i for i in proto.graph.input if i.name not in inits]
+_graph_inputs = _model.graph_inputs
 
 
 def concrete_shapes(
@@ -1007,10 +992,10 @@ def provider_assignment(
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.graph_optimization_level = getattr(
-        ort.GraphOptimizationLevel, bench._OPT_LEVELS[optimization_level]
+        ort.GraphOptimizationLevel, _model.OPT_LEVELS[optimization_level]
     )
     so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
-    session = ort.InferenceSession(bench._model_source(model), so, providers=chosen)
+    session = ort.InferenceSession(_model.source(model), so, providers=chosen)
     if not hasattr(session, "get_provider_graph_assignment_info"):  # pragma: no cover - old ORT
         raise RooflineError(
             f"onnxruntime {ort.__version__} cannot report graph assignment; use >= 1.23, or "

@@ -37,6 +37,8 @@ from typing import Any, Literal
 
 import nbformat
 
+from course import _capture
+
 __all__ = [
     "CheckReport",
     "ExerciseResult",
@@ -54,7 +56,7 @@ NESTED_ENV = "COURSE_SELFCHECK_RUNNING"
 #: Bumped when the meaning of a cached report changes.
 _CACHE_VERSION = 1
 _STUB = re.compile(r"raise\s+NotImplementedError\b")
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_ANSI = _capture.ANSI
 #: A check runs a second kernel beside the reader's: this much free memory is asked for.
 CHECK_MEMORY_BYTES = 1.5e9
 #: Where the container's memory limit and use are read (cgroup v2, then v1).

@@ -101,12 +101,10 @@ def _pb2() -> Any:
 # reading the ONNX model
 
 
-def _load(model: onnx.ModelProto | str | Path) -> onnx.ModelProto:
-    if isinstance(model, onnx.ModelProto):
-        return model
-    if isinstance(model, str | Path):
-        return onnx.load(str(model), load_external_data=False)
-    raise TypeError(f"model must be an onnx.ModelProto or a path, got {type(model).__name__}")
+def _load(model: Any) -> onnx.ModelProto:
+    from course import _model
+
+    return _model.load(model, load_external_data=False)
 
 
 def _tensors(model: onnx.ModelProto, kind: str) -> list[tuple[str, int, list[int]]]:
