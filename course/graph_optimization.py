@@ -107,9 +107,9 @@ def optimize(
 
     Example::
 
-        >>> opt = optimize("mlp.onnx", "extended", "mlp.extended.onnx")   # doctest: +SKIP
-        >>> [n.op_type for n in opt.graph.node]                            # doctest: +SKIP
-        ['FusedGemm', 'FusedGemm', 'Gemm']
+        >>> opt = optimize("mlp.onnx", "extended", "mlp.extended.onnx")
+        >>> len(opt.graph.node) <= 4
+        True
     """
     import onnx
     import onnxruntime as ort
@@ -140,9 +140,9 @@ def optimize_at_levels(
 
     Example::
 
-        >>> models = optimize_at_levels("cnn.onnx", "optimized")   # doctest: +SKIP
-        >>> list(models)                                          # doctest: +SKIP
-        ['disable', 'basic', 'extended', 'layout', 'all']
+        >>> models = optimize_at_levels("cnn.onnx", "optimized")
+        >>> list(models)[0]
+        'disable'
     """
     levels = list(levels) if levels is not None else available_levels()
     if not levels:
@@ -163,8 +163,8 @@ def operator_counts(model: onnx.ModelProto | str | os.PathLike[str]) -> dict[str
 
     Example::
 
-        >>> operator_counts(optimize("mlp.onnx", "extended"))          # doctest: +SKIP
-        {'com.microsoft.FusedGemm': 2, 'Gemm': 1}
+        >>> operator_counts("mlp.onnx")
+        {'MatMul': 2, 'Add': 1, 'Relu': 1}
     """
     model = _load(model)
     counts = Counter(_qualified(n) for n in model.graph.node)
@@ -182,7 +182,9 @@ def counts_table(models: Mapping[str, onnx.ModelProto]) -> pd.DataFrame:
 
     Example::
 
-        >>> counts_table({"before": m, "after": optimize(m, "all")})    # doctest: +SKIP
+        >>> m = onnx.load("mlp.onnx")
+        >>> counts_table({"before": m, "after": optimize(m, "all")}).shape[1]
+        2
     """
     import pandas as pd
 
@@ -207,8 +209,9 @@ def fusion_summary(before: onnx.ModelProto, after: onnx.ModelProto) -> dict[str,
 
     Example::
 
-        >>> fusion_summary(m, optimize(m, "extended"))["added"]          # doctest: +SKIP
-        {'com.microsoft.FusedGemm': 2}
+        >>> m = onnx.load("mlp.onnx")
+        >>> sorted(fusion_summary(m, optimize(m, "extended")))
+        ['added', 'nodes_after', 'nodes_before', 'removed']
     """
     b, a = Counter(operator_counts(before)), Counter(operator_counts(after))
     return {
@@ -246,7 +249,7 @@ def draw_pipelines(
 
     Example::
 
-        >>> fig = draw_pipelines(optimize_at_levels("cnn.onnx", "opt"))   # doctest: +SKIP
+        >>> fig = draw_pipelines(optimize_at_levels("cnn.onnx", "opt"))
     """
     from matplotlib.patches import FancyBboxPatch, Patch
 

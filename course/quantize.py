@@ -693,9 +693,9 @@ def quantize_dynamic_int8(
     Example::
 
         >>> rep = quantize_dynamic_int8("mlp.onnx", "mlp.dyn.onnx",
-        ...                             eval_set=(X_test, y_test))        # doctest: +SKIP
-        >>> rep.size_ratio > 3                                              # doctest: +SKIP
-        True
+        ...                             eval_set=(X_test, y_test), latency_repeat=3)
+        >>> rep.ops_after["MatMulInteger"]
+        2
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -776,9 +776,10 @@ def quantize_static_int8(
 
     Example::
 
-        >>> rep = quantize_static_int8("cnn.onnx", "cnn.qdq.onnx", X_train[:200],
-        ...                            per_channel=True, eval_set=(X_test, y_test))  # doctest: +SKIP
-        >>> rep.to_frame()                                                             # doctest: +SKIP
+        >>> rep = quantize_static_int8("cnn.onnx", "cnn.qdq.onnx", images, per_channel=True,
+        ...                            latency_repeat=3)
+        >>> rep.ops_after["QuantizeLinear"] > 0
+        True
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
@@ -907,8 +908,8 @@ def find_float16_overflows(
 
     Example::
 
-        >>> find_float16_overflows("mlp.onnx", X_test * 1e4)[:1]          # doctest: +SKIP
-        [{'node': 'node_linear_2', 'op_type': 'Gemm', 'tensor': 'linear_2', 'max_abs': 231444.5}]
+        >>> [r["node"] for r in find_float16_overflows("mlp.onnx", X_test * 1e5)][:2]
+        ['matmul_1', 'matmul_0']
     """
     from onnxconverter_common import float16
 
@@ -1092,9 +1093,10 @@ def to_float16(
 
     Example::
 
-        >>> rep = to_float16("mlp.onnx", "mlp.fp16.onnx", eval_set=(X_test, y_test))  # doctest: +SKIP
-        >>> round(rep.size_ratio, 1)                                                    # doctest: +SKIP
-        2.0
+        >>> rep = to_float16("mlp.onnx", "mlp.fp16.onnx", eval_set=(X_test, y_test),
+        ...                  latency_repeat=3)
+        >>> rep.settings["overflow_check"]
+        'raise'
     """
     from onnxconverter_common import float16
 

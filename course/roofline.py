@@ -113,9 +113,9 @@ def concrete_shapes(
 
     Example::
 
-        >>> shapes = concrete_shapes("mlp.onnx", batch=8)          # doctest: +SKIP
-        >>> shapes["input"]                                        # doctest: +SKIP
-        ((8, 64), 1)
+        >>> shapes = concrete_shapes("mlp.onnx", batch=8)
+        >>> shapes["x"]
+        ((8, 4), 1)
     """
     import onnx
 
@@ -383,9 +383,9 @@ def model_cost(
 
     Example::
 
-        >>> cost = model_cost("mlp.onnx", batch=32)                    # doctest: +SKIP
-        >>> cost.by_op_type().loc["Gemm", "flops"]                      # doctest: +SKIP
-        356352
+        >>> cost = model_cost("mlp.onnx", batch=32)
+        >>> int(cost.by_op_type().loc["MatMul", "flops"])
+        3584
     """
     proto = _load(model)
     shapes = concrete_shapes(proto, batch, input_shapes)
@@ -806,7 +806,7 @@ def provider_table() -> pd.DataFrame:
 
     Example::
 
-        >>> provider_table().loc["CPUExecutionProvider", "available_here"]
+        >>> bool(provider_table().loc["CPUExecutionProvider", "available_here"])
         True
     """
     import onnxruntime as ort
@@ -875,8 +875,8 @@ def session_with_fallback(
 
     Example::
 
-        >>> s = session_with_fallback("mlp.onnx", ["CUDAExecutionProvider"])  # doctest: +SKIP
-        >>> s.get_providers()                                                # doctest: +SKIP
+        >>> s = session_with_fallback("mlp.onnx", ["CPUExecutionProvider"])
+        >>> s.get_providers()
         ['CPUExecutionProvider']
     """
     providers = choose_providers(preferred)
@@ -1077,9 +1077,9 @@ def partition(
 
     Example::
 
-        >>> part = partition("cnn.onnx", {"Conv", "Relu", "MaxPool"})       # doctest: +SKIP
-        >>> str(part)                                                        # doctest: +SKIP
-        '5 of 7 nodes on the accelerator in 1 subgraph(s), 2 tensor transfer(s)'
+        >>> part = partition("cnn.onnx", {"Conv", "Relu", "MaxPool"})
+        >>> str(part)
+        '3 of 5 nodes on the accelerator in 1 subgraph(s), 2 tensor transfer(s)'
     """
     _positive_int("min_subgraph_nodes", min_subgraph_nodes)
     proto = _load(model)
@@ -1159,7 +1159,7 @@ def throughput_by_threads(
 
     Example::
 
-        >>> frame = throughput_by_threads("cnn.onnx", images[:8], (1, 2))   # doctest: +SKIP
+        >>> frame = throughput_by_threads("cnn.onnx", images[:8], (1, 2), repeat=3)
     """
     import pandas as pd
 
