@@ -29,7 +29,8 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -73,6 +74,16 @@ class LogListHandler(logging.Handler):
             last = (str(exc).strip().splitlines() or [""])[-1]
             message += f" [{type(exc).__name__}: {last}]"
         self.lines.append(f"{record.levelname} {record.name}: {strip_ansi(message)}")
+
+
+def warning_lines(caught: Iterable[warnings.WarningMessage]) -> list[str]:
+    """``"Category: message"`` for each distinct recorded warning, colour codes removed."""
+    lines: list[str] = []
+    for w in caught:
+        line = f"{w.category.__name__}: {strip_ansi(str(w.message))}"
+        if line not in lines:
+            lines.append(line)
+    return lines
 
 
 @contextlib.contextmanager

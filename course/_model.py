@@ -217,7 +217,24 @@ def session(
     allow_spinning: bool | None = None,
     optimized_model_filepath: str | os.PathLike | None = None,
 ) -> onnxruntime.InferenceSession:
-    """An onnxruntime session whose own log is limited to errors (see ``bench.ort_session``)."""
+    """Create an onnxruntime session with explicit, recorded thread and optimisation settings.
+
+    (Public as ``course.bench.ort_session``.) ``model`` is a path, serialized bytes, a
+    ``ModelProto`` or a ``Conversion``. ``intra_op_threads`` / ``inter_op_threads`` of ``None``
+    keep onnxruntime's default (one thread per physical core). ``optimization_level`` is one of
+    ``"disable"``, ``"basic"``, ``"extended"``, ``"layout"``, ``"all"``. ``providers`` defaults
+    to ``["CPUExecutionProvider"]``. ``allow_spinning=False`` stops the intra-op threads from
+    busy-waiting between runs (lower latency is traded for CPU left to other work; ``None`` keeps
+    onnxruntime's default, spinning on). ``optimized_model_filepath`` saves the optimised graph.
+    onnxruntime's own log is limited to errors so that notebooks stay quiet.
+
+    Example::
+
+        >>> from course.bench import ort_session, session_threads
+        >>> sess = ort_session("model.onnx", intra_op_threads=1)
+        >>> session_threads(sess)["intra_op_threads"]
+        1
+    """
     import onnxruntime as ort
 
     if optimization_level not in OPT_LEVELS:

@@ -142,39 +142,9 @@ def machine_info() -> dict[str, Any]:
 # --------------------------------------------------------------------------- sessions
 
 
-def ort_session(
-    model: Any,
-    *,
-    intra_op_threads: int | None = None,
-    inter_op_threads: int | None = None,
-    optimization_level: str = "all",
-    providers: Sequence[str] | None = None,
-    allow_spinning: bool | None = None,
-) -> onnxruntime.InferenceSession:
-    """Create an onnxruntime session with explicit, recorded thread and optimisation settings.
-
-    ``model`` is a path, serialized bytes, a ``ModelProto`` or a ``Conversion``. ``intra_op_threads`` /
-    ``inter_op_threads`` of ``None`` keep onnxruntime's default (one thread per physical core).
-    ``optimization_level`` is one of ``"disable"``, ``"basic"``, ``"extended"``, ``"layout"``,
-    ``"all"``. ``providers`` defaults to ``["CPUExecutionProvider"]``. ``allow_spinning=False``
-    stops the intra-op threads from busy-waiting between runs (lower latency is traded for CPU
-    left to other work; ``None`` keeps onnxruntime's default, spinning on). onnxruntime's own log
-    is limited to errors so that notebooks stay quiet.
-
-    Example::
-
-        >>> sess = ort_session("model.onnx", intra_op_threads=1)
-        >>> session_threads(sess)["intra_op_threads"]
-        1
-    """
-    return _model.session(
-        model,
-        intra_op_threads=intra_op_threads,
-        inter_op_threads=inter_op_threads,
-        optimization_level=optimization_level,
-        providers=providers,
-        allow_spinning=allow_spinning,
-    )
+#: Create an onnxruntime session with explicit, recorded thread and optimisation settings (the
+#: course's one session factory, which always limits onnxruntime's log to errors).
+ort_session = _model.session
 
 
 _model_source = _model.source  # old private name, kept for callers

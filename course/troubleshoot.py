@@ -158,12 +158,7 @@ def capture() -> Iterator[Captured]:
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
-        seen: set[str] = set()
-        for w in caught:
-            line = f"{w.category.__name__}: {strip_ansi(str(w.message))}"
-            if line not in seen:
-                seen.add(line)
-                captured.warnings.append(line)
+        captured.warnings.extend(_capture.warning_lines(caught))
         captured.stdout = strip_ansi(py_out.getvalue() + fd_out())
         captured.stderr = strip_ansi(py_err.getvalue() + fd_err())
     finally:
