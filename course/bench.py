@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from course import _model
-from course.palette import OKABE_ITO
+from course.palette import BLACK, OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import onnx
@@ -509,7 +509,7 @@ class Comparison:
                 xerr=[[(res.median - res.ci_low) * 1e3], [(res.ci_high - res.median) * 1e3]],
                 fmt="o",
                 color=colour,
-                ecolor="#000000",
+                ecolor=BLACK,
                 capsize=4,
                 markersize=8,
                 label=f"median, {round(res.confidence * 100)}% CI" if i == 0 else None,

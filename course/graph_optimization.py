@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from course.palette import OKABE_ITO
+from course.palette import BLACK, OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import onnx
@@ -273,7 +273,7 @@ def draw_pipelines(
                     0.6,
                     boxstyle="round,pad=0.02",
                     facecolor=_colour(op),
-                    edgecolor="#000000",
+                    edgecolor=BLACK,
                     linewidth=0.6,
                 )
             )

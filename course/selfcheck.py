@@ -38,6 +38,7 @@ from typing import Any, Literal
 import nbformat
 
 from course import _capture
+from course.palette import GREEN, ORANGE, VERMILLION
 
 __all__ = [
     "CheckReport",
@@ -237,7 +238,7 @@ class CheckReport:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        colour = {"passed": "#009E73", "failing": "#D55E00", "not started": "#666666"}
+        colour = {"passed": GREEN, "failing": VERMILLION, "not started": "#666666"}
         parts = [f"<p><b>{html.escape(self.headline())}</b></p>"]
         if self.problem:
             parts.append(f"<p style='color:#D55E00'>Problem: {html.escape(self.problem)}</p>")
@@ -247,7 +248,7 @@ class CheckReport:
                 "<th>result</th><th>why</th></tr></thead><tbody>"
             )
             for e in self.exercises:
-                c = colour.get(e.status, "#E69F00")
+                c = colour.get(e.status, ORANGE)
                 for i, t in enumerate(e.tests):
                     head = (
                         f"<td rowspan='{len(e.tests)}' style='color:{c}'><b>{e.exercise}</b><br>"

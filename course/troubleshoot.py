@@ -39,6 +39,7 @@ import numpy as np
 import onnx
 
 from course import _capture
+from course.palette import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION, YELLOW
 
 __all__ = [
     "Attempt",
@@ -63,14 +64,14 @@ __all__ = [
 
 #: Okabe-Ito colours (colour-blind safe), used by the figures of this module.
 OKABE_ITO = {
-    "blue": "#0072B2",
-    "orange": "#E69F00",
-    "green": "#009E73",
-    "vermillion": "#D55E00",
-    "purple": "#CC79A7",
-    "sky": "#56B4E9",
-    "yellow": "#F0E442",
-    "black": "#000000",
+    "blue": BLUE,
+    "orange": ORANGE,
+    "green": GREEN,
+    "vermillion": VERMILLION,
+    "purple": PURPLE,
+    "sky": SKY,
+    "yellow": YELLOW,
+    "black": BLACK,
 }
 
 _ANSI = _capture.ANSI

@@ -31,6 +31,7 @@ import onnx
 
 from course import _model
 from course._model import InvalidDimensionWarning
+from course.palette import GREEN, VERMILLION
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -642,7 +643,7 @@ class VerificationReport:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self._columns())
         body = []
         for r in self.rows:
-            colour = "#009E73" if r.passed else "#D55E00"
+            colour = GREEN if r.passed else VERMILLION
             cells = self._cells(r)
             tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells[:-1])
             body.append(
