@@ -167,8 +167,9 @@ def model_config(
 
     Example::
 
-        >>> # print(model_config(model, "digits", max_batch_size=32, dynamic_batching=True))
-        >>> # name: "digits"  platform: "onnxruntime_onnx"  max_batch_size: 32  input {...}
+        >>> text = model_config("mlp.onnx", "digits", max_batch_size=32, dynamic_batching=True)
+        >>> print(text.splitlines()[0])
+        name: "digits"
     """
     from google.protobuf import text_format
 
@@ -254,8 +255,8 @@ def validate_config(
 
     Example::
 
-        >>> # validate_config('name: "digits" platform: "onnxruntime_onnx"', model, name="digits")
-        >>> # []
+        >>> validate_config(model_config("mlp.onnx", "digits"), "mlp.onnx", name="digits")
+        []
     """
     if isinstance(config, str):
         config = parse_config(config)
@@ -378,7 +379,9 @@ def check_config(
 
     Example::
 
-        >>> # check_config(text, model, name="digits").max_batch_size -> 32
+        >>> text = model_config("mlp.onnx", "digits", max_batch_size=32)
+        >>> check_config(text, "mlp.onnx", name="digits").max_batch_size
+        32
     """
     parsed = parse_config(config) if isinstance(config, str) else config
     problems = validate_config(parsed, model, name=name)
@@ -409,7 +412,9 @@ def write_model(
 
     Example::
 
-        >>> # write_model("models", "digits", model, text) -> PosixPath('models/digits/1/model.onnx')
+        >>> text = model_config("mlp.onnx", "digits", max_batch_size=32)
+        >>> write_model("models", "digits", "mlp.onnx", text).as_posix()
+        'models/digits/1/model.onnx'
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
         raise ValueError(f"model name {name!r}: use letters, digits, '_', '-' or '.' only")
@@ -430,12 +435,13 @@ def repository_tree(root: str | Path) -> str:
 
     Example::
 
-        >>> # print(repository_tree("models"))
-        >>> # models/
-        >>> #   digits/
-        >>> #     config.pbtxt (412 B)
-        >>> #     1/
-        >>> #       model.onnx (23.1 kB)
+        >>> path = write_model("models", "digits", "mlp.onnx", model_config("mlp.onnx", "digits"))
+        >>> print(repository_tree("models"))  # doctest: +ELLIPSIS
+        models/
+          digits/
+            1/
+              model.onnx (... B)
+            config.pbtxt (... B)
     """
     root = Path(root)
     if not root.is_dir():
@@ -562,7 +568,9 @@ def tensorrt_providers(options: Mapping[str, str]) -> list[Any]:
 
     Example::
 
-        >>> # sess = ort.InferenceSession(path, providers=tensorrt_providers(options))
+        >>> options = tensorrt_provider_options("mlp.onnx")
+        >>> if tensorrt_available():  # only where onnxruntime has TensorRT
+        ...     providers = tensorrt_providers(options)
     """
     import onnxruntime as ort
 
