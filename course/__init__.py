@@ -7,6 +7,21 @@ offline data, used by every lesson and importable in your own projects::
     conv = course.convert.sklearn_to_onnx(pipeline, X[:5])
     conv.report            # parity against scikit-learn, run by onnxruntime and onnx.reference
 
+Module map:
+
+- reusable core, for any model: ``convert`` (framework -> ONNX with parity), ``verify`` (checker,
+  both runtimes, parity reports), ``inspect`` (summary, graph text and drawing), ``quantize``
+  (int8 dynamic/static, float16, with measured reports), ``bench`` (timing with confidence
+  intervals, sessions), ``data`` (offline data sets and cached training), ``widgets``,
+  ``palette`` (the course's colours), ``serve`` (a KServe v2 HTTP server over onnxruntime);
+- the inside layer the core stands on (private): ``_model`` (one loader for a ModelProto, a path,
+  bytes or a Conversion; input helpers; the session factory) and ``_capture`` (what libraries
+  print, kept off a notebook's stderr);
+- per-lesson labs: ``parity`` (lesson 01), ``anatomy`` and ``opsets`` (02), ``troubleshoot``
+  (03, 05), ``profiling``, ``tradeoffs`` and ``graph_optimization`` (04, 06), ``formats`` (05),
+  ``roofline`` (06), ``loadtest`` and ``triton_config`` (07), ``ecosystem`` (08);
+- learner tools: ``selfcheck`` (``course.check()``) and ``progress`` (start-here's overview).
+
 Submodules (``course.convert``, ``course.bench``, ...) are imported on first use, so
 ``import course`` stays fast and a missing optional framework (TensorFlow, PyTorch) only matters
 when its converter is called. ``course.check()`` checks your answers in a lesson notebook.

@@ -16,16 +16,18 @@ from typing import Any
 import onnx
 from onnx import helper
 
+from course.palette import BLUE, GREEN, ORANGE, PURPLE, SKY
+
 __all__ = ["WireField", "structure_figure", "wire_fields"]
 
 _WIRE_TYPES = {0: "varint", 1: "64-bit", 2: "length-delimited", 5: "32-bit"}
 # Okabe-Ito, colour-blind safe
 _COLOURS = {
-    "ModelProto": "#0072B2",
-    "GraphProto": "#009E73",
-    "NodeProto": "#E69F00",
-    "TensorProto": "#CC79A7",
-    "ValueInfoProto": "#56B4E9",
+    "ModelProto": BLUE,
+    "GraphProto": GREEN,
+    "NodeProto": ORANGE,
+    "TensorProto": PURPLE,
+    "ValueInfoProto": SKY,
 }
 
 

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from course.palette import OKABE_ITO
+from course import _model
+from course.palette import BLACK, OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import onnx
@@ -61,13 +62,7 @@ __all__ = [
 ]
 
 
-_OPT_LEVELS = {
-    "disable": "ORT_DISABLE_ALL",
-    "basic": "ORT_ENABLE_BASIC",
-    "extended": "ORT_ENABLE_EXTENDED",
-    "layout": "ORT_ENABLE_LAYOUT",
-    "all": "ORT_ENABLE_ALL",
-}
+_OPT_LEVELS = _model.OPT_LEVELS
 _CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd")
 _VERSIONED = ("numpy", "onnx", "onnxruntime", "torch", "tensorflow", "scikit-learn")
 
@@ -147,86 +142,12 @@ def machine_info() -> dict[str, Any]:
 # --------------------------------------------------------------------------- sessions
 
 
-def ort_session(
-    model: str | Path | bytes | onnx.ModelProto,
-    *,
-    intra_op_threads: int | None = None,
-    inter_op_threads: int | None = None,
-    optimization_level: str = "all",
-    providers: Sequence[str] | None = None,
-    allow_spinning: bool | None = None,
-) -> onnxruntime.InferenceSession:
-    """Create an onnxruntime session with explicit, recorded thread and optimisation settings.
-
-    ``model`` is a path, serialized bytes or a ``ModelProto``. ``intra_op_threads`` /
-    ``inter_op_threads`` of ``None`` keep onnxruntime's default (one thread per physical core).
-    ``optimization_level`` is one of ``"disable"``, ``"basic"``, ``"extended"``, ``"layout"``,
-    ``"all"``. ``providers`` defaults to ``["CPUExecutionProvider"]``. ``allow_spinning=False``
-    stops the intra-op threads from busy-waiting between runs (lower latency is traded for CPU
-    left to other work; ``None`` keeps onnxruntime's default, spinning on). onnxruntime's own log
-    is limited to errors so that notebooks stay quiet.
-
-    Example::
-
-        >>> sess = ort_session("model.onnx", intra_op_threads=1)          # doctest: +SKIP
-        >>> session_threads(sess)["intra_op_threads"]                      # doctest: +SKIP
-        1
-    """
-    import onnxruntime as ort
-
-    if optimization_level not in _OPT_LEVELS:
-        raise ValueError(
-            f"optimization_level must be one of {sorted(_OPT_LEVELS)}, got {optimization_level!r}"
-        )
-    for label, value in (
-        ("intra_op_threads", intra_op_threads),
-        ("inter_op_threads", inter_op_threads),
-    ):
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 1
-        ):
-            raise ValueError(
-                f"{label} must be a positive int or None (onnxruntime's default), got {value!r}"
-            )
-    providers = list(providers) if providers is not None else ["CPUExecutionProvider"]
-    available = ort.get_available_providers()
-    missing = [p for p in providers if p not in available]
-    if missing:
-        raise ValueError(
-            f"execution provider(s) {missing} are not available in this onnxruntime build; "
-            f"available: {available}. Install the matching onnxruntime package "
-            "(e.g. onnxruntime-gpu for CUDAExecutionProvider) or use CPUExecutionProvider."
-        )
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.graph_optimization_level = getattr(
-        ort.GraphOptimizationLevel, _OPT_LEVELS[optimization_level]
-    )
-    if intra_op_threads is not None:
-        so.intra_op_num_threads = intra_op_threads
-    if inter_op_threads is not None:
-        so.inter_op_num_threads = inter_op_threads
-    if allow_spinning is not None:
-        so.add_session_config_entry(
-            "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
-        )
-    source = _model_source(model)
-    return ort.InferenceSession(source, sess_options=so, providers=providers)
+#: Create an onnxruntime session with explicit, recorded thread and optimisation settings (the
+#: course's one session factory, which always limits onnxruntime's log to errors).
+ort_session = _model.session
 
 
-def _model_source(model: Any) -> str | bytes:
-    if isinstance(model, bytes):
-        return model
-    if isinstance(model, (str, Path)):
-        path = Path(model)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"no ONNX model at {path}: check the path (cwd is {Path.cwd()})"
-            )
-        return str(path)
-    if hasattr(model, "SerializeToString"):
-        return model.SerializeToString()
-    raise TypeError(f"model must be a path, bytes or onnx.ModelProto, got {type(model).__name__}")
+_model_source = _model.source  # old private name, kept for callers
 
 
 def session_threads(session: onnxruntime.InferenceSession) -> dict[str, Any]:
@@ -234,7 +155,7 @@ def session_threads(session: onnxruntime.InferenceSession) -> dict[str, Any]:
 
     Example::
 
-        >>> session_threads(ort_session("model.onnx"))                     # doctest: +SKIP
+        >>> session_threads(ort_session("model.onnx"))                   # doctest: +ELLIPSIS
         {'intra_op_threads': 0, 'inter_op_threads': 0, 'allow_spinning': 'default', ...}
     """
     so = session.get_session_options()
@@ -278,8 +199,9 @@ def session_runner(
 
     Example::
 
-        >>> run = session_runner(ort_session("model.onnx"), x)              # doctest: +SKIP
-        >>> benchmark(run).median                                            # doctest: +SKIP
+        >>> run = session_runner(ort_session("model.onnx"), X_test[:4])
+        >>> benchmark(run, repeat=5).median > 0
+        True
     """
     names = [i.name for i in session.get_inputs()]
     if isinstance(inputs, np.ndarray):
@@ -587,7 +509,7 @@ class Comparison:
                 xerr=[[(res.median - res.ci_low) * 1e3], [(res.ci_high - res.median) * 1e3]],
                 fmt="o",
                 color=colour,
-                ecolor="#000000",
+                ecolor=BLACK,
                 capsize=4,
                 markersize=8,
                 label=f"median, {round(res.confidence * 100)}% CI" if i == 0 else None,
@@ -784,9 +706,7 @@ def comparison_from_samples(
 # --------------------------------------------------------------------------- batch size
 
 
-def _tile_batch(sample: np.ndarray, batch: int) -> np.ndarray:
-    reps = -(-batch // len(sample))
-    return np.ascontiguousarray(np.concatenate([sample] * reps, axis=0)[:batch])
+_tile_batch = _model.tile_batch  # old private name, kept for callers
 
 
 def latency_by_batch(
@@ -806,9 +726,9 @@ def latency_by_batch(
 
     Example::
 
-        >>> frame = latency_by_batch("mlp.onnx", X_test[:8], (1, 16))     # doctest: +SKIP
-        >>> frame.loc[16, "per_item_us"] < frame.loc[1, "per_item_us"]      # doctest: +SKIP
-        True
+        >>> frame = latency_by_batch("mlp.onnx", X_test[:8], (1, 16), repeat=5)
+        >>> list(frame.index)
+        [1, 16]
     """
     import pandas as pd
 
@@ -859,7 +779,7 @@ def plot_latency_by_batch(frame: pd.DataFrame, *, title: str | None = None) -> F
 
     Example::
 
-        >>> fig = plot_latency_by_batch(latency_by_batch("mlp.onnx", x))    # doctest: +SKIP
+        >>> fig = plot_latency_by_batch(latency_by_batch("mlp.onnx", X_test, (1, 4), repeat=3))
     """
     needed = {"median_ms", "ci_low_ms", "ci_high_ms", "throughput_per_s"}
     if not needed <= set(frame.columns):

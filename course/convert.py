@@ -25,7 +25,6 @@ from __future__ import annotations
 import html
 import io
 import logging
-import re
 import tempfile
 import time
 import warnings
@@ -39,7 +38,12 @@ import numpy as np
 import onnx
 
 from course import verify as _verify
-from course.data import _TF_IMPORT_NOISE, _filtered_stderr_fd, import_tensorflow
+from course._capture import TF_IMPORT_NOISE as _TF_IMPORT_NOISE
+from course._capture import LogListHandler as _ListHandler
+from course._capture import filtered_stderr_fd as _filtered_stderr_fd
+from course._capture import strip_ansi as _strip_ansi
+from course._capture import warning_lines
+from course.data import import_tensorflow
 
 __all__ = [
     "Conversion",
@@ -171,19 +175,6 @@ def _describe_value(value: onnx.ValueInfoProto) -> str:
 # capture and hints
 
 
-class _ListHandler(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a malformed record must not break a conversion
-            message = str(record.msg)
-        self.lines.append(f"{record.levelname} {record.name}: {message}")
-
-
 @dataclass
 class _Captured:
     warnings: list[str] = field(default_factory=list)
@@ -219,12 +210,7 @@ def _capture() -> Iterator[_Captured]:
             try:
                 yield captured
             finally:
-                seen: set[str] = set()
-                for w in caught:
-                    text = f"{w.category.__name__}: {w.message}"
-                    if text not in seen:
-                        seen.add(text)
-                        captured.warnings.append(text)
+                captured.warnings.extend(warning_lines(caught))
     finally:
         for logger, handlers, propagate in saved:
             logger.handlers = handlers
@@ -348,8 +334,25 @@ def _fail(what: str, exc: BaseException, log: Sequence[str] = ()) -> ConversionE
     return ConversionError(f"{what}: {type(exc).__name__}: {summary}", _hint(exc), log)
 
 
-def _strip_ansi(text: str) -> str:
-    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+def _new_conversion(
+    proto: onnx.ModelProto,
+    path: str | Path | None,
+    route: str,
+    seconds: float,
+    framework: str,
+    captured: _Captured,
+) -> Conversion:
+    """A Conversion of ``proto`` (saved to ``path`` when given), not yet verified."""
+    return Conversion(
+        model=proto,
+        path=_save(proto, path),
+        route=route,
+        report=None,
+        seconds=seconds,
+        framework=framework,
+        warnings=captured.warnings,
+        log=captured.log,
+    )
 
 
 def _save(model: onnx.ModelProto, path: str | Path | None) -> Path | None:
@@ -601,16 +604,7 @@ def torch_to_onnx(
                     "export again",
                     captured.log,
                 )
-    conv = Conversion(
-        model=proto,
-        path=_save(proto, path),
-        route=route,
-        report=None,
-        seconds=seconds,
-        framework="torch",
-        warnings=captured.warnings,
-        log=captured.log,
-    )
+    conv = _new_conversion(proto, path, route, seconds, "torch", captured)
     if verify:
         start = time.perf_counter()
         feeds = [a.numpy() for a in args]
@@ -782,16 +776,7 @@ def keras_to_onnx(
     if error is not None:
         raise _fail(f"tf2onnx ({route} route) failed", error, captured.log) from error
     seconds = time.perf_counter() - start
-    conv = Conversion(
-        model=proto,
-        path=_save(proto, path),
-        route=text,
-        report=None,
-        seconds=seconds,
-        framework="keras",
-        warnings=captured.warnings,
-        log=captured.log,
-    )
+    conv = _new_conversion(proto, path, text, seconds, "keras", captured)
     if verify:
         start = time.perf_counter()
         cases = [("example", arrays, expected)]
@@ -922,20 +907,18 @@ def sklearn_to_onnx(
         raise _fail("skl2onnx failed", error, captured.log) from error
     seconds = time.perf_counter() - start
     opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in proto.opset_import)
-    conv = Conversion(
-        model=proto,
-        path=_save(proto, path),
-        route=(
+    conv = _new_conversion(
+        proto,
+        path,
+        (
             f"skl2onnx.to_onnx, float32 input, zipmap={bool(zipmap)}"
             if options
             else "skl2onnx.to_onnx, float32 input"
         )
         + f", opsets {opsets}",
-        report=None,
-        seconds=seconds,
-        framework="sklearn",
-        warnings=captured.warnings,
-        log=captured.log,
+        seconds,
+        "sklearn",
+        captured,
     )
     if verify:
         runtimes: Sequence[str] = _verify.RUNTIMES

@@ -23,14 +23,15 @@ import os
 import pickle
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from course import _capture
 
 __all__ = [
     "Split",
@@ -514,46 +515,10 @@ def train_torch_cnn(
 # --------------------------------------------------------------------------------------------
 # TensorFlow / Keras
 
-# Lines TensorFlow's C++ runtime writes to stderr while it loads, before it reads
-# TF_CPP_MIN_LOG_LEVEL (absl logging is not initialised yet). They are informational only.
-_TF_IMPORT_NOISE = (
-    "All log messages before absl::InitializeLog() is called",
-    "oneDNN custom operations are on",
-    "Could not find cuda drivers on your machine",
-    "This TensorFlow binary is optimized to use available CPU instructions",
-    "To enable the following instructions:",
-    "cpu_feature_guard.cc",
-    "Unable to register cuDNN factory",
-    "Unable to register cuFFT factory",
-    "Unable to register cuBLAS factory",
-    "computation placer already registered",
-    "TF-TRT Warning",
-)
-
-
-@contextmanager
-def _filtered_stderr_fd(noise: tuple[str, ...]) -> Iterator[None]:
-    """Capture what C/C++ code writes to file descriptor 2; re-emit every line not in ``noise``."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # pragma: no cover - no real stderr (embedded interpreter)
-        yield
-        return
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            text = tmp.read().decode(errors="replace")
-            kept = [
-                ln for ln in text.splitlines() if ln.strip() and not any(n in ln for n in noise)
-            ]
-            if kept:
-                sys.stderr.write("\n".join(kept) + "\n")
+# what TensorFlow's C++ runtime writes while it loads, and how it is kept off stderr: one owner,
+# course._capture (the old private names stay for callers)
+_TF_IMPORT_NOISE = _capture.TF_IMPORT_NOISE
+_filtered_stderr_fd = _capture.filtered_stderr_fd
 
 
 def import_tensorflow() -> Any:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from course.palette import OKABE_ITO
+from course.palette import BLACK, OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import onnx
@@ -87,15 +87,9 @@ def available_levels() -> list[str]:
 
 
 def _model_source(model: Any) -> str | bytes:
-    if isinstance(model, bytes):
-        return model
-    if isinstance(model, (str, os.PathLike)):
-        if not Path(model).is_file():
-            raise FileNotFoundError(f"no ONNX model at {model}: check the path")
-        return str(model)
-    if hasattr(model, "SerializeToString"):
-        return model.SerializeToString()
-    raise TypeError(f"model must be a path, bytes or onnx.ModelProto, got {type(model).__name__}")
+    from course import _model
+
+    return _model.source(model)
 
 
 def optimize(
@@ -113,9 +107,9 @@ def optimize(
 
     Example::
 
-        >>> opt = optimize("mlp.onnx", "extended", "mlp.extended.onnx")   # doctest: +SKIP
-        >>> [n.op_type for n in opt.graph.node]                            # doctest: +SKIP
-        ['FusedGemm', 'FusedGemm', 'Gemm']
+        >>> opt = optimize("mlp.onnx", "extended", "mlp.extended.onnx")
+        >>> len(opt.graph.node) <= 4
+        True
     """
     import onnx
     import onnxruntime as ort
@@ -146,9 +140,9 @@ def optimize_at_levels(
 
     Example::
 
-        >>> models = optimize_at_levels("cnn.onnx", "optimized")   # doctest: +SKIP
-        >>> list(models)                                          # doctest: +SKIP
-        ['disable', 'basic', 'extended', 'layout', 'all']
+        >>> models = optimize_at_levels("cnn.onnx", "optimized")
+        >>> list(models)[0]
+        'disable'
     """
     levels = list(levels) if levels is not None else available_levels()
     if not levels:
@@ -169,8 +163,8 @@ def operator_counts(model: onnx.ModelProto | str | os.PathLike[str]) -> dict[str
 
     Example::
 
-        >>> operator_counts(optimize("mlp.onnx", "extended"))          # doctest: +SKIP
-        {'com.microsoft.FusedGemm': 2, 'Gemm': 1}
+        >>> operator_counts("mlp.onnx")
+        {'MatMul': 2, 'Add': 1, 'Relu': 1}
     """
     model = _load(model)
     counts = Counter(_qualified(n) for n in model.graph.node)
@@ -178,15 +172,9 @@ def operator_counts(model: onnx.ModelProto | str | os.PathLike[str]) -> dict[str
 
 
 def _load(model: Any) -> onnx.ModelProto:
-    import onnx
+    from course import _model
 
-    if isinstance(model, (str, os.PathLike)):
-        if not Path(model).is_file():
-            raise FileNotFoundError(f"no ONNX model at {model}: check the path")
-        return onnx.load(str(model))
-    if not hasattr(model, "graph"):
-        raise TypeError(f"expected an onnx.ModelProto or a path, got {type(model).__name__}")
-    return model
+    return _model.load(model)
 
 
 def counts_table(models: Mapping[str, onnx.ModelProto]) -> pd.DataFrame:
@@ -194,7 +182,9 @@ def counts_table(models: Mapping[str, onnx.ModelProto]) -> pd.DataFrame:
 
     Example::
 
-        >>> counts_table({"before": m, "after": optimize(m, "all")})    # doctest: +SKIP
+        >>> m = onnx.load("mlp.onnx")
+        >>> counts_table({"before": m, "after": optimize(m, "all")}).shape[1]
+        2
     """
     import pandas as pd
 
@@ -219,8 +209,9 @@ def fusion_summary(before: onnx.ModelProto, after: onnx.ModelProto) -> dict[str,
 
     Example::
 
-        >>> fusion_summary(m, optimize(m, "extended"))["added"]          # doctest: +SKIP
-        {'com.microsoft.FusedGemm': 2}
+        >>> m = onnx.load("mlp.onnx")
+        >>> sorted(fusion_summary(m, optimize(m, "extended")))
+        ['added', 'nodes_after', 'nodes_before', 'removed']
     """
     b, a = Counter(operator_counts(before)), Counter(operator_counts(after))
     return {
@@ -258,7 +249,7 @@ def draw_pipelines(
 
     Example::
 
-        >>> fig = draw_pipelines(optimize_at_levels("cnn.onnx", "opt"))   # doctest: +SKIP
+        >>> fig = draw_pipelines(optimize_at_levels("cnn.onnx", "opt"))
     """
     from matplotlib.patches import FancyBboxPatch, Patch
 
@@ -282,7 +273,7 @@ def draw_pipelines(
                     0.6,
                     boxstyle="round,pad=0.02",
                     facecolor=_colour(op),
-                    edgecolor="#000000",
+                    edgecolor=BLACK,
                     linewidth=0.6,
                 )
             )

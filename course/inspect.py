@@ -20,7 +20,6 @@ import html
 import io
 import os
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,11 @@ from typing import Any
 import numpy as np
 import onnx
 
-from course.verify import _dims, _graph_inputs, load_model
+from course import _model
+from course._model import dims as _dims
+from course._model import graph_inputs as _graph_inputs
+from course.palette import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION, YELLOW
+from course.verify import load_model
 
 __all__ = [
     "GraphDiagram",
@@ -43,13 +46,13 @@ __all__ = [
 
 # Okabe-Ito, by operator family
 _PALETTE = {
-    "input / output": "#E69F00",
-    "matrix / convolution": "#0072B2",
-    "activation": "#009E73",
-    "elementwise": "#F0E442",
-    "shape / indexing": "#56B4E9",
-    "pooling / normalisation": "#CC79A7",
-    "ai.onnx.ml": "#D55E00",
+    "input / output": ORANGE,
+    "matrix / convolution": BLUE,
+    "activation": GREEN,
+    "elementwise": YELLOW,
+    "shape / indexing": SKY,
+    "pooling / normalisation": PURPLE,
+    "ai.onnx.ml": VERMILLION,
     "other": "#BBBBBB",
 }
 # fmt: off
@@ -94,16 +97,7 @@ def _family(node: onnx.NodeProto) -> str:
 # counting
 
 
-def _all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    """The graph and, recursively, the bodies of If/Loop/Scan nodes."""
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _all_graphs(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for g in attr.graphs:
-                    yield from _all_graphs(g)
+_all_graphs = _model.all_graphs
 
 
 def operator_histogram(model: Any) -> dict[str, int]:
@@ -572,13 +566,13 @@ def draw_graph(
                 box_h,
                 boxstyle="round,pad=0.02,rounding_size=0.12",
                 facecolor=b.colour,
-                edgecolor="#000000",
+                edgecolor=BLACK,
                 linewidth=0.8,
                 zorder=2,
             )
         )
         dark = b.colour == _PALETTE["matrix / convolution"]
-        colour = "#FFFFFF" if dark else "#000000"
+        colour = "#FFFFFF" if dark else BLACK
         label = b.label if len(b.label) <= 22 else b.label[:20] + "…"
         ax.text(
             cx,
@@ -628,7 +622,7 @@ def draw_graph(
                     fontsize=6,
                     ha="center",
                     va="center",
-                    color="#000000",
+                    color=BLACK,
                     zorder=4,
                     bbox={"boxstyle": "round,pad=0.1", "fc": "#FFFFFF", "ec": "none"},
                 )
@@ -653,9 +647,7 @@ def draw_graph(
         fontsize=10,
     )
     handles = [
-        Patch(facecolor=c, edgecolor="#000000", label=name)
-        for name, c in _PALETTE.items()
-        if c in used
+        Patch(facecolor=c, edgecolor=BLACK, label=name) for name, c in _PALETTE.items() if c in used
     ]
     ax.legend(
         handles=handles,

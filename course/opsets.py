@@ -23,6 +23,8 @@ import onnx
 import onnx.defs
 from onnx import TensorProto, helper, numpy_helper
 
+from course.palette import BLACK, GREEN, ORANGE, PURPLE, VERMILLION
+
 __all__ = [
     "OperatorNotAvailableError",
     "ProbeResult",
@@ -596,12 +598,12 @@ def probe_ir_versions(versions: Iterable[int] | None = None, opset: int = 7) -> 
 
 
 _OUTCOME_COLOURS = {  # Okabe-Ito
-    "accepted": "#009E73",
-    "no kernel at this opset": "#E69F00",
-    "opset too new": "#D55E00",
-    "IR version too new": "#D55E00",
-    "IR version rejected": "#CC79A7",
-    "rejected": "#000000",
+    "accepted": GREEN,
+    "no kernel at this opset": ORANGE,
+    "opset too new": VERMILLION,
+    "IR version too new": VERMILLION,
+    "IR version rejected": PURPLE,
+    "rejected": BLACK,
 }
 
 
@@ -622,7 +624,7 @@ def probe_figure(*probes: ProbeResult, title: str | None = None):
     highest = 1
     for row, probe in enumerate(probes):
         for version, outcome in probe.outcomes.items():
-            colour = _OUTCOME_COLOURS.get(outcome, "#000000")
+            colour = _OUTCOME_COLOURS.get(outcome, BLACK)
             seen.setdefault(outcome, colour)
             highest = max(highest, version)
             ax.add_patch(Rectangle((version - 0.45, row - 0.35), 0.9, 0.7, facecolor=colour, lw=0))

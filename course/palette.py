@@ -9,7 +9,17 @@ Example::
 
 from __future__ import annotations
 
-__all__ = ["OKABE_ITO"]
+__all__ = [
+    "BLACK",
+    "BLUE",
+    "GREEN",
+    "OKABE_ITO",
+    "ORANGE",
+    "PURPLE",
+    "SKY",
+    "VERMILLION",
+    "YELLOW",
+]
 
 #: The Okabe-Ito palette: distinguishable with the common forms of colour blindness
 #: (blue, orange, bluish green, vermillion, reddish purple, sky blue, yellow, black).
@@ -23,3 +33,7 @@ OKABE_ITO: tuple[str, ...] = (
     "#F0E442",
     "#000000",
 )
+
+#: The same colours by name, for code that means one colour (a pass is green, a failure
+#: vermillion): use these rather than hex copies.
+BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, YELLOW, BLACK = OKABE_ITO

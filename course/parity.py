@@ -60,21 +60,21 @@ def _session(model: Any) -> Any:
 
     if isinstance(model, ort.InferenceSession):
         return model
-    if isinstance(model, (str, os.PathLike)):
-        if not os.path.exists(model):
-            raise FileNotFoundError(
-                f"no ONNX model at {os.fspath(model)!r}: pass an existing .onnx path, a "
-                "ModelProto or an onnxruntime.InferenceSession"
-            )
-        return ort.InferenceSession(os.fspath(model), providers=["CPUExecutionProvider"])
-    if isinstance(model, (bytes, bytearray)):
-        return ort.InferenceSession(bytes(model), providers=["CPUExecutionProvider"])
-    if hasattr(model, "SerializeToString"):
-        return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    raise TypeError(
-        "onnx_model must be an onnxruntime.InferenceSession, an onnx.ModelProto, serialized "
-        f"bytes or a path to a .onnx file, got {type(model).__name__}"
-    )
+    if isinstance(model, (str, os.PathLike)) and not os.path.exists(model):
+        raise FileNotFoundError(
+            f"no ONNX model at {os.fspath(model)!r}: pass an existing .onnx path, a "
+            "ModelProto or an onnxruntime.InferenceSession"
+        )
+    from course import _model
+
+    try:
+        source = _model.source(model)
+    except TypeError:
+        raise TypeError(
+            "onnx_model must be an onnxruntime.InferenceSession, an onnx.ModelProto, serialized "
+            f"bytes, a Conversion or a path to a .onnx file, got {type(model).__name__}"
+        ) from None
+    return _model.session(source)
 
 
 def onnx_predictor(

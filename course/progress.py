@@ -25,6 +25,7 @@ from typing import Any
 import nbformat
 
 from course import selfcheck
+from course.palette import GREEN, ORANGE, VERMILLION
 
 __all__ = [
     "Lesson",
@@ -38,8 +39,8 @@ __all__ = [
 ]
 
 _LESSON_ID = re.compile(r"^\d\d-[a-z0-9-]+$")
-_COLOURS = {"passed": "#009E73", "failing": "#D55E00", "not started": "#BBBBBB"}
-_COLOURS["not run"] = "#E69F00"
+_COLOURS = {"passed": GREEN, "failing": VERMILLION, "not started": "#BBBBBB"}
+_COLOURS["not run"] = ORANGE
 
 
 @dataclass

@@ -24,14 +24,14 @@ overflow (:class:`Float16OverflowError`: values beyond 65504 become inf/NaN).
 
 from __future__ import annotations
 
+import contextlib
 import io
-import logging
 import re
 import tempfile
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, redirect_stdout
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +40,7 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader
 
-from course import bench
+from course import _capture, _model, bench
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import pandas as pd
@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
 __all__ = [
     "FLOAT16_MAX",
     "CalibrationReader",
+    "FeedsReader",
     "Float16OverflowError",
     "QuantizationError",
     "QuantizationReport",
@@ -136,6 +137,54 @@ class CalibrationReader(CalibrationDataReader):
 
     def __len__(self) -> int:
         return -(-len(self.array) // self.batch_size)
+
+
+def _really(obj: Any, cls: type) -> bool:
+    """isinstance without CalibrationDataReader's subclass hook, which makes every object with a
+    ``get_next`` method an instance of every reader class."""
+    return cls in type(obj).__mro__
+
+
+class FeedsReader(CalibrationDataReader):
+    """Feeds whole input dicts ``{input name: array}`` to the calibrator, one per batch: the
+    calibration route for models with several inputs (audio with a recurrent state, ...).
+
+    Example::
+
+        >>> import numpy as np
+        >>> reader = FeedsReader([{"x": np.zeros((1, 4)), "h": np.ones((1, 2))}] * 3)
+        >>> len(reader), sorted(reader.get_next())
+        (3, ['h', 'x'])
+    """
+
+    def __init__(self, feeds: Sequence[Mapping[str, np.ndarray]]):
+        if isinstance(feeds, Mapping):
+            feeds = [feeds]
+        feeds = list(feeds)
+        if not feeds or not all(isinstance(f, Mapping) and f for f in feeds):
+            raise ValueError(
+                "calibration feeds must be a non-empty list of dicts {input name: array}"
+            )
+        self.feeds = [
+            {
+                k: (a.astype(np.float32) if a.dtype == np.float64 else a)
+                for k, a in ((k, np.asarray(v)) for k, v in f.items())
+            }
+            for f in feeds
+        ]
+        self._next = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._next >= len(self.feeds):
+            return None
+        self._next += 1
+        return self.feeds[self._next - 1]
+
+    def rewind(self) -> None:
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self.feeds)
 
 
 # --------------------------------------------------------------------------- report
@@ -251,7 +300,10 @@ class QuantizationReport:
         parts = [
             f"{self.method}: {self.size_before / 1024:.1f} KB -> {self.size_after / 1024:.1f} KB"
         ]
-        parts.append(f"({self.size_ratio:.2f}x smaller)")
+        if self.size_after <= self.size_before:
+            parts.append(f"({self.size_ratio:.2f}x smaller)")
+        else:
+            parts.append(f"(GREW to {self.size_after / self.size_before:.2f}x its size)")
         if self.accuracy_before is not None:
             parts.append(f"accuracy {self.accuracy_before:.3f} -> {self.accuracy_after:.3f}")
         if self.latency:
@@ -270,23 +322,14 @@ class QuantizationReport:
 # --------------------------------------------------------------------------- helpers
 
 
-def _load(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
-    if isinstance(model, onnx.ModelProto):
-        return model
-    if isinstance(model, (str, Path)):
-        path = Path(model)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"no ONNX model at {path}: check the path (cwd is {Path.cwd()})"
-            )
-        return onnx.load(path)
-    raise TypeError(f"model must be a path or an onnx.ModelProto, got {type(model).__name__}")
+def _load(model: Any) -> onnx.ModelProto:
+    return _model.load(model)
 
 
 def _out_path(out_path: str | Path) -> Path:
     if not isinstance(out_path, (str, Path)):
         raise TypeError(f"out_path must be a file path, got {type(out_path).__name__}")
-    path = Path(out_path)
+    path = Path(out_path).resolve()  # absolute: the tools run inside a temporary folder
     if path.is_dir():
         raise ValueError(
             f"out_path {path} is a directory: give a file name such as model.int8.onnx"
@@ -316,26 +359,28 @@ def _check_eval_set(eval_set: Any, model: onnx.ModelProto) -> EvalSet | None:
     return X, y
 
 
-def _real_inputs(model: onnx.ModelProto) -> list[str]:
-    inits = {i.name for i in model.graph.initializer}
-    return [i.name for i in model.graph.input if i.name not in inits]
+_real_inputs = _model.input_names
 
 
 def _fixed_batch(model: onnx.ModelProto) -> int | None:
-    inp = next(i for i in model.graph.input if i.name == _real_inputs(model)[0])
-    dims = inp.type.tensor_type.shape.dim
-    if dims and dims[0].HasField("dim_value"):
-        return dims[0].dim_value
-    return None
+    dims = _model.dims(_model.graph_inputs(model)[0]) or []
+    return dims[0] if dims and isinstance(dims[0], int) else None
 
 
-def _feed(session: Any, X: np.ndarray) -> dict[str, np.ndarray]:
-    inp = session.get_inputs()[0]
-    if inp.type == "tensor(float16)":
-        X = X.astype(np.float16)
-    elif inp.type == "tensor(float)":
-        X = X.astype(np.float32, copy=False)
-    return {inp.name: X}
+def _cast_for(session_input: Any, X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X)
+    if session_input.type == "tensor(float16)":
+        return X.astype(np.float16)
+    if session_input.type == "tensor(float)":
+        return X.astype(np.float32, copy=False)
+    return X
+
+
+def _feed(session: Any, X: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    inputs = session.get_inputs()
+    if isinstance(X, Mapping):
+        return {i.name: _cast_for(i, X[i.name]) for i in inputs if i.name in X}
+    return {inputs[0].name: _cast_for(inputs[0], X)}
 
 
 def _predict(session: Any, X: np.ndarray, batch: int | None) -> np.ndarray:
@@ -366,8 +411,10 @@ def _latency_input(model: onnx.ModelProto, eval_set: EvalSet | None, extra: Any,
     source = eval_set[0] if eval_set is not None else extra
     if source is None:
         return None
+    if isinstance(source, Mapping):  # a whole feed of a multi-input model: timed as given
+        return dict(source)
     source = np.asarray(source)
-    return bench._tile_batch(
+    return _model.tile_batch(
         source.astype(np.float32) if source.dtype == np.float64 else source, batch
     )
 
@@ -427,16 +474,69 @@ def explain_session_error(
 
 def _open(path: Path | bytes, providers: Sequence[str] | None, threads: int | None) -> Any:
     try:
-        return bench.ort_session(path, providers=providers, intra_op_threads=threads)
+        return _model.session(path, providers=providers, intra_op_threads=threads)
     except ValueError:
         raise
     except Exception as exc:
-        model = onnx.load(path) if isinstance(path, Path) else onnx.load_from_string(path)
-        raise explain_session_error(exc, model) from exc
+        raise explain_session_error(exc, _model.load(path)) from exc
 
 
 def _op_histogram(model: onnx.ModelProto) -> dict[str, int]:
-    return dict(sorted(Counter(n.op_type for n in model.graph.node).items()))
+    return dict(
+        sorted(Counter(n.op_type for g in _model.all_graphs(model.graph) for n in g.node).items())
+    )
+
+
+#: operators onnxruntime's int8 tools can quantize (weights or activations), and what they become
+_QUANTIZABLE = ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "Attention", "Gather")
+_DYNAMIC_RESULTS = ("MatMulInteger", "ConvInteger", "DynamicQuantizeLSTM", "DynamicQuantizeMatMul")
+
+
+def _coverage(before: onnx.ModelProto, after: onnx.ModelProto, method: str) -> list[str]:
+    """Notes: which quantizable operators were quantized, which stayed float, what to try."""
+    ops_before = _op_histogram(before)
+    candidates = {k: v for k, v in ops_before.items() if k in _QUANTIZABLE and k != "Gather"}
+    if not candidates:
+        return [
+            "the model has no MatMul/Gemm/Conv/LSTM/GRU/Attention node, the operators int8 "
+            f"quantization rewrites (it has {', '.join(list(ops_before)[:8])}): int8 cannot make "
+            "it smaller or faster; to_float16 halves its float weights."
+        ]
+    stayed: Counter[str] = Counter()
+    done: Counter[str] = Counter()
+    for graph in _model.all_graphs(after.graph):
+        made = {o: n.op_type for n in graph.node for o in n.output}
+        for node in graph.node:
+            if node.op_type in _DYNAMIC_RESULTS or node.op_type.startswith("QLinear"):
+                done[node.op_type] += 1
+            elif node.op_type in candidates:
+                if any(made.get(i) == "DequantizeLinear" for i in node.input[:2]):
+                    done[node.op_type] += 1
+                else:
+                    stayed[node.op_type] += 1
+    notes = [
+        "quantized: "
+        + (", ".join(f"{v} {k}" for k, v in sorted(done.items())) or "nothing")
+        + "; still float: "
+        + (", ".join(f"{v} {k}" for k, v in sorted(stayed.items())) or "nothing")
+        + f" (before: {', '.join(f'{v} {k}' for k, v in sorted(candidates.items()))})."
+    ]
+    if method == "dynamic int8" and stayed.get("Conv", 0) + stayed.get("ConvTranspose", 0):
+        notes.append(
+            "dynamic int8 leaves most convolutions in float32 here: for a Conv-heavy graph use "
+            "quantize_static_int8 (QDQ, calibrated), which quantizes Conv weights and activations."
+        )
+    return notes
+
+
+def _size_note(size_before: int, size_after: int) -> list[str]:
+    if size_after <= size_before:
+        return []
+    return [
+        f"the file GREW from {size_before / 1024:.1f} KB to {size_after / 1024:.1f} KB "
+        f"({size_after / size_before:.2f}x its size): the (de)quantization nodes and scales cost "
+        "more than the int8 weights saved. See which operators were quantized above."
+    ]
 
 
 def _report(
@@ -454,7 +554,7 @@ def _report(
     after_session: Any = None,
 ) -> QuantizationReport:
     before_bytes = before.SerializeToString()
-    after_model = onnx.load(out_path)
+    after_model = onnx.load(out_path, load_external_data=False)
     sess_before = _open(before_bytes, providers, intra_op_threads)
     sess_after = after_session or _open(out_path, providers, intra_op_threads)
     rep = QuantizationReport(
@@ -466,6 +566,9 @@ def _report(
         ops_after=_op_histogram(after_model),
         notes=notes,
     )
+    if method != "float16":
+        rep.notes.extend(_coverage(before, after_model, method))
+    rep.notes.extend(_size_note(rep.size_before, rep.size_after))
     if eval_set is not None:
         X, y = eval_set
         batch = _fixed_batch(before)
@@ -512,32 +615,28 @@ def _report(
     return rep
 
 
-class _ListHandler(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage().strip().splitlines()
-        if text and text[0] not in self.messages:
-            self.messages.append(text[0])
-
-
-@contextmanager
-def _captured_logs() -> Iterator[list[str]]:
-    """Collect onnxruntime.quantization's log warnings (it logs to the root logger) as notes,
-    instead of letting them reach stderr, where they would cost a notebook test cell its points."""
-    handler = _ListHandler()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield handler.messages
-    finally:
-        root.removeHandler(handler)
+@contextlib.contextmanager
+def _quiet_in(folder: Path) -> Iterator[list[str]]:
+    """Run onnxruntime's quantization tools inside ``folder`` (they write temporary files such
+    as ``sym_shape_infer_temp.onnx`` and ``<uuid>.data`` to the current folder), with their log
+    records, stdout and C++ warnings kept as notes instead of reaching a notebook's stderr."""
+    _model.quiet_onnxruntime()
+    with (
+        contextlib.chdir(folder),
+        redirect_stdout(io.StringIO()),
+        _capture.quiet_native() as notes,
+    ):
+        yield notes
 
 
 def _preprocess(model: onnx.ModelProto, work: Path, enabled: bool, notes: list[str]) -> Path:
     raw = work / "model.onnx"
+    model, lifted = _model.lift_constants(model)
+    if lifted:
+        notes.append(
+            f"moved {lifted} weight tensor(s) from Constant nodes to initializers first: the "
+            "quantization tools only quantize initializers."
+        )
     onnx.save(model, raw)
     if not enabled:
         return raw
@@ -545,7 +644,7 @@ def _preprocess(model: onnx.ModelProto, work: Path, enabled: bool, notes: list[s
 
     pre = work / "model.pre.onnx"
     try:
-        with _captured_logs() as logs:
+        with _quiet_in(work) as logs:
             quant_pre_process(str(raw), str(pre))
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -594,9 +693,9 @@ def quantize_dynamic_int8(
     Example::
 
         >>> rep = quantize_dynamic_int8("mlp.onnx", "mlp.dyn.onnx",
-        ...                             eval_set=(X_test, y_test))        # doctest: +SKIP
-        >>> rep.size_ratio > 3                                              # doctest: +SKIP
-        True
+        ...                             eval_set=(X_test, y_test), latency_repeat=3)
+        >>> rep.ops_after["MatMulInteger"]
+        2
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -608,7 +707,7 @@ def quantize_dynamic_int8(
     with tempfile.TemporaryDirectory() as tmp:
         pre = _preprocess(source, Path(tmp), preprocess, notes)
         try:
-            with _captured_logs() as logs:
+            with _quiet_in(Path(tmp)) as logs:
                 quantize_dynamic(
                     pre,
                     out,
@@ -619,15 +718,22 @@ def quantize_dynamic_int8(
                 )
         except Exception as exc:
             raise QuantizationError(
-                f"onnxruntime's quantize_dynamic failed: {type(exc).__name__}: {exc}. Check the "
-                "model with onnx.checker.check_model(model, full_check=True), or try preprocess=False."
+                f"onnxruntime's quantize_dynamic failed: {type(exc).__name__}: {exc}. Try "
+                "quantize_static_int8 (QDQ, calibrated on a few inputs), limit the quantized "
+                "operators with op_types=['MatMul'], or keep the failing node in float32 with "
+                "nodes_to_exclude=[...]."
             ) from exc
     notes.extend(f"quantize_dynamic: {m}" for m in logs)
     after_session = _open(out, providers, intra_op_threads)
-    quantized = {k: v for k, v in _op_histogram(onnx.load(out)).items() if "Integer" in k}
+    quantized = {
+        k: v
+        for k, v in _op_histogram(onnx.load(out, load_external_data=False)).items()
+        if k in _DYNAMIC_RESULTS
+    }
     if not quantized:
         notes.append(
-            "no operator was quantized (no MatMulInteger/ConvInteger in the result): check op_types."
+            "no operator was quantized (no MatMulInteger/ConvInteger in the result): check "
+            "op_types, or use quantize_static_int8 for a graph without MatMul/Gemm weights."
         )
     return _report(
         "dynamic int8",
@@ -647,7 +753,7 @@ def quantize_dynamic_int8(
 def quantize_static_int8(
     model: str | Path | onnx.ModelProto,
     out_path: str | Path,
-    calibration: np.ndarray | CalibrationReader,
+    calibration: np.ndarray | CalibrationReader | FeedsReader | Sequence[Mapping[str, np.ndarray]],
     *,
     per_channel: bool = False,
     method: str = "minmax",
@@ -661,17 +767,19 @@ def quantize_static_int8(
 ) -> QuantizationReport:
     """Static int8 quantization in QDQ format, calibrated on representative inputs.
 
-    ``calibration`` is a numpy array of model inputs (a few hundred training rows) or a
-    :class:`CalibrationReader`. ``method`` is the calibration method: ``"minmax"`` (default),
+    ``calibration`` is a numpy array of model inputs (a few hundred training rows), a
+    :class:`CalibrationReader`, or for a model with several inputs a list of feed dicts
+    ``{input name: array}`` (or a :class:`FeedsReader`). ``method`` is the calibration method: ``"minmax"`` (default),
     ``"entropy"``, ``"percentile"`` or ``"distribution"``. ``per_channel=True`` gives each output
     channel of a weight its own scale, which usually protects accuracy of CNNs. Activations and
     weights are signed int8 (S8S8), onnxruntime's default for QDQ.
 
     Example::
 
-        >>> rep = quantize_static_int8("cnn.onnx", "cnn.qdq.onnx", X_train[:200],
-        ...                            per_channel=True, eval_set=(X_test, y_test))  # doctest: +SKIP
-        >>> rep.to_frame()                                                             # doctest: +SKIP
+        >>> rep = quantize_static_int8("cnn.onnx", "cnn.qdq.onnx", images, per_channel=True,
+        ...                            latency_repeat=3)
+        >>> rep.ops_after["QuantizeLinear"] > 0
+        True
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
@@ -682,14 +790,32 @@ def quantize_static_int8(
     evals = _check_eval_set(eval_set, source)
     _check_common(latency_batch, latency_repeat)
     inputs = _real_inputs(source)
-    if isinstance(calibration, CalibrationReader):
+    if isinstance(calibration, Mapping) or (
+        isinstance(calibration, (list, tuple))
+        and calibration
+        and isinstance(calibration[0], Mapping)
+    ):
+        calibration = FeedsReader(calibration)
+    if _really(calibration, FeedsReader):
+        unknown = sorted({k for f in calibration.feeds for k in f} - set(inputs))
+        missing = sorted(set(inputs) - set(calibration.feeds[0]))
+        if unknown or missing:
+            raise ValueError(
+                f"calibration feeds must name the model's inputs {inputs}: missing {missing}, "
+                f"unknown {unknown}"
+            )
+        reader: Any = calibration
+        reader.rewind()
+        latency_source: Any = reader.feeds[0]
+        rows = len(reader.feeds)
+    elif _really(calibration, CalibrationReader):
         reader = calibration
         reader.rewind()
     elif isinstance(calibration, (np.ndarray, list)):
         if len(inputs) != 1:
             raise ValueError(
-                f"the model has inputs {inputs}: pass CalibrationReader objects per input instead "
-                "of one array"
+                f"the model has inputs {inputs}: pass a list of feed dicts "
+                "[{input name: array}, ...] (one per calibration batch) instead of one array"
             )
         rows = len(calibration)
         batch = _fixed_batch(source) or max(
@@ -698,13 +824,17 @@ def quantize_static_int8(
         reader = CalibrationReader(calibration, inputs[0], batch_size=batch)
     else:
         raise TypeError(
-            f"calibration must be a numpy array or a CalibrationReader, got {type(calibration).__name__}"
+            "calibration must be a numpy array, a CalibrationReader or a list of feed dicts, "
+            f"got {type(calibration).__name__}"
         )
-    if reader.input_name not in inputs:
-        raise ValueError(
-            f"the CalibrationReader feeds {reader.input_name!r} but the model's inputs are {inputs}"
-        )
-    if method != "minmax" and len(reader.array) % reader.batch_size:
+    if not _really(reader, FeedsReader):
+        if reader.input_name not in inputs:
+            raise ValueError(
+                f"the CalibrationReader feeds {reader.input_name!r} but the model's inputs are "
+                f"{inputs}"
+            )
+        latency_source, rows = reader.array, len(reader.array)
+    if not _really(reader, FeedsReader) and method != "minmax" and rows % reader.batch_size:
         raise ValueError(
             f"{method} calibration (histogram-based) in onnxruntime needs batches of equal size, "
             f"but {len(reader.array)} rows do not split into batches of {reader.batch_size}: use a "
@@ -720,7 +850,7 @@ def quantize_static_int8(
     with tempfile.TemporaryDirectory() as tmp:
         pre = _preprocess(source, Path(tmp), preprocess, notes)
         try:
-            with _captured_logs() as logs, redirect_stdout(io.StringIO()):
+            with _quiet_in(Path(tmp)) as logs:
                 quantize_static(
                     pre,
                     out,
@@ -745,11 +875,11 @@ def quantize_static_int8(
         {
             "per_channel": per_channel,
             "calibration": method,
-            "calibration_rows": len(reader.array),
+            "calibration_rows": rows,
             "format": "QDQ",
         },
         notes,
-        latency_input=_latency_input(source, evals, reader.array, latency_batch),
+        latency_input=_latency_input(source, evals, latency_source, latency_batch),
         latency_repeat=latency_repeat,
         intra_op_threads=intra_op_threads,
         providers=providers,
@@ -778,8 +908,8 @@ def find_float16_overflows(
 
     Example::
 
-        >>> find_float16_overflows("mlp.onnx", X_test * 1e4)[:1]          # doctest: +SKIP
-        [{'node': 'node_linear_2', 'op_type': 'Gemm', 'tensor': 'linear_2', 'max_abs': 231444.5}]
+        >>> [r["node"] for r in find_float16_overflows("mlp.onnx", X_test * 1e5)][:2]
+        ['matmul_1', 'matmul_0']
     """
     from onnxconverter_common import float16
 
@@ -876,6 +1006,50 @@ def _float32_outputs(converted: onnx.ModelProto, source: onnx.ModelProto) -> int
     return fixed
 
 
+def _convert_float16(
+    source: onnx.ModelProto,
+    keep_io_types: bool,
+    op_block_list: Sequence[str],
+    node_block_list: Sequence[str] | None,
+) -> tuple[onnx.ModelProto, list[warnings.WarningMessage]]:
+    from onnxconverter_common import float16
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            converted = float16.convert_float_to_float16(
+                source,
+                keep_io_types=keep_io_types,
+                op_block_list=list(op_block_list),
+                node_block_list=list(node_block_list) if node_block_list else None,
+            )
+        except Exception as exc:
+            raise QuantizationError(
+                f"float16 conversion failed: {type(exc).__name__}: {exc}. Check the model with "
+                "onnx.checker.check_model(model, full_check=True), or use quantize_dynamic_int8 "
+                "for a smaller model."
+            ) from exc
+    return converted, list(caught)
+
+
+def _repair_casts(model: onnx.ModelProto) -> int:
+    """Make Casts to float32 whose output the converter declared float16 cast to float16 (in
+    place); returns how many. onnxconverter-common re-types the tensor but not the Cast."""
+    fixed = 0
+    for graph in _model.all_graphs(model.graph):
+        declared = {
+            v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.output]
+        }
+        for node in graph.node:
+            if node.op_type != "Cast" or declared.get(node.output[0]) != onnx.TensorProto.FLOAT16:
+                continue
+            for attr in node.attribute:
+                if attr.name == "to" and attr.i == onnx.TensorProto.FLOAT:
+                    attr.i = onnx.TensorProto.FLOAT16
+                    fixed += 1
+    return fixed
+
+
 def _inserted_casts(model: onnx.ModelProto, providers: Sequence[str] | None) -> int:
     """How many Casts onnxruntime inserts to run float16 operators in float32 (no kernel)."""
     import onnxruntime as ort
@@ -919,9 +1093,10 @@ def to_float16(
 
     Example::
 
-        >>> rep = to_float16("mlp.onnx", "mlp.fp16.onnx", eval_set=(X_test, y_test))  # doctest: +SKIP
-        >>> round(rep.size_ratio, 1)                                                    # doctest: +SKIP
-        2.0
+        >>> rep = to_float16("mlp.onnx", "mlp.fp16.onnx", eval_set=(X_test, y_test),
+        ...                  latency_repeat=3)
+        >>> rep.settings["overflow_check"]
+        'raise'
     """
     from onnxconverter_common import float16
 
@@ -933,35 +1108,65 @@ def to_float16(
     _check_common(latency_batch, latency_repeat)
     notes: list[str] = []
     blocked_ops = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(op_block_list or ()))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    control_flow = sorted(
+        {n.op_type for g in _model.all_graphs(source.graph) for n in g.node}
+        & {"If", "Loop", "Scan"}
+    )
+    attempts = [blocked_ops]
+    if control_flow and not set(control_flow) <= set(blocked_ops):
+        attempts.append(sorted(set(blocked_ops) | set(control_flow)))
+    failure: BaseException | None = None
+    for attempt in attempts:
+        converted, caught = _convert_float16(source, keep_io_types, attempt, node_block_list)
+        repaired = _repair_casts(converted)
+        if keep_io_types:
+            fixed = _float32_outputs(converted, source)
+        onnx.save(converted, out)
         try:
-            converted = float16.convert_float_to_float16(
-                source,
-                keep_io_types=keep_io_types,
-                op_block_list=blocked_ops,
-                node_block_list=list(node_block_list) if node_block_list else None,
+            after_session = _model.session(
+                out, providers=providers, intra_op_threads=intra_op_threads
             )
-        except Exception as exc:
-            raise QuantizationError(
-                f"float16 conversion failed: {type(exc).__name__}: {exc}. Check the model with "
-                "onnx.checker.check_model(model, full_check=True)."
-            ) from exc
-    if keep_io_types:
-        fixed = _float32_outputs(converted, source)
-        if fixed:
-            notes.append(
-                f"set {fixed} graph output(s) back to float32: onnxconverter-common leaves the "
-                "output of a blocked last node in float16 despite keep_io_types=True."
-            )
+        except ValueError:
+            raise
+        except Exception as exc:  # onnxruntime rejects the converted graph: try the next way
+            failure = exc
+            continue
+        failure = None
+        break
+    if failure is not None:
+        out.unlink(missing_ok=True)
+        if "NOT_IMPLEMENTED" in str(failure):  # a missing kernel: name the operator to block
+            raise explain_session_error(failure, converted) from failure
+        first = str(failure).strip().splitlines()[0][:400]
+        raise QuantizationError(
+            "onnxconverter-common's float16 converter made a graph onnxruntime cannot load"
+            + (f", even with {control_flow} kept in float32" if len(attempts) > 1 else "")
+            + f" ({first}). Routes that work on such graphs: quantize_dynamic_int8(model, "
+            "out_path) or quantize_static_int8(model, out_path, calibration) for a smaller "
+            "model (int8 weights), or keep the failing operators in float32 with "
+            "to_float16(..., op_block_list=[...]) naming the operator in the message."
+        ) from failure
+    if attempt is not blocked_ops:
+        notes.append(
+            f"kept {control_flow} (and their subgraphs) in float32: converting them gave a graph "
+            "onnxruntime rejects."
+        )
+    if repaired:
+        notes.append(
+            f"fixed {repaired} Cast node(s) the converter left casting to float32 where it had "
+            "declared float16 (onnxruntime would refuse to load the model)."
+        )
+    if keep_io_types and fixed:
+        notes.append(
+            f"set {fixed} graph output(s) back to float32: onnxconverter-common leaves the "
+            "output of a blocked last node in float16 despite keep_io_types=True."
+        )
     clamped = {str(w.message) for w in caught}
     if clamped:
         notes.append(
             f"the converter clamped or flushed {len(clamped)} kinds of weight values to float16's "
             f"range, e.g.: {sorted(clamped)[0]}"
         )
-    onnx.save(converted, out)
-    after_session = _open(out, providers, intra_op_threads)
     if evals is not None and overflow != "ignore":
         X = evals[0]
         batch = _fixed_batch(source)

@@ -37,6 +37,9 @@ from typing import Any, Literal
 
 import nbformat
 
+from course import _capture
+from course.palette import GREEN, ORANGE, VERMILLION
+
 __all__ = [
     "CheckReport",
     "ExerciseResult",
@@ -54,7 +57,7 @@ NESTED_ENV = "COURSE_SELFCHECK_RUNNING"
 #: Bumped when the meaning of a cached report changes.
 _CACHE_VERSION = 1
 _STUB = re.compile(r"raise\s+NotImplementedError\b")
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_ANSI = _capture.ANSI
 #: A check runs a second kernel beside the reader's: this much free memory is asked for.
 CHECK_MEMORY_BYTES = 1.5e9
 #: Where the container's memory limit and use are read (cgroup v2, then v1).
@@ -235,7 +238,7 @@ class CheckReport:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        colour = {"passed": "#009E73", "failing": "#D55E00", "not started": "#666666"}
+        colour = {"passed": GREEN, "failing": VERMILLION, "not started": "#666666"}
         parts = [f"<p><b>{html.escape(self.headline())}</b></p>"]
         if self.problem:
             parts.append(f"<p style='color:#D55E00'>Problem: {html.escape(self.problem)}</p>")
@@ -245,7 +248,7 @@ class CheckReport:
                 "<th>result</th><th>why</th></tr></thead><tbody>"
             )
             for e in self.exercises:
-                c = colour.get(e.status, "#E69F00")
+                c = colour.get(e.status, ORANGE)
                 for i, t in enumerate(e.tests):
                     head = (
                         f"<td rowspan='{len(e.tests)}' style='color:{c}'><b>{e.exercise}</b><br>"

@@ -25,6 +25,8 @@ import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from course.palette import BLACK, GREEN, VERMILLION
+
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import pandas as pd
 
@@ -180,7 +182,7 @@ def compare_variant(
     return out
 
 
-_VERDICT_COLOUR = {"faster": "#009E73", "slower": "#D55E00", "no measurable difference": "#000000"}
+_VERDICT_COLOUR = {"faster": GREEN, "slower": VERMILLION, "no measurable difference": BLACK}
 
 
 def variant_html(

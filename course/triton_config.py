@@ -101,12 +101,10 @@ def _pb2() -> Any:
 # reading the ONNX model
 
 
-def _load(model: onnx.ModelProto | str | Path) -> onnx.ModelProto:
-    if isinstance(model, onnx.ModelProto):
-        return model
-    if isinstance(model, str | Path):
-        return onnx.load(str(model), load_external_data=False)
-    raise TypeError(f"model must be an onnx.ModelProto or a path, got {type(model).__name__}")
+def _load(model: Any) -> onnx.ModelProto:
+    from course import _model
+
+    return _model.load(model, load_external_data=False)
 
 
 def _tensors(model: onnx.ModelProto, kind: str) -> list[tuple[str, int, list[int]]]:
@@ -169,8 +167,9 @@ def model_config(
 
     Example::
 
-        >>> # print(model_config(model, "digits", max_batch_size=32, dynamic_batching=True))
-        >>> # name: "digits"  platform: "onnxruntime_onnx"  max_batch_size: 32  input {...}
+        >>> text = model_config("mlp.onnx", "digits", max_batch_size=32, dynamic_batching=True)
+        >>> print(text.splitlines()[0])
+        name: "digits"
     """
     from google.protobuf import text_format
 
@@ -256,8 +255,8 @@ def validate_config(
 
     Example::
 
-        >>> # validate_config('name: "digits" platform: "onnxruntime_onnx"', model, name="digits")
-        >>> # []
+        >>> validate_config(model_config("mlp.onnx", "digits"), "mlp.onnx", name="digits")
+        []
     """
     if isinstance(config, str):
         config = parse_config(config)
@@ -380,7 +379,9 @@ def check_config(
 
     Example::
 
-        >>> # check_config(text, model, name="digits").max_batch_size -> 32
+        >>> text = model_config("mlp.onnx", "digits", max_batch_size=32)
+        >>> check_config(text, "mlp.onnx", name="digits").max_batch_size
+        32
     """
     parsed = parse_config(config) if isinstance(config, str) else config
     problems = validate_config(parsed, model, name=name)
@@ -411,7 +412,9 @@ def write_model(
 
     Example::
 
-        >>> # write_model("models", "digits", model, text) -> PosixPath('models/digits/1/model.onnx')
+        >>> text = model_config("mlp.onnx", "digits", max_batch_size=32)
+        >>> write_model("models", "digits", "mlp.onnx", text).as_posix()
+        'models/digits/1/model.onnx'
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
         raise ValueError(f"model name {name!r}: use letters, digits, '_', '-' or '.' only")
@@ -432,12 +435,13 @@ def repository_tree(root: str | Path) -> str:
 
     Example::
 
-        >>> # print(repository_tree("models"))
-        >>> # models/
-        >>> #   digits/
-        >>> #     config.pbtxt (412 B)
-        >>> #     1/
-        >>> #       model.onnx (23.1 kB)
+        >>> path = write_model("models", "digits", "mlp.onnx", model_config("mlp.onnx", "digits"))
+        >>> print(repository_tree("models"))  # doctest: +ELLIPSIS
+        models/
+          digits/
+            1/
+              model.onnx (... B)
+            config.pbtxt (... B)
     """
     root = Path(root)
     if not root.is_dir():
@@ -564,7 +568,9 @@ def tensorrt_providers(options: Mapping[str, str]) -> list[Any]:
 
     Example::
 
-        >>> # sess = ort.InferenceSession(path, providers=tensorrt_providers(options))
+        >>> options = tensorrt_provider_options("mlp.onnx")
+        >>> if tensorrt_available():  # only where onnxruntime has TensorRT
+        ...     providers = tensorrt_providers(options)
     """
     import onnxruntime as ort
 

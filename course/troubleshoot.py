@@ -27,10 +27,8 @@ import contextlib
 import importlib.abc
 import io
 import logging
-import os
 import re
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -39,6 +37,9 @@ from typing import Any
 
 import numpy as np
 import onnx
+
+from course import _capture
+from course.palette import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION, YELLOW
 
 __all__ = [
     "Attempt",
@@ -63,17 +64,17 @@ __all__ = [
 
 #: Okabe-Ito colours (colour-blind safe), used by the figures of this module.
 OKABE_ITO = {
-    "blue": "#0072B2",
-    "orange": "#E69F00",
-    "green": "#009E73",
-    "vermillion": "#D55E00",
-    "purple": "#CC79A7",
-    "sky": "#56B4E9",
-    "yellow": "#F0E442",
-    "black": "#000000",
+    "blue": BLUE,
+    "orange": ORANGE,
+    "green": GREEN,
+    "vermillion": VERMILLION,
+    "purple": PURPLE,
+    "sky": SKY,
+    "yellow": YELLOW,
+    "black": BLACK,
 }
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_ANSI = _capture.ANSI
 
 
 def strip_ansi(text: str) -> str:
@@ -82,7 +83,7 @@ def strip_ansi(text: str) -> str:
     >>> strip_ansi("\\x1b[96mThis is step 1/3\\x1b[0m")
     'This is step 1/3'
     """
-    return _ANSI.sub("", text)
+    return _capture.strip_ansi(text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,41 +100,8 @@ class Captured:
     log: list[str] = field(default_factory=list)
 
 
-class _ListHandler(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a malformed record must not break the capture
-            message = str(record.msg)
-        if record.exc_info and record.exc_info[1] is not None:
-            exc = record.exc_info[1]  # a logged exception: keep its last line, the useful one
-            last = (str(exc).strip().splitlines() or [""])[-1]
-            message += f" [{type(exc).__name__}: {last}]"
-        self.lines.append(f"{record.levelname} {record.name}: {strip_ansi(message)}")
-
-
-@contextlib.contextmanager
-def _fd_capture(fd: int) -> Iterator[Callable[[], str]]:
-    """Point file descriptor ``fd`` at a temporary file; yield a reader for what was written."""
-    text: list[str] = []
-    try:
-        saved = os.dup(fd)
-    except OSError:  # pragma: no cover - no such descriptor (embedded interpreter)
-        yield lambda: ""
-        return
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), fd)
-        try:
-            yield lambda: "".join(text)
-        finally:
-            os.dup2(saved, fd)
-            os.close(saved)
-            tmp.seek(0)
-            text.append(tmp.read().decode(errors="replace"))
+_ListHandler = _capture.LogListHandler
+_fd_capture = _capture.fd_capture
 
 
 @contextlib.contextmanager
@@ -191,12 +159,7 @@ def capture() -> Iterator[Captured]:
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
-        seen: set[str] = set()
-        for w in caught:
-            line = f"{w.category.__name__}: {strip_ansi(str(w.message))}"
-            if line not in seen:
-                seen.add(line)
-                captured.warnings.append(line)
+        captured.warnings.extend(_capture.warning_lines(caught))
         captured.stdout = strip_ansi(py_out.getvalue() + fd_out())
         captured.stderr = strip_ansi(py_err.getvalue() + fd_err())
     finally:
@@ -776,16 +739,10 @@ def input_signature(model: onnx.ModelProto | bytes) -> list[tuple[str, str, list
     return out
 
 
-def _as_proto(model: onnx.ModelProto | bytes) -> onnx.ModelProto:
-    if isinstance(model, onnx.ModelProto):
-        return model
-    if isinstance(model, (bytes, bytearray)):
-        proto = onnx.ModelProto()
-        proto.ParseFromString(bytes(model))
-        return proto
-    raise TypeError(
-        f"expected an onnx.ModelProto or its serialized bytes, got {type(model).__name__}"
-    )
+def _as_proto(model: Any) -> onnx.ModelProto:
+    from course import _model
+
+    return _model.load(model)
 
 
 @dataclass

@@ -20,18 +20,22 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import html
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 
+from course import _model
+from course._model import InvalidDimensionWarning
+from course.palette import GREEN, VERMILLION
+
 __all__ = [
     "DEFAULT_TOLERANCES",
+    "InvalidDimensionWarning",
     "ModelCheckError",
     "OnnxRunError",
     "ParityRow",
@@ -39,6 +43,7 @@ __all__ = [
     "VerificationReport",
     "check_model",
     "default_tolerances",
+    "first_divergence",
     "load_model",
     "run_onnx",
     "verify",
@@ -55,8 +60,6 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
     "float64": (1e-7, 1e-9),
     "exact": (0.0, 0.0),
 }
-
-ModelLike = onnx.ModelProto | str | os.PathLike | bytes
 
 
 class ModelCheckError(ValueError):
@@ -88,37 +91,7 @@ def load_model(model: Any) -> onnx.ModelProto:
         proto = load_model("model.onnx")
         proto.graph.input[0].name
     """
-    if isinstance(model, onnx.ModelProto):
-        return model
-    inner = getattr(model, "model", None)
-    if isinstance(inner, onnx.ModelProto):
-        return inner
-    if isinstance(model, (bytes, bytearray)):
-        proto = onnx.ModelProto()
-        try:
-            proto.ParseFromString(bytes(model))
-        except Exception as exc:  # protobuf's DecodeError
-            raise ValueError(
-                "these bytes are not a serialized ONNX model (model.SerializeToString())"
-            ) from exc
-        return proto
-    if isinstance(model, (str, os.PathLike)):
-        path = Path(model)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"no ONNX file at {path}: check the path (current folder: {Path.cwd()})"
-            )
-        try:
-            return onnx.load(path)
-        except Exception as exc:
-            raise ValueError(
-                f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc}); "
-                "re-export it, or check it was fully written"
-            ) from exc
-    raise TypeError(
-        "expected an onnx.ModelProto, a path to a .onnx file, serialized bytes or a Conversion, "
-        f"got {type(model).__name__}"
-    )
+    return _model.load(model)
 
 
 _CHECK_HINTS = (
@@ -214,24 +187,8 @@ def check_model(model: Any) -> onnx.ModelProto:
 # running
 
 
-def _graph_inputs(proto: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
-    inits = {i.name for i in proto.graph.initializer}
-    return [i for i in proto.graph.input if i.name not in inits]
-
-
-def _dims(value: onnx.ValueInfoProto) -> list[int | str | None] | None:
-    t = value.type.tensor_type
-    if not t.HasField("shape"):
-        return None
-    out: list[int | str | None] = []
-    for d in t.shape.dim:
-        if d.HasField("dim_value"):
-            out.append(int(d.dim_value))
-        elif d.HasField("dim_param"):
-            out.append(d.dim_param)
-        else:
-            out.append(None)
-    return out
+_graph_inputs = _model.graph_inputs  # old private names, kept for callers
+_dims = _model.dims
 
 
 def _to_numpy(value: Any, what: str) -> np.ndarray:
@@ -250,8 +207,9 @@ def _to_numpy(value: Any, what: str) -> np.ndarray:
 
 def _feeds(proto: onnx.ModelProto, inputs: Any) -> dict[str, np.ndarray]:
     """Match ``inputs`` to the graph inputs and check dtype and shape, naming the fix."""
-    declared = _graph_inputs(proto)
+    declared = _model.graph_inputs(proto)
     names = [d.name for d in declared]
+    _model.warn_negative_dims(proto, stacklevel=4)
     if isinstance(inputs, Mapping):
         missing = [n for n in names if n not in inputs]
         extra = [k for k in inputs if k not in names]
@@ -290,7 +248,7 @@ def _feeds(proto: onnx.ModelProto, inputs: Any) -> dict[str, np.ndarray]:
                     f"x.astype(np.{want.name})"
                     + (" (NumPy and scikit-learn default to float64)" if want == np.float32 else "")
                 )
-        dims = _dims(value_info)
+        dims = _model.dims(value_info)
         if dims is not None:
             if arr.ndim != len(dims):
                 raise ValueError(
@@ -359,15 +317,8 @@ _ORT_HINTS = (
 
 
 def _run_onnxruntime(proto: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[Any]:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: warnings would reach a notebook's stderr
     try:
-        session = ort.InferenceSession(
-            proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-        return session.run(None, feeds)
+        return _model.session(proto).run(None, feeds)
     except Exception as exc:  # onnxruntime raises its own pybind exception types
         text = str(exc)
         raise OnnxRunError(
@@ -376,14 +327,40 @@ def _run_onnxruntime(proto: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> li
         ) from exc
 
 
+def _failing_node(exc: BaseException) -> str:
+    """``"Op 'name'"`` of the innermost reference operator whose code raised ``exc``."""
+    from onnx.reference.op_run import OpRun
+
+    found = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, OpRun):
+            node = getattr(owner, "onnx_node", None)
+            if node is not None:
+                domain = f"{node.domain}." if node.domain else ""
+                found = (
+                    f"{domain}{node.op_type} node {node.name!r}"
+                    if node.name
+                    else (f"{domain}{node.op_type} node")
+                )
+        tb = tb.tb_next
+    return found
+
+
 def _run_reference(proto: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[Any]:
     from onnx.reference import ReferenceEvaluator
 
     try:
         evaluator = ReferenceEvaluator(proto, verbose=0)
-        return list(evaluator.run(None, feeds))
+        # NumPy's overflow warnings (exp of a large logit) are arithmetic, not the learner's
+        # business, and would reach a notebook's stderr
+        with np.errstate(all="ignore"):
+            return list(evaluator.run(None, feeds))
     except Exception as exc:
-        text = f"{type(exc).__name__}: {exc}"
+        text = f"{type(exc).__name__}: {exc}".strip()
+        node = _failing_node(exc)
+        where = f" at {node}" if node else ""
         if "ZipMap" in text:
             hint = (
                 "onnx.reference has no ZipMap: convert scikit-learn classifiers with "
@@ -396,10 +373,80 @@ def _run_reference(proto: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list
             )
         else:
             hint = (
-                "the reference evaluator may not implement this operator or type; compare "
-                "with runtimes=('onnxruntime',) and report the gap"
+                f"the reference evaluator may not implement this operator{where} for these "
+                "types; compare with runtimes=('onnxruntime',) and report the gap"
             )
-        raise OnnxRunError(f"onnx.reference failed: {text}", hint) from exc
+        raise OnnxRunError(f"onnx.reference failed{where}: {text}", hint) from exc
+
+
+def _run(proto: onnx.ModelProto, feeds: dict[str, np.ndarray], runtime: str) -> list[np.ndarray]:
+    runner = _run_onnxruntime if runtime == "onnxruntime" else _run_reference
+    return [np.asarray(_zipmap_to_array(out)) for out in runner(proto, feeds)]
+
+
+def first_divergence(
+    model: Any, inputs: Any, *, rtol: float = 1e-3, atol: float = 1e-4
+) -> dict[str, Any] | None:
+    """The first node (in graph order) whose output differs between onnxruntime and
+    onnx.reference, or None when every intermediate float tensor agrees.
+
+    Both runtimes run the model with every typed intermediate tensor of the main graph exposed
+    as an output (onnxruntime's graph optimisations off, so the names exist). Returns
+    ``{"node", "op_type", "tensor", "max_abs_error"}``: where to look when :func:`verify` finds
+    the runtimes disagree.
+
+    Example::
+
+        >>> import numpy as np
+        >>> from onnx import TensorProto, helper
+        >>> g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
+        ...     [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        ...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+        >>> print(first_divergence(helper.make_model(g), np.ones(2, np.float32)))
+        None
+    """
+    from onnx.reference import ReferenceEvaluator
+
+    proto = load_model(model)
+    feeds = _feeds(proto, inputs)
+    probe = onnx.shape_inference.infer_shapes(proto)
+    typed = {v.name: v for v in probe.graph.value_info if v.type.HasField("tensor_type")}
+    known = {o.name for o in probe.graph.output}
+    for node in probe.graph.node:
+        for name in node.output:
+            if name in typed and name not in known:
+                probe.graph.output.append(typed[name])
+                known.add(name)
+    names = [o.name for o in probe.graph.output]
+    try:
+        ort_out = _model.session(probe, optimization_level="disable").run(None, feeds)
+        with np.errstate(all="ignore"):
+            ref_out = ReferenceEvaluator(probe, verbose=0).run(None, feeds)
+    except Exception:  # noqa: BLE001 - a runtime that cannot run it: verify reports that
+        return None
+    a = dict(zip(names, ort_out, strict=True))
+    b = dict(zip(names, ref_out, strict=True))
+    for node in probe.graph.node:
+        for name in node.output:
+            if name not in a:
+                continue
+            x, y = np.asarray(a[name]), np.asarray(b[name])
+            if x.shape != y.shape:
+                err = float("nan")
+            elif x.dtype.kind in "fc" and y.dtype.kind in "fc":
+                with np.errstate(invalid="ignore"):
+                    if np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True):
+                        continue
+                    err = float(np.nanmax(np.abs(x.astype(np.float64) - y.astype(np.float64))))
+            else:
+                continue
+            return {
+                "node": node.name,
+                "op_type": node.op_type,
+                "tensor": name,
+                "max_abs_error": err,
+            }
+    return None
 
 
 def run_onnx(model: Any, inputs: Any, runtime: str = "onnxruntime") -> list[np.ndarray]:
@@ -409,7 +456,9 @@ def run_onnx(model: Any, inputs: Any, runtime: str = "onnxruntime") -> list[np.n
         model: ModelProto, path, serialized bytes or a ``Conversion``.
         inputs: one array for a single-input model, a list of arrays in graph input order, or a
             dict ``{input name: array}``. Dtypes and fixed dimensions are checked first, with an
-            error that says how to fix them (``astype``, a batch axis, a dynamic dimension).
+            error that says how to fix them (``astype``, a batch axis, a dynamic dimension). A
+            dimension declared as ``-1`` (invalid, but common in exported files) is dynamic, as
+            onnxruntime treats it, with an :class:`InvalidDimensionWarning`.
         runtime: ``"onnxruntime"`` (CPU provider) or ``"reference"``
             (``onnx.reference.ReferenceEvaluator``).
 
@@ -424,9 +473,7 @@ def run_onnx(model: Any, inputs: Any, runtime: str = "onnxruntime") -> list[np.n
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     proto = load_model(model)
-    feeds = _feeds(proto, inputs)
-    runner = _run_onnxruntime if runtime == "onnxruntime" else _run_reference
-    return [np.asarray(_zipmap_to_array(out)) for out in runner(proto, feeds)]
+    return _run(proto, _feeds(proto, inputs), runtime)
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,8 +565,8 @@ class VerificationReport:
     @property
     def max_abs_error(self) -> float:
         """The largest absolute error over all rows (nan when a row could not be compared)."""
-        errs = [r.max_abs_error for r in self.rows]
-        return float(max(errs)) if errs else float("nan")
+        errs = np.array([r.max_abs_error for r in self.rows], dtype=np.float64)
+        return float(errs.max()) if errs.size else float("nan")  # any NaN row gives NaN
 
     def __add__(self, other: VerificationReport) -> VerificationReport:
         if not isinstance(other, VerificationReport):
@@ -596,7 +643,7 @@ class VerificationReport:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self._columns())
         body = []
         for r in self.rows:
-            colour = "#009E73" if r.passed else "#D55E00"
+            colour = GREEN if r.passed else VERMILLION
             cells = self._cells(r)
             tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells[:-1])
             body.append(
@@ -770,7 +817,7 @@ def verify(
     rows: list[ParityRow] = []
     for runtime in runtimes:
         try:
-            outputs = run_onnx(proto, feeds, runtime=runtime)
+            outputs = _run(proto, feeds, runtime)
         except OnnxRunError as exc:
             for name, w in want.items():
                 rows.append(
@@ -782,8 +829,8 @@ def verify(
                         dtype=str(w.dtype),
                         max_abs_error=float("nan"),
                         max_rel_error=float("nan"),
-                        rtol=rtol or 0.0,
-                        atol=atol or 0.0,
+                        rtol=default_tolerances(w.dtype)[0] if rtol is None else float(rtol),
+                        atol=default_tolerances(w.dtype)[1] if atol is None else float(atol),
                         mismatched=int(w.size),
                         total=int(w.size),
                         passed=False,
@@ -794,4 +841,14 @@ def verify(
         got = dict(zip(names, outputs, strict=True))
         for name, w in want.items():
             rows.append(_compare(got[name], w, runtime, name, rtol, atol, case))
+    if set(runtimes) == set(RUNTIMES) and any(
+        not r.passed and not r.note for r in rows
+    ):  # both ran, some output is off: say where the runtimes part ways
+        found = first_divergence(proto, feeds)
+        if found is not None:
+            where = (
+                f"runtimes first disagree at {found['op_type']} node {found['node']!r} "
+                f"(tensor {found['tensor']!r}, max abs {found['max_abs_error']:.3g})"
+            )
+            rows = [r if r.passed or r.note else dataclasses.replace(r, note=where) for r in rows]
     return VerificationReport(rows)

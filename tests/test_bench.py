@@ -333,7 +333,9 @@ def test_ort_session_rejects_bad_settings(kwargs, error, match):
 def test_ort_session_rejects_bad_models(tmp_path):
     with pytest.raises(FileNotFoundError, match="no ONNX model"):
         bench.ort_session(tmp_path / "missing.onnx")
-    with pytest.raises(TypeError, match="path, bytes or onnx.ModelProto"):
+    with pytest.raises(
+        TypeError, match="onnx.ModelProto, a path to a .onnx file, serialized bytes or a Conversion"
+    ):
         bench.ort_session(123)
 
 

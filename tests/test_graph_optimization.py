@@ -102,7 +102,7 @@ def test_optimize_disable_keeps_the_graph_and_accepts_bytes_and_protos():
 def test_optimize_errors_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="no ONNX model"):
         go.optimize(tmp_path / "missing.onnx")
-    with pytest.raises(TypeError, match="path, bytes or onnx.ModelProto"):
+    with pytest.raises(TypeError, match="onnx.ModelProto, a path to a .onnx file"):
         go.optimize(42)
 
 
@@ -134,7 +134,7 @@ def test_operator_counts_and_errors(tmp_path, cnn_path):
     }
     with pytest.raises(FileNotFoundError):
         go.operator_counts(tmp_path / "nope.onnx")
-    with pytest.raises(TypeError, match="onnx.ModelProto or a path"):
+    with pytest.raises(TypeError, match="onnx.ModelProto, a path to a .onnx file"):
         go.operator_counts([1, 2])
 
 

@@ -268,7 +268,7 @@ def test_static_int8_rejects_bad_calibration(models, split, tmp_path):
     out = tmp_path / "x.onnx"
     with pytest.raises(ValueError, match="method must be one of"):
         quantize.quantize_static_int8(models["mlp"], out, split.X_train[:8], method="max")
-    with pytest.raises(TypeError, match="numpy array or a CalibrationReader"):
+    with pytest.raises(TypeError, match="numpy array, a CalibrationReader or a list of feed dicts"):
         quantize.quantize_static_int8(models["mlp"], out, "data.npy")
     with pytest.raises(ValueError, match="feeds 'wrong'"):
         quantize.quantize_static_int8(
@@ -289,7 +289,7 @@ def test_static_int8_needs_readers_for_multi_input_models(tmp_path):
         [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 2])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    with pytest.raises(ValueError, match="CalibrationReader objects per input"):
+    with pytest.raises(ValueError, match="pass a list of feed dicts"):
         quantize.quantize_static_int8(model, tmp_path / "two.onnx", np.zeros((2, 2), np.float32))
     with pytest.raises(ValueError, match="single-input model"):
         quantize.quantize_dynamic_int8(
@@ -408,8 +408,10 @@ def test_float16_notes_clamped_weights(tmp_path):
 def test_bad_models_and_paths_are_rejected(models, mlp_eval, tmp_path):
     with pytest.raises(FileNotFoundError, match="no ONNX model"):
         quantize.quantize_dynamic_int8(tmp_path / "missing.onnx", tmp_path / "o.onnx")
-    with pytest.raises(TypeError, match="path or an onnx.ModelProto"):
+    with pytest.raises(ValueError, match="not a serialized ONNX model"):
         quantize.to_float16(b"bytes", tmp_path / "o.onnx")
+    with pytest.raises(TypeError, match="a path to a .onnx file, serialized bytes or a Conv"):
+        quantize.to_float16(123, tmp_path / "o.onnx")
     with pytest.raises(ValueError, match="is a directory"):
         quantize.to_float16(models["mlp"], tmp_path)
     with pytest.raises(TypeError, match="out_path must be a file path"):

@@ -220,7 +220,7 @@ def test_concrete_shapes_and_errors(cnn_path, tmp_path):
         roofline.concrete_shapes(cnn_path, input_shapes={"x": (1, 8, 8)})
     with pytest.raises(FileNotFoundError, match="no ONNX model"):
         roofline.model_cost(tmp_path / "missing.onnx")
-    with pytest.raises(TypeError, match="path, bytes or onnx.ModelProto"):
+    with pytest.raises(TypeError, match="onnx.ModelProto, a path to a .onnx file"):
         roofline.model_cost(42)
 
 

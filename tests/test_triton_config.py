@@ -164,7 +164,7 @@ def test_parse_errors_name_the_place():
 def test_generator_argument_checks(tmp_path):
     with pytest.raises(TritonConfigError, match="pass dynamic_batching=True"):
         tc.model_config(classifier(), "m", max_batch_size=4, max_queue_delay_microseconds=10)
-    with pytest.raises(TypeError, match="onnx.ModelProto or a path"):
+    with pytest.raises(TypeError, match="onnx.ModelProto, a path to a .onnx file"):
         tc.model_config(42, "m")
     path = tmp_path / "seq.onnx"
     onnx.save(sequence_model(), path)

@@ -229,7 +229,9 @@ def test_input_signature_reads_names_dtypes_and_dims():
         ("u", "float32", ["?"]),
     ], "initializers are not inputs; an unnamed dynamic dimension reads '?'"
     with pytest.raises(TypeError, match="ModelProto"):
-        ts.input_signature("model.onnx")
+        ts.input_signature(3.5)
+    with pytest.raises(FileNotFoundError, match="no ONNX model at missing.onnx"):
+        ts.input_signature("missing.onnx")  # a path is a model too
 
 
 def test_explorer_runs_within_tolerance_at_any_batch():

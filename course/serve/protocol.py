@@ -65,7 +65,6 @@ _KIND_TO_DATATYPE = {
     (dtype.kind, dtype.itemsize): name for name, dtype in DATATYPES.items() if name != "BYTES"
 }
 _INTEGER_TYPES = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
-_FLOAT_TYPES = {"FP16", "FP32", "FP64"}
 
 
 class ProtocolError(Exception):
@@ -609,6 +608,22 @@ def _assemble(obj: dict[str, Any], binaries: list[bytes]) -> tuple[bytes, int | 
     return b"".join([header, *binaries]), len(header)
 
 
+def _tensor_entry(
+    name: str, array: np.ndarray, binary: bool, binaries: list[bytes], *, datatype_first: bool
+) -> dict[str, Any]:
+    """One tensor of a request or response: JSON data, or binary data appended to ``binaries``
+    (keys in the order tritonclient writes them: responses put datatype before shape)."""
+    meta = [("datatype", datatype_of(array)), ("shape", list(array.shape))]
+    tensor: dict[str, Any] = {"name": name, **dict(meta if datatype_first else meta[::-1])}
+    if binary:
+        raw = _tensor_bytes(array)
+        tensor["parameters"] = {"binary_data_size": len(raw)}
+        binaries.append(raw)
+    else:
+        tensor["data"] = _json_data(name, array)
+    return tensor
+
+
 def encode_response(
     model_name: str,
     model_version: str | None,
@@ -634,18 +649,7 @@ def encode_response(
     tensors = []
     binaries: list[bytes] = []
     for name, array, binary in outputs:
-        tensor: dict[str, Any] = {
-            "name": name,
-            "datatype": datatype_of(array),
-            "shape": list(array.shape),
-        }
-        if binary:
-            raw = _tensor_bytes(array)
-            tensor["parameters"] = {"binary_data_size": len(raw)}
-            binaries.append(raw)
-        else:
-            tensor["data"] = _json_data(name, array)
-        tensors.append(tensor)
+        tensors.append(_tensor_entry(name, array, binary, binaries, datatype_first=True))
     obj["outputs"] = tensors
     return _assemble(obj, binaries)
 
@@ -677,18 +681,7 @@ def encode_request(
     binaries: list[bytes] = []
     for name, value in inputs.items():
         array = np.asarray(value)
-        tensor: dict[str, Any] = {
-            "name": name,
-            "shape": list(array.shape),
-            "datatype": datatype_of(array),
-        }
-        if binary:
-            raw = _tensor_bytes(array)
-            tensor["parameters"] = {"binary_data_size": len(raw)}
-            binaries.append(raw)
-        else:
-            tensor["data"] = _json_data(name, array)
-        tensors.append(tensor)
+        tensors.append(_tensor_entry(name, array, binary, binaries, datatype_first=False))
     obj["inputs"] = tensors
     if outputs is not None:
         obj["outputs"] = [
