@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -130,30 +129,29 @@ def repository_url(readme: Path = ROOT / "README.md") -> str:
 # --------------------------------------------------------------------------- executed notebooks
 
 
-def _sha256(paths: Iterable[Path], base: Path) -> str:
+def _sha256(folder: Path) -> str:
+    """One hash of the files under ``folder`` (names and contents), leaving out what running
+    or importing leaves behind: hidden files and folders (checkpoints, caches), __pycache__."""
     digest = hashlib.sha256()
-    for path in sorted(paths):
-        digest.update(path.relative_to(base).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+    for path in sorted(folder.rglob("*")):
+        parts = path.relative_to(folder).parts
+        if not path.is_file() or "__pycache__" in parts or any(p.startswith(".") for p in parts):
+            continue
+        digest.update("/".join(parts).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
 def fingerprint(lesson: str) -> dict[str, str]:
-    """What an executed notebook of ``lesson`` came from: hashes of its source notebook (and
-    the lesson's other files) and of the ``course`` package it imports.
+    """What an executed notebook of ``lesson`` came from: hashes of its source folder (the
+    notebook, and any files beside it) and of the ``course`` package it imports.
 
     Example:
         >>> sorted(fingerprint("00-template"))
         ['course_sha256', 'source_sha256']
     """
-    folder = SOURCE / lesson
-    package = ROOT / "course"
     return {
-        "source_sha256": _sha256((p for p in folder.rglob("*") if p.is_file()), folder),
-        "course_sha256": _sha256(
-            (p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts),
-            package,
-        ),
+        "source_sha256": _sha256(SOURCE / lesson),
+        "course_sha256": _sha256(ROOT / "course"),
     }
 
 
