@@ -8,15 +8,18 @@ PORT ?= 8888
 # the stamp changes when the pins or the package metadata change, and only then is pip run again
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
+# run after the suite by `make test` (SITE_TEST= skips it, e.g. with a PYTEST_ARGS that runs few lessons)
+SITE_TEST ?= tests/test_site.py
 # tools installed in the venv (nbgrader calls alembic, jupyter finds its kernels) come first
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup course test lint format notebooks release check-release environment.yml benchmarks mutation pytriton-env clean help
+.PHONY: setup course test lint format notebooks release check-release environment.yml benchmarks mutation site pytriton-env clean help
 
 help:
 	@echo "make course   set up (first time: a few minutes) and open JupyterLab on the student notebooks"
 	@echo "make test     set up and run the whole test suite (lint, unit tests, every lesson graded)"
 	@echo "make notebooks / make release   rebuild source/ from lessons/, release/ from source/"
+	@echo "make site     build the course website into build/site/ (every lesson executed)"
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -45,7 +48,10 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m tools.notebooks check
-	$(PY) -m pytest -n 2 --dist loadgroup --cov=course --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup --cov=course --cov-report=term --cov-fail-under=90 \
+		--ignore=tests/test_site.py $(PYTEST_ARGS)
+# the website last: it reuses the lessons the run above executed (build/executed/)
+	$(if $(SITE_TEST),$(PY) -m pytest -p no:cacheprovider $(SITE_TEST))
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -63,6 +69,10 @@ release: notebooks
 
 environment.yml: requirements.txt tools/environment.py
 	$(PY) -m tools.environment > environment.yml
+
+# the course website: build/site/, from build/executed/ where the tests left a matching run
+site: setup
+	$(PY) -m tools.site build
 
 benchmarks: setup
 	$(PY) -m benchmarks

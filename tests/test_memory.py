@@ -13,6 +13,10 @@ page cache; the kernel maps more of them when more of those files happen to be c
 pages are reclaimed rather than counted against the kernel. That figure (the highest VmHWM of any
 process) and the tree's proportional set size are recorded beside the limit's in
 build/lesson-memory.json, and printed.
+
+The executed notebook is kept in build/executed/ for the course website (tools/site.py), so the
+site's build does not run the lessons a second time. Figures are rendered inline, as in
+JupyterLab, so that the kept outputs hold them.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ import subprocess
 import sys
 
 import harness
+import nbformat
 import pytest
+
+from tools import site
 
 LIMIT_BYTES = 1.5e9
 RESULTS = harness.BUILD / "lesson-memory.json"
@@ -34,7 +41,7 @@ from pathlib import Path
 import nbformat, psutil
 from nbclient import NotebookClient
 
-notebook, work = Path(sys.argv[1]), Path(sys.argv[2])
+notebook, work, executed = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 folder = work / notebook.parent.name
 shutil.copytree(notebook.parent, folder)
 nb = nbformat.read(folder / notebook.name, as_version=4)
@@ -90,7 +97,9 @@ with open(work / "kernel.log", "wb") as log:
         stop.set()
         sampler.join()
         peak["process"] = max(peak["process"], hwm(pid))
+        client.set_widgets_metadata()  # the widgets' state, for the site's static copies
 peak["seconds"] = time.monotonic() - t0
+nbformat.write(nb, executed)
 print("RESULT " + json.dumps(peak))
 """
 
@@ -109,13 +118,22 @@ def test_lesson_peak_memory_fits_binder(lesson, tmp_path):
     env = dict(
         os.environ,
         COURSE_CACHE_DIR=str(tmp_path / "cache"),  # a first run: models are trained
-        MPLBACKEND="Agg",
+        MPLBACKEND=site.INLINE_BACKEND,
         PYTHONWARNINGS="ignore",
         PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
     )
     work = tmp_path / "work"
     work.mkdir()
-    cmd = [sys.executable, "-c", PROBE, str(harness.notebook_path(lesson)), str(work)]
+    stamp = site.fingerprint(lesson)
+    executed = tmp_path / "executed.ipynb"
+    cmd = [
+        sys.executable,
+        "-c",
+        PROBE,
+        str(harness.notebook_path(lesson)),
+        str(work),
+        str(executed),
+    ]
     proc = subprocess.run(
         harness.sandbox_prefix() + cmd,
         capture_output=True,
@@ -128,6 +146,7 @@ def test_lesson_peak_memory_fits_binder(lesson, tmp_path):
     assert proc.returncode == 0 and lines, (
         f"{lesson}: running the solution notebook failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     )
+    site.keep_executed(lesson, nbformat.read(executed, as_version=4), stamp)
     row = json.loads(lines[-1].removeprefix("RESULT "))
     peak = row["private"]
     resident = max(row["tree"], row["process"])

@@ -17,8 +17,12 @@ TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # Installed by conda: the kernel's interpreter. Binder's base environment brings JupyterLab 4,
 # Notebook 7 and ipywidgets 8; our pip pins of those stay inside the same major versions.
 CONDA = ["python=3.11", "pip"]
-# Test-only tools a Binder image does not need.
+# Test-only tools and the website's builder (make site): a Binder image does not need them.
 DEV_ONLY = {"pytest", "pytest-cov", "pytest-timeout", "pytest-xdist", "playwright", "ruff"}
+DEV_ONLY |= {"sphinx", "myst-nb", "sphinx-book-theme"}
+# Wheels the real-model tests read ONNX files from (never imported); rapidocr alone brings
+# opencv-python, about 290 MB that a learner's image has no use for.
+DEV_ONLY |= {"rapidocr-onnxruntime", "magika"}
 
 
 def pins(path: Path = ROOT / "requirements.txt") -> dict[str, str]:
