@@ -69,6 +69,8 @@ class GradeOptions:
     students: list[str] | None = None
     progress: bool = True
     guard: bool = True
+    #: run the test cells in a second kernel that never runs the student's code
+    verdict: bool = True
     expose: tuple[str, ...] = ()
     stream: io.TextIOBase | None = None
 
@@ -437,8 +439,38 @@ def _sanitise(course: Course, nb, resources: dict, notes: list[str]):
     return nb, resources
 
 
-def _data_files(course: Course, assignment: str, submitted: Path, limits: sb.Limits) -> dict:
-    """Files for the kernel's working folder: the student's extras, then the release's data."""
+def _instructor_notebook(course: Course, assignment: str, name: str) -> nbformat.NotebookNode:
+    """The release's notebook (or the source's): the narrative cells the verdict kernel runs."""
+    for kind in ("release", "source"):
+        path = course.folder(kind, assignment=assignment) / f"{name}.ipynb"
+        if path.is_file():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return nbformat.read(path, as_version=4)
+    raise Refused(ex.INTERNAL, f"no {name}.ipynb in release/{assignment} or source/{assignment}")
+
+
+_PLANS: dict[tuple[str, str, str], dict] = {}
+
+
+def verdict_plan(course: Course, assignment: str, src: SourceInfo) -> dict:
+    key = (str(course.root), assignment, src.name)
+    if key not in _PLANS:
+        from . import verdict as vd
+
+        nb = _instructor_notebook(course, assignment, src.name)
+        _PLANS[key] = vd.make_plan(nb, src.cells).to_dict()
+    return _PLANS[key]
+
+
+def _data_files(
+    course: Course,
+    assignment: str,
+    submitted: Path | None,
+    limits: sb.Limits,
+) -> dict:
+    """Files for the kernel's working folder: the student's extras, then the release's data
+    (``submitted=None``: the release's data only, for the verdict kernel)."""
     files: dict[str, bytes] = {}
     ignore = list(course.coursedir.ignore) + ["*.ipynb", "timestamp.txt"]
 
@@ -453,7 +485,8 @@ def _data_files(course: Course, assignment: str, submitted: Path, limits: sb.Lim
                 continue
             files[str(rel)] = path.read_bytes()
 
-    add_from(submitted)
+    if submitted is not None:
+        add_from(submitted)
     release = course.folder("release", assignment=assignment)
     add_from(release if release.is_dir() else course.folder("source", assignment=assignment))
     total = sum(len(v) for v in files.values())
@@ -520,7 +553,8 @@ def prepare(
                 "unreadable-cells",
                 f"nbgrader could not restore the instructor's cells in {name}.ipynb: {exc}"[:400],
             ) from None
-        notebooks.append(ex.NotebookJob(f"{name}.ipynb", nbformat.writes(nb)))
+        plan = verdict_plan(course, assignment, src) if options.verdict else None
+        notebooks.append(ex.NotebookJob(f"{name}.ipynb", nbformat.writes(nb), plan))
     job = ex.Job(
         student=student,
         assignment=assignment,
@@ -532,6 +566,9 @@ def prepare(
         threads=threads,
         guard=options.guard,
         expose=tuple(options.expose),
+        verdict_files=(
+            _data_files(course, assignment, None, options.limits) if options.verdict else {}
+        ),
     )
     return job, {"notes": notes}
 
@@ -645,6 +682,8 @@ def import_result(
         nb = nbformat.reads(outcome.notebook, as_version=4) if outcome.notebook else None
         if nb is not None:
             executed[outcome.name] = nb
+        notes.extend(outcome.notes)
+        record["verdict"] = "separate kernel" if outcome.verdict else "student's kernel"
         tampering = list(outcome.tampering) + (_forged_results(nb) if nb is not None else [])
         if not outcome.ok and failure is None:
             failure = (outcome.category, outcome.reason, outcome)
