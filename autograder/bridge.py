@@ -92,7 +92,9 @@ def encode(value, ref=None, depth: int = 0):
         return [encode(v, ref, depth + 1) for v in value]
     if isinstance(value, dict):
         return {
-            "$dict": [[encode(k, ref, depth + 1), encode(v, ref, depth + 1)] for k, v in value.items()]
+            "$dict": [
+                [encode(k, ref, depth + 1), encode(v, ref, depth + 1)] for k, v in value.items()
+            ]
         }
     if isinstance(value, (set, frozenset)):
         return {"$set": [encode(v, ref, depth + 1) for v in value]}
@@ -406,8 +408,11 @@ class Unavailable:
     """Stands for a variable of the notebook that cannot cross as data; any use fails clearly."""
 
     def __init__(self, name: str, why: str):
-        object.__setattr__(self, "_why", f"the notebook's variable {name!r} cannot be checked by "
-                           f"the grader: it is {why}")
+        object.__setattr__(
+            self,
+            "_why",
+            f"the notebook's variable {name!r} cannot be checked by the grader: it is {why}",
+        )
 
     def _fail(self, *args, **kwargs):
         raise NotTransferable(object.__getattribute__(self, "_why"))

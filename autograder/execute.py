@@ -505,7 +505,11 @@ class GradingClient(Execute):
         text = "".join(texts)
         at = text.rfind(nonce)
         if at < 0:
-            why = errors[0].get("ename", "") + ": " + str(errors[0].get("evalue"))[:200] if errors else "no reply"
+            why = (
+                errors[0].get("ename", "") + ": " + str(errors[0].get("evalue"))[:200]
+                if errors
+                else "no reply"
+            )
             return {"error": f"the notebook's kernel did not answer the grader ({why})"}
         try:
             out = json.loads(text[at + len(nonce) :].split("\n", 1)[0])

@@ -31,6 +31,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -225,8 +226,68 @@ def _logger(name: str) -> tuple[logging.Logger, _ListHandler]:
     return logger, handler
 
 
+#: Largest notebook prepare() reads (the size collect accepts).
+MAX_NOTEBOOK_MB = 50
+
+
+def _read_submitted(path: Path) -> bytes:
+    """A submitted file's bytes: never through a link, only a regular file, capped in size."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise Refused(
+                "not-a-notebook",
+                f"{path.name} is a symbolic link (to {os.readlink(path)!r}), not a submitted "
+                "file: refused and not read; collect the student's own file",
+            ) from None
+        raise Refused("missing-notebook", f"{path.name} cannot be opened: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Refused(
+                "not-a-notebook", f"{path.name} is not a regular file: refused and not read"
+            )
+        if st.st_size > MAX_NOTEBOOK_MB * 2**20:
+            raise Refused(
+                "too-large",
+                f"{path.name} is {st.st_size / 2**20:.0f} MB, over the {MAX_NOTEBOOK_MB} MB "
+                "limit for a notebook (large outputs or embedded data?): ask for the notebook "
+                "with outputs cleared",
+            )
+        chunks, left = [], MAX_NOTEBOOK_MB * 2**20 + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 2**20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        raw = b"".join(chunks)
+        if len(raw) > MAX_NOTEBOOK_MB * 2**20:
+            raise Refused("too-large", f"{path.name} grew past {MAX_NOTEBOOK_MB} MB while read")
+        return raw
+    finally:
+        os.close(fd)
+
+
+def _check_folder(course: Course, folder: Path) -> None:
+    """``submitted/STUDENT/ASSIGNMENT`` must be a real folder inside ``submitted/``."""
+    root = course.folder("submitted").resolve()
+    try:
+        inside = folder.resolve().relative_to(root)
+    except ValueError:
+        inside = None
+    parts = [folder.parent, folder]
+    if inside is None or any(p.is_symlink() for p in parts):
+        raise Refused(
+            "not-a-notebook",
+            f"{folder} is (or goes through) a symbolic link out of submitted/: refused and "
+            "not read",
+        )
+
+
 def _read_notebook(path: Path, notes: list[str]) -> nbformat.NotebookNode:
-    raw = path.read_bytes()
+    raw = _read_submitted(path)
     if not raw.strip():
         raise Refused(
             "empty-notebook",
@@ -509,13 +570,14 @@ def prepare(
 ) -> tuple[ex.Job, dict]:
     """Stage 1: a Job with the instructor's cells restored, and what was noticed on the way."""
     folder = course.folder("submitted", student, assignment)
+    _check_folder(course, folder)
     notes: list[str] = []
     notebooks = []
     present = sorted(p.name for p in folder.glob("*.ipynb"))
     names = sorted(sources)
     for name in names:
         path = folder / f"{name}.ipynb"
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             others = [p for p in present if p[:-6] not in sources]
             if len(names) == 1 and len(others) == 1:
                 path = folder / others[0]

@@ -140,6 +140,12 @@ def corpus(released, tmp_path_factory):
             nb = nbformat.reads(data.decode(), as_version=4)
             nb.cells.append(nbformat.v4.new_markdown_cell(f"my notes {marker}"))
             data = nbformat.writes(nb).encode()
+        if case.student == "symlink-notebook":  # placed in submitted/ by hand, not by collect
+            folder = course.folder("submitted", case.student, ASSIGNMENT)
+            folder.mkdir(parents=True)
+            target = root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+            (folder / f"{ASSIGNMENT}.ipynb").symlink_to(target)
+            continue
         _submit(course, case.student, data, case.filename)
     before = {d: _tree_hash(root / d) for d in ("source", "release")}
     stream = io.StringIO()
@@ -211,9 +217,21 @@ def test_corpus_case(corpus, case):
             f"{case.kind}: a note matching {case.notes!r} expected, got {record['notes']}"
         )
     nb = None
-    if case.expect == "graded" or case.category not in ("corrupt-notebook", "empty-notebook"):
+    refused = ("corrupt-notebook", "empty-notebook", "not-a-notebook", "too-large")
+    if case.expect == "graded" or case.category not in refused:
         nb = _autograded(course, case.student, record)
     text = _outputs_text(nb) if nb is not None else ""
+    if "blank-score" in case.checks:
+        blank = corpus["records"]["blank"]
+        assert (record["score"], record["exercises"]) == (blank["score"], blank["exercises"]), (
+            f"{case.kind}: a wrong notebook must score what the blank one does, "
+            f"{blank['score']} {blank['exercises']}, got {record['score']} {record['exercises']}"
+        )
+        assert record.get("verdict") == "separate kernel", f"verdict path not used: {record}"
+    if "not-pwned" in case.checks:
+        assert "PWNED" not in text, (
+            f"{case.kind}: the attack ran in the grader's kernel: {text[:800]}"
+        )
     limit = LIMITS.memory_mb
     if "memory-error" in case.checks:
         assert "MemoryError" in text, "the memory hog should end in a MemoryError"
@@ -293,6 +311,14 @@ def test_feedback_never_shows_hidden_tests(corpus):
         assert not shown, f"hidden test lines in {student}'s feedback: {shown}"
     failed = course.folder("feedback", "segfault", ASSIGNMENT) / f"{ASSIGNMENT}.html"
     assert "could not be graded" in failed.read_text(), "failed students get the reason"
+    solution = next(
+        c.source for c in source.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+    )
+    linked = course.folder("feedback", "symlink-notebook", ASSIGNMENT) / f"{ASSIGNMENT}.html"
+    page = linked.read_text()
+    assert "symbolic link" in page and solution.strip().splitlines()[-1] not in page, (
+        f"a linked notebook must be refused, not graded with the instructor's solutions: {page[:600]}"
+    )
 
 
 def test_export_files(corpus, tmp_path):

@@ -92,6 +92,16 @@ def wrong_first_exercise(nb) -> nbformat.NotebookNode:
     return nb
 
 
+def wrong_everything(nb) -> nbformat.NotebookNode:
+    """Every exercise answered wrongly: each function of a solution cell returns 0."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("solution") and "def " in cell.source:
+            names = [part.split("(", 1)[0] for part in cell.source.split("def ")[1:]]
+            cell.source = "".join(f"def {n}(*args, **kwargs):\n    return 0\n" for n in names)
+    return nb
+
+
 def _ex1_tests(nb) -> list[str]:
     return [
         _gid(c)
@@ -168,6 +178,149 @@ LEAK_HIDDEN = (
     "    return n_frameworks + n_runtimes if hub else n_frameworks * n_runtimes\n"
 )
 LEAK_LATER = "print('LEAK-HISTORY:', In)\n"
+
+
+# -- forging routes: each once gave an all-wrong notebook full marks when the tests ran in the
+# student's kernel (issue 18); with the verdict kernel each must score what a blank notebook does
+FORGE_RUN_CODE = (
+    "import functools\n"
+    "ip = get_ipython()\n"
+    "async def _quiet(orig, code_obj, result=None, *, async_=False):\n"
+    "    try:\n"
+    "        exec(code_obj, ip.user_global_ns, ip.user_ns)\n"
+    "    except Exception as exc:\n"
+    "        if 'AUTOGRADER' in str(exc):\n"
+    "            raise\n"
+    "    return False\n"
+    "ip.run_code = functools.partial(_quiet, ip.run_code)\n"
+)
+FORGE_RUN_CELL = (
+    "import functools\n"
+    "ip = get_ipython()\n"
+    "def _run_cell(orig, raw_cell, *args, **kwargs):\n"
+    "    if 'assert' in raw_cell and 'AUTOGRADER' not in raw_cell:\n"
+    "        raw_cell = 'pass'\n"
+    "    return orig(raw_cell, *args, **kwargs)\n"
+    "_run_cell.__module__ = 'IPython.core.interactiveshell'\n"
+    "ip.run_cell = functools.partial(_run_cell, ip.run_cell)\n"
+)
+FORGE_AST = (
+    "import ast\n"
+    "class SafeNodes(ast.NodeTransformer):\n"
+    "    def visit_Module(self, node):\n"
+    "        handler = ast.ExceptHandler(type=ast.Name('Exception', ast.Load()), name=None,\n"
+    "                                    body=[ast.Pass()])\n"
+    "        node.body = [ast.Try(body=[s], handlers=[handler], orelse=[], finalbody=[])\n"
+    "                     for s in node.body]\n"
+    "        return ast.fix_missing_locations(node)\n"
+    "SafeNodes.__module__ = 'IPython.core.interactiveshell'\n"
+    "SafeNodes.__qualname__ = 'InteractiveShell.ast_transformers'\n"
+    "get_ipython().ast_transformers.append(SafeNodes())\n"
+)
+FORGE_INPUT = (
+    "import inspect\n"
+    "def _rewrite(lines):\n"
+    "    text = ''.join(lines)\n"
+    "    if 'assert' in text and 'AUTOGRADER' not in text:\n"
+    "        return ['pass\\n']\n"
+    "    return lines\n"
+    "_rewrite.__module__ = 'IPython.core.inputtransformer2'\n"
+    "ip = get_ipython()\n"
+    "ip.input_transformers_cleanup.append(_rewrite)\n"
+    "ip.input_transformers_post.append(_rewrite)\n"
+)
+FORGE_TRACER = (
+    "import sys, ast, functools\n"
+    "def _tracer(state, frame, event, arg):\n"
+    "    if event == 'call' and frame.f_code.co_name == 'transform_ast':\n"
+    "        node = frame.f_locals.get('node')\n"
+    "        if node is not None and any(isinstance(n, ast.Assert) for n in ast.walk(node)):\n"
+    "            node.body = [ast.Pass()]\n"
+    "    return None\n"
+    "sys.settrace(functools.partial(_tracer, {}))\n"
+)
+FORGE_EXCEPTIONS = (
+    "import builtins\n"
+    "class AssertionError(Exception):\n"
+    "    pass\n"
+    "builtins.AssertionError = AssertionError\n"
+    "get_ipython().set_custom_exc((Exception,), lambda shell, etype, evalue, tb, tb_offset=None: None)\n"
+)
+FORGE_OUTPUTS = (
+    "ip = get_ipython()\n"
+    "_session = ip.kernel.session\n"
+    "_send = _session.send\n"
+    "def _send_no_errors(stream, msg_or_type, content=None, *args, **kwargs):\n"
+    "    kind = msg_or_type if isinstance(msg_or_type, str) else msg_or_type.get('msg_type')\n"
+    "    if kind == 'error':\n"
+    "        return None\n"
+    "    if kind == 'execute_reply' and isinstance(content, dict):\n"
+    "        content = dict(content, status='ok')\n"
+    "    return _send(stream, msg_or_type, content, *args, **kwargs)\n"
+    "_session.send = _send_no_errors\n"
+)
+FORGE_EQUALITY = (
+    "class Yes(int):\n"
+    "    def __eq__(self, other):\n"
+    "        return True\n"
+    "    __hash__ = int.__hash__\n"
+    "def converters_needed(*args, **kwargs):\n"
+    "    return Yes(0)\n"
+)
+FORGE_LIBRARIES = (
+    "import builtins, onnx.checker, numpy.testing\n"
+    "builtins.isinstance = lambda obj, cls: True\n"
+    "onnx.checker.check_model = lambda *args, **kwargs: None\n"
+    "numpy.testing.assert_allclose = lambda *args, **kwargs: None\n"
+)
+FORGE_BRIDGE = (
+    "import io, json, base64, sys, pickle\n"
+    "import numpy as np\n"
+    "class Boom:\n"
+    "    def __reduce__(self):\n"
+    "        return (print, ('PWNED-BY-PICKLE',))\n"
+    "buf = io.BytesIO()\n"
+    "np.save(buf, np.array([Boom()], dtype=object), allow_pickle=True)\n"
+    "evil = {'$ndarray': base64.b64encode(buf.getvalue()).decode()}\n"
+    "bridge = sys.modules['autograder_bridge']\n"
+    "def call(nonce, request):\n"
+    "    print(nonce + json.dumps({'value': json.dumps(evil), 'stdout': 'all tests passed'}))\n"
+    "def describe(nonce, names, since=None):\n"
+    "    entries = {n: {'kind': 'data', 'wire': evil} for n in names}\n"
+    "    print(nonce + json.dumps({'names': entries, 'files': {}}))\n"
+    "bridge.call, bridge.describe = call, describe\n"
+)
+FORGE_MODULE = (
+    "for name in ('onnxruntime.py', 'onnx.py', 'sitecustomize.py', 'usercustomize.py'):\n"
+    "    with open(name, 'w') as fh:\n"
+    "        fh.write('print(\"PWNED-BY-MODULE\")\\n')\n"
+    "import os\n"
+    "os.makedirs('numpy', exist_ok=True)\n"
+    "open('numpy/__init__.py', 'w').write('print(\"PWNED-BY-MODULE\")\\n')\n"
+)
+#: student -> (kind, attack code)
+FORGERIES = {
+    "forge-run-code": (
+        "run_code replaced by a functools.partial that swallows errors",
+        FORGE_RUN_CODE,
+    ),
+    "forge-run-cell": ("run_cell replaced: test cells become `pass`", FORGE_RUN_CELL),
+    "forge-ast": ("AST transformer claiming to be IPython's wraps statements in try", FORGE_AST),
+    "forge-input": ("input transformers rewrite every cell with an assert", FORGE_INPUT),
+    "forge-tracer": (
+        "sys.settrace tracer (a partial) rewrites the AST in transform_ast",
+        FORGE_TRACER,
+    ),
+    "forge-exceptions": (
+        "AssertionError replaced, set_custom_exc swallows errors",
+        FORGE_EXCEPTIONS,
+    ),
+    "forge-outputs": ("kernel session drops error messages and rewrites replies", FORGE_OUTPUTS),
+    "forge-equality": ("answer is an int subclass whose == is always true", FORGE_EQUALITY),
+    "forge-libraries": ("isinstance, onnx.checker, numpy.testing replaced", FORGE_LIBRARIES),
+    "forge-bridge": ("the grader's bridge in the kernel replaced: pickle payloads", FORGE_BRIDGE),
+    "forge-module": ("onnxruntime.py, numpy/ written for the grader to import", FORGE_MODULE),
+}
 
 
 def escape_code(ctx: Context) -> str:
@@ -343,31 +496,57 @@ def cases() -> list[Case]:
         ),
         Case(
             "tamper-traceback",
-            "error display disabled (showtraceback replaced)",
-            "failed",
-            category="tampering",
-            reason=r"error reporting is disabled|showtraceback",
+            "wrong answer, error display disabled (showtraceback replaced)",
+            "graded",
+            {"ex1": 0, "ex2": 0},
+            notes=r"error reporting is disabled|showtraceback",
+            checks=("blank-score",),
         ),
         Case(
             "tamper-testing",
             "testing functions replaced (numpy.testing, builtins.print)",
-            "failed",
-            category="tampering",
-            reason=r"numpy\.testing\.assert_allclose",
+            "graded",
+            full1,
+            notes=r"numpy\.testing\.assert_allclose",
         ),
         Case(
             "tamper-hook",
             "IPython hook watching every cell",
-            "failed",
-            category="tampering",
-            reason=r"pre_run_cell",
+            "graded",
+            full1,
+            notes=r"pre_run_cell",
         ),
         Case(
             "forged-score",
             "wrong answer that sends a forged score (execute_result)",
+            "graded",
+            {"ex1": 0, "ex2": 0},
+            checks=("blank-score",),
+        ),
+        *[
+            Case(
+                student,
+                f"all wrong + {kind}",
+                "graded",
+                {"ex1": 0, "ex2": 0},
+                checks=("blank-score", "not-pwned"),
+            )
+            for student, (kind, _code) in FORGERIES.items()
+        ],
+        Case(
+            "symlink-notebook",
+            "submitted/ holds a symbolic link to the instructor's source notebook",
             "failed",
-            category="tampering",
-            reason=r"forged",
+            category="not-a-notebook",
+            reason=r"symbolic link",
+            checks=("feedback-clean",),
+        ),
+        Case(
+            "oversized",
+            "a 60 MB notebook",
+            "failed",
+            category="too-large",
+            reason=r"MB",
         ),
         Case(
             "read-secrets",
@@ -478,6 +657,18 @@ def build(case: Case, ctx: Context) -> bytes:
         nb = insert_before(lite_good, _gid(first_solution(lite_good)), TAMPER_TESTING)
     elif s == "tamper-hook":
         nb = insert_before(lite_good, _gid(first_solution(lite_good)), TAMPER_HOOK)
+    elif s in FORGERIES:
+        wrong = wrong_everything(lite_good)
+        if s == "forge-equality":
+            nb = copy.deepcopy(wrong)
+            first_solution(nb).source = FORGE_EQUALITY
+        else:
+            nb = insert_before(wrong, _gid(first_solution(wrong)), FORGERIES[s][1])
+    elif s == "symlink-notebook":
+        return b""  # the test's fixture makes the link (to source/)
+    elif s == "oversized":
+        nb = copy.deepcopy(lite_good)
+        nb.cells.append(nbformat.v4.new_markdown_cell("x" * (60 * 2**20)))
     elif s == "forged-score":
         nb = copy.deepcopy(lite_good)
         first_solution(nb).source = FORGED_SCORE
