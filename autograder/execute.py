@@ -81,6 +81,8 @@ class Job:
     threads: int = 1  #: threads per kernel (OMP/BLAS)
     guard: bool = True
     expose: tuple[str, ...] = ()
+    #: paths no sandbox mount may show (:func:`autograder.sandbox.check_mounts`)
+    forbidden: tuple[str, ...] = ()
     #: the release's data files for the verdict kernel T (never the student's files)
     verdict_files: dict[str, bytes] = field(default_factory=dict)
 
@@ -326,6 +328,8 @@ class GradingClient(Execute):
         self.verdict: vd.VerdictKernel | None = None
         self.km_t: SandboxedKernelManager | None = None
         self.notes: list[str] = []
+        self.messages_in_cell = 0
+        self.sigint: str | None = None
         self._since: float | None = None
         self._verdict_start: asyncio.Future | None = None
         self.job = job
@@ -386,6 +390,7 @@ class GradingClient(Execute):
                 return super().process_message(msg, cell, cell_index)
             return None
         self._count(msg)
+        self.messages_in_cell += 1
         if self._abort_reason is not None:
             return None
         if msg.get("msg_type") == "error" and OUTPUT_MARK in str(msg["content"].get("evalue")):
@@ -635,12 +640,17 @@ class GradingClient(Execute):
                     if test and verdict:
                         await self._verdict_cell(index, cell)
                         continue
+                    self.messages_in_cell = 0
                     if test and self.job.guard and not guarded_once:
                         await self.guard(f"before {describe_cell(self.nb, index)}")
                         guarded_once = True
-                    await self.async_execute_cell(
-                        cell, index, execution_count=self.code_cells_executed + 1
-                    )
+                    try:
+                        await self.async_execute_cell(
+                            cell, index, execution_count=self.code_cells_executed + 1
+                        )
+                    except CellTimeoutError:
+                        self.sigint = self.launcher.sigint_state()  # while the kernel lives
+                        raise
                     if self._abort_reason is not None:
                         raise _Abort()
                     if test and self.job.guard:
@@ -700,7 +710,14 @@ def _execute_one(
     os.chmod(jobdir, 0o711)
     nb = nbformat.reads(nbjob.notebook, as_version=4)
     launcher = sb.KernelLauncher(
-        info, job.limits, jobdir, files=job.files, uid=uid, threads=job.threads, expose=job.expose
+        info,
+        job.limits,
+        jobdir,
+        files=job.files,
+        uid=uid,
+        threads=job.threads,
+        expose=job.expose,
+        forbidden=job.forbidden,
     )
     launcher.prepare()
     launcher_t = None
@@ -715,6 +732,7 @@ def _execute_one(
             uid=uid_t,
             threads=job.threads,
             expose=job.expose,
+            forbidden=job.forbidden,
         )
         launcher_t.prepare()
     config = Config(job.config)
@@ -757,9 +775,18 @@ def _execute_one(
             outcome.category, outcome.reason = KERNEL_BROKEN, client.broken
         elif isinstance(exc, CellTimeoutError):
             outcome.category = CELL_TIMEOUT
+            state = client.sigint
+            if state is not None:
+                why = f"the notebook {state} SIGINT, the interrupt signal"
+            else:
+                why = (
+                    "SIGINT was not ignored: the kernel was busy in compiled code, a handler "
+                    "swallowed KeyboardInterrupt, or it was still sending output "
+                    f"({client.messages_in_cell} messages in this cell)"
+                )
             outcome.reason = (
                 f"{where} ran past the {client.timeout} s cell limit and did not stop when "
-                "interrupted (a loop in compiled code, or SIGINT ignored)"
+                f"interrupted ({why})"
             )
         elif isinstance(exc, DeadKernelError) or (
             client.km is not None and launcher.exit_description() is not None

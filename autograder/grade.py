@@ -560,6 +560,29 @@ def _data_files(
     return files
 
 
+def forbidden_paths(course: Course) -> tuple[str, ...]:
+    """What no sandbox mount may show: the course root (it may hold the venv, not be in one),
+    source/, release/, submitted/, autograded/, feedback/, grading/ and the gradebook."""
+    paths = ["~" + str(course.root)]
+    for step in ("source", "release", "submitted", "autograded", "feedback"):
+        paths.append(str(course.folder(step)))
+    paths.append(str(course.root / "grading"))
+    db = course.db_url
+    if db.startswith("sqlite:///"):
+        paths.append(os.path.abspath(db[len("sqlite:///") :]))
+    return tuple(paths)
+
+
+def check_sandbox_mounts(course: Course, options: GradeOptions) -> None:
+    """Refuse to grade when a sandbox mount would show part of the course (exit status 1)."""
+    from .course import CourseError
+
+    try:
+        sb.check_mounts(sb.mounts(tuple(options.expose)), list(forbidden_paths(course)))
+    except sb.MountRefused as exc:
+        raise CourseError(str(exc)) from None
+
+
 def prepare(
     course: Course,
     assignment: str,
@@ -628,6 +651,7 @@ def prepare(
         threads=threads,
         guard=options.guard,
         expose=tuple(options.expose),
+        forbidden=forbidden_paths(course),
         verdict_files=(
             _data_files(course, assignment, None, options.limits) if options.verdict else {}
         ),
@@ -966,6 +990,8 @@ def _grade(course: Course, assignment: str, options: GradeOptions | None) -> Gra
     if not sources:
         raise ex_course_error(assignment)
     info = sb.probe(options.sandbox)
+    if info.isolated:
+        check_sandbox_mounts(course, options)
     summary = GradeSummary(assignment, sandbox=info.to_dict())
     stream = options.stream
     students = course.students_submitted(assignment)

@@ -314,6 +314,17 @@ def test_feedback_never_shows_hidden_tests(corpus):
     solution = next(
         c.source for c in source.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")
     )
+    from autograder.feedback import CSP
+
+    for student in corpus["records"]:
+        for page in course.folder("feedback", student, ASSIGNMENT).glob("*.html"):
+            text = page.read_text()
+            head = re.search(r"<head[^>]*>", text)
+            assert head and text[head.end() :].startswith(CSP), f"{page}: no CSP first in <head>"
+    scripted = course.folder("feedback", "script-output", ASSIGNMENT) / f"{ASSIGNMENT}.html"
+    page = scripted.read_text()
+    assert "PWNED-BY-SCRIPT" in page, "the student's output should still be shown, as text"
+    assert "<script>document.title" not in page, "a student's <script> is live in the feedback"
     linked = course.folder("feedback", "symlink-notebook", ASSIGNMENT) / f"{ASSIGNMENT}.html"
     page = linked.read_text()
     assert "symbolic link" in page and solution.strip().splitlines()[-1] not in page, (
@@ -512,6 +523,37 @@ def test_wall_limit_stops_a_slow_notebook():
     assert not _job_processes(), "the stopped kernel left processes"
 
 
+def test_a_venv_reached_through_a_link_runs_in_the_sandbox(tmp_path):
+    link = tmp_path / "venv-link"
+    link.symlink_to(Path(sys.prefix).resolve())
+    info = sb.probe("bubblewrap")
+    launcher = sb.KernelLauncher(
+        info, sb.Limits(), tmp_path, uid=sb.UID_BASE + sb.UID_COUNT - 2 if info.privileged else None
+    )
+    launcher.prepare()
+    code = "import course, sys; print('RAN', sys.prefix)"
+    cmd = launcher.wrap([str(link / "bin" / "python"), "-c", code])
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=60, **launcher.popen_kwargs(log=False)
+        )
+    finally:
+        launcher.close_files()
+    assert proc.returncode == 0 and f"RAN {link}" in proc.stdout, (
+        f"expected the linked venv's python to run in the sandbox, got {proc.returncode}: "
+        f"{proc.stdout} {proc.stderr[-600:]}"
+    )
+
+
+def test_grading_refuses_a_mount_that_shows_the_course(released, tmp_path):
+    from autograder.course import CourseError
+
+    course = _course_copy(released, tmp_path / "course")
+    options = GradeOptions(jobs=1, limits=LIMITS, progress=False, expose=(str(tmp_path),))
+    with pytest.raises(CourseError, match="refused"):
+        grade(course, ASSIGNMENT, options)
+
+
 # -- collect ----------------------------------------------------------------------------------
 
 
@@ -540,6 +582,11 @@ def test_collect_lms_zip(released, tmp_path):
             "export/Ann Poe_42_assignsubmission_file_/notes.txt": b"hello",
             "export/zed/00-template.ipynb": nb,
             "export/zed/00-template (1).ipynb": other,
+            # impersonation: names chosen by students, claiming others' ids from their folders
+            "export/zed/x_42_attempt_2099-01-01-00-00-00_00-template.ipynb": b"forged",
+            "export/Ann Poe_42_assignsubmission_file_/y_777_attempt_2099-01-01_00-template.ipynb": (
+                b"forged"
+            ),
             "export/__MACOSX/._x.ipynb": b"junk",
             "export/README.txt": b"export",
             "/etc/evil_1_attempt_2024_x.ipynb": nb,
@@ -558,6 +605,12 @@ def test_collect_lms_zip(released, tmp_path):
         "a browser duplicate 'name (1)' is the newer download"
     )
     assert any("renamed from my homework.ipynb" in n for n in got["1234"]["notes"]), got["1234"]
+    assert (sub / "42" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes() == nb, (
+        "another student's file must never displace 42's"
+    )
+    claims = [r for r in report.refused if "claims student" in r["reason"]]
+    assert len(claims) == 2, f"both impersonating files should be refused: {report.refused}"
+    assert not (sub / "777").exists(), "an id claimed from another student's folder was filed"
     stamp = (sub / "jdoe1" / ASSIGNMENT / "timestamp.txt").read_text()
     assert stamp.startswith("2024-03-02 09:00:00"), f"attempt time expected, got {stamp}"
     refused = {r["path"]: r["reason"] for r in report.refused}

@@ -268,8 +268,8 @@ FORGE_EQUALITY = (
     "    return Yes(0)\n"
 )
 FORGE_LIBRARIES = (
-    "import builtins, onnx.checker, numpy.testing\n"
-    "builtins.isinstance = lambda obj, cls: True\n"
+    "import onnx.checker, numpy.testing, unittest\n"
+    "unittest.TestCase.assertEqual = lambda *args, **kwargs: None\n"
     "onnx.checker.check_model = lambda *args, **kwargs: None\n"
     "numpy.testing.assert_allclose = lambda *args, **kwargs: None\n"
 )
@@ -298,6 +298,11 @@ FORGE_MODULE = (
     "os.makedirs('numpy', exist_ok=True)\n"
     "open('numpy/__init__.py', 'w').write('print(\"PWNED-BY-MODULE\")\\n')\n"
 )
+SCRIPT_OUTPUT = (
+    "from IPython.display import HTML, Javascript, display\n"
+    "display(HTML('<b>bold</b><script>document.title = \"PWNED-BY-SCRIPT\"</script>'))\n"
+    "display(Javascript('document.title = \"PWNED-BY-JS\"'))\n"
+)
 #: student -> (kind, attack code)
 FORGERIES = {
     "forge-run-code": (
@@ -317,7 +322,7 @@ FORGERIES = {
     ),
     "forge-outputs": ("kernel session drops error messages and rewrites replies", FORGE_OUTPUTS),
     "forge-equality": ("answer is an int subclass whose == is always true", FORGE_EQUALITY),
-    "forge-libraries": ("isinstance, onnx.checker, numpy.testing replaced", FORGE_LIBRARIES),
+    "forge-libraries": ("onnx.checker, numpy.testing, unittest replaced", FORGE_LIBRARIES),
     "forge-bridge": ("the grader's bridge in the kernel replaced: pickle payloads", FORGE_BRIDGE),
     "forge-module": ("onnxruntime.py, numpy/ written for the grader to import", FORGE_MODULE),
 }
@@ -399,7 +404,7 @@ def cases() -> list[Case]:
             "busy loop that ignores the interrupt",
             "failed",
             category="cell-timeout",
-            reason=r"did not stop when interrupted",
+            reason=r"did not stop when interrupted \(the notebook ignored SIGINT",
         ),
         Case(
             "memory",
@@ -534,6 +539,13 @@ def cases() -> list[Case]:
             for student, (kind, _code) in FORGERIES.items()
         ],
         Case(
+            "script-output",
+            "outputs live script (HTML <script>, JavaScript) for the instructor's browser",
+            "graded",
+            full1,
+            checks=("feedback-inert",),
+        ),
+        Case(
             "symlink-notebook",
             "submitted/ holds a symbolic link to the instructor's source notebook",
             "failed",
@@ -664,6 +676,8 @@ def build(case: Case, ctx: Context) -> bytes:
             first_solution(nb).source = FORGE_EQUALITY
         else:
             nb = insert_before(wrong, _gid(first_solution(wrong)), FORGERIES[s][1])
+    elif s == "script-output":
+        nb = append(lite_good, SCRIPT_OUTPUT)
     elif s == "symlink-notebook":
         return b""  # the test's fixture makes the link (to source/)
     elif s == "oversized":
