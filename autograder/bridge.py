@@ -484,7 +484,11 @@ def _store_files(files: dict, absolute: bool = False) -> list:
 
 
 def bind(answer: str) -> None:
-    """Bind the notebook's names a cell uses, from S's ``describe`` reply (and its files)."""
+    """Bind the notebook's names a cell uses, from S's ``describe`` reply (and its files).
+
+    S's answer always wins, even over a value T's own cells gave the name: a value that cannot
+    cross becomes a placeholder, a missing one is removed (a NameError, as in nbgrader).
+    """
     ns = _user_ns()
     reply = json.loads(answer)
     _store_files(reply.get("files") or {})

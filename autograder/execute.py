@@ -569,6 +569,7 @@ class GradingClient(Execute):
         self.launcher_t.find_kernel()
         kernel = vd.VerdictKernel(self.plan, km, kc, float(self.timeout or 60))
         await kernel.setup()
+        await kernel.run_ahead()
         return kernel
 
     async def _verdict_cell(self, index: int, cell: nbformat.NotebookNode) -> None:

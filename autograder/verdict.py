@@ -61,7 +61,8 @@ def bridge_source() -> str:
 
 
 def defined_names(source: str) -> set[str]:
-    """Names a cell binds at top level (def, class, assignments, imports, for/with targets)."""
+    """Names a cell binds at top level: functions, classes and assigned variables (not imports
+    or loop variables: T has its own modules, and a loop variable is no answer)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -81,15 +82,6 @@ def defined_names(source: str) -> set[str]:
                 targets(t)
         elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
             targets(node.target)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                names.add((alias.asname or alias.name).split(".")[0])
-        elif isinstance(node, (ast.For, ast.AsyncFor)):
-            targets(node.target)
-        elif isinstance(node, (ast.With, ast.AsyncWith)):
-            for item in node.items:
-                if item.optional_vars is not None:
-                    targets(item.optional_vars)
     return names
 
 
@@ -255,6 +247,16 @@ class VerdictKernel:
         status, outputs = await self.execute(code, timeout=120)
         if status != "ok":
             self.notes.append(f"binding {names} failed: {outputs}"[:300])
+
+    async def run_ahead(self) -> None:
+        """Run the leading cells that need nothing of the notebook (imports, data, models),
+        while the student's kernel works through the notebook."""
+        while self.next_cell < len(self.plan.cells):
+            cell = self.plan.cells[self.next_cell]
+            if cell.grade_id is not None or cell.uses:
+                return
+            self.next_cell += 1
+            await self.execute(cell.source)
 
     async def run_until(self, grade_id: str, ask, call) -> list:
         """Run T's cells up to the test ``grade_id``; returns the test's outputs."""

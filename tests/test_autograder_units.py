@@ -247,7 +247,7 @@ def test_verdict_plan_reads_names_from_the_instructors_cells():
         },
     ]
     plan = make_plan(nb, gradebook)
-    assert plan.student_names == ["K", "f"], plan.student_names
+    assert plan.student_names == ["K", "f"], plan.student_names  # not imports
     sources = [c.source for c in plan.cells]
     assert sources == [
         "import numpy as np\ndata = np.arange(3)",
