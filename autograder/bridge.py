@@ -46,6 +46,14 @@ REQUEST = "AUTOGRADER-BRIDGE-REQUEST:"
 MAX_DEPTH = 64
 
 
+_TORCH_AS_INT = {"bfloat16": "int16", "float8_e4m3fn": "int8", "float8_e5m2": "int8"}
+_TORCH_DTYPES = {
+    *_TORCH_AS_INT,
+    *("float16", "float32", "float64", "complex64", "complex128", "bool"),
+    *("uint8", "int8", "int16", "int32", "int64"),
+}
+
+
 class Unencodable(TypeError):
     """A value that cannot cross between the kernels as data."""
 
@@ -111,13 +119,19 @@ def encode(value, ref=None, depth: int = 0):
     if module.startswith("onnx") and type(value).__name__ == "ModelProto":
         return {"$onnx": _b64(value.SerializeToString())}
     if module.startswith("torch") and type(value).__name__ in ("Tensor", "Parameter"):
-        return {"$torch": _npy(value.detach().cpu().numpy())}
+        tensor = value.detach().cpu()
+        dtype = str(tensor.dtype).replace("torch.", "")
+        if dtype in _TORCH_AS_INT:  # numpy has no such dtype: the bits travel as integers
+            import torch
+
+            tensor = tensor.view(getattr(torch, _TORCH_AS_INT[dtype]))
+        return {"$torch": [_npy(tensor.contiguous().numpy()), dtype]}
     if module == "pathlib" or module.startswith("pathlib."):
         return {"$path": os.fspath(value)}
     if ref is not None:
-        name = ref(value)
-        if name is not None:
-            return {"$ref": name}
+        found = ref(value)
+        if found is not None:
+            return found
     raise Unencodable(f"an object of type {module}.{type(value).__qualname__}")
 
 
@@ -136,15 +150,19 @@ def _unnpy(text):
     return array
 
 
-def decode(wire, deref=None, depth: int = 0):
-    """The value of an encoded form; only the types listed in the module's docstring."""
+def decode(wire, deref=None, depth: int = 0, unpickle: bool = False):
+    """The value of an encoded form; only the types listed in the module's docstring.
+
+    ``unpickle`` is for S only, which may unpickle what T (the instructor's code) sent; T and
+    the grader never unpickle anything.
+    """
     if depth > MAX_DEPTH:
         raise NotData("nested too deeply")
     t = type(wire)
     if wire is None or t in (bool, int, float, str):
         return wire
     if t is list:
-        return [decode(v, deref, depth + 1) for v in wire]
+        return [decode(v, deref, depth + 1, unpickle) for v in wire]
     if t is not dict or len(wire) != 1:
         raise NotData(f"unexpected {t.__name__} in the wire format")
     ((tag, body),) = wire.items()
@@ -159,14 +177,16 @@ def decode(wire, deref=None, depth: int = 0):
     if tag == "$bytes":
         return _unb64(body)
     if tag in ("$tuple", "$set") and type(body) is list:
-        items = [decode(v, deref, depth + 1) for v in body]
+        items = [decode(v, deref, depth + 1, unpickle) for v in body]
         return tuple(items) if tag == "$tuple" else set(items)
     if tag == "$dict" and type(body) is list:
         out = {}
         for pair in body:
             if type(pair) is not list or len(pair) != 2:
                 raise NotData("a dict entry is not a pair")
-            out[decode(pair[0], deref, depth + 1)] = decode(pair[1], deref, depth + 1)
+            out[decode(pair[0], deref, depth + 1, unpickle)] = decode(
+                pair[1], deref, depth + 1, unpickle
+            )
         return out
     if tag == "$ndarray":
         return _unnpy(body)
@@ -178,16 +198,23 @@ def decode(wire, deref=None, depth: int = 0):
         model = onnx.ModelProto()
         model.ParseFromString(_unb64(body))
         return model
-    if tag == "$torch":
+    if tag == "$torch" and type(body) is list and len(body) == 2 and body[1] in _TORCH_DTYPES:
         import torch
 
-        return torch.from_numpy(_unnpy(body).copy())
+        tensor = torch.from_numpy(_unnpy(body[0]).copy())
+        if body[1] in _TORCH_AS_INT:
+            tensor = tensor.view(getattr(torch, body[1]))
+        return tensor
     if tag == "$path" and type(body) is str:
         import pathlib
 
         return pathlib.Path(body)
     if tag == "$ref" and type(body) is str and deref is not None:
         return deref(body)
+    if tag == "$pickle" and unpickle:
+        import pickle
+
+        return pickle.loads(_unb64(body))
     raise NotData(f"unknown tag {tag!r}")
 
 
@@ -272,8 +299,8 @@ def call(nonce: str, request: str) -> None:
     try:
         req = json.loads(request)
         fn = _deref(req["name"])
-        args = decode(req["args"], _deref)
-        kwargs = decode(req["kwargs"], _deref)
+        args = decode(req["args"], _deref, unpickle=True)
+        kwargs = decode(req["kwargs"], _deref, unpickle=True)
         paths = [a for a in list(args) + list(kwargs.values()) if type(a).__name__.endswith("Path")]
         for path in paths:
             with contextlib.suppress(OSError):
@@ -408,6 +435,7 @@ class Unavailable:
     """Stands for a variable of the notebook that cannot cross as data; any use fails clearly."""
 
     def __init__(self, name: str, why: str):
+        object.__setattr__(self, "_name", name)
         object.__setattr__(
             self,
             "_why",
@@ -434,12 +462,22 @@ _PROTECTED: set[str] = set()
 
 
 def _ref_of(value):
-    """The global name under which T holds ``value`` (S has its own object of that name)."""
+    """How T sends an argument that is not data: a function of the notebook by its name; an
+    object of T pickled (S may unpickle what the instructor's code made); else a reference to
+    S's object of the same global name (an onnxruntime session cannot be pickled)."""
     if isinstance(value, StudentFunction):
-        return value.__name__
+        return {"$ref": value.__name__}
+    if isinstance(value, Unavailable):  # S's own object of that name, passed back to S
+        return {"$ref": object.__getattribute__(value, "_name")}
+    import pickle
+
+    try:
+        return {"$pickle": _b64(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))}
+    except Exception:
+        pass
     for name, obj in list(_user_ns().items()):
         if obj is value and not name.startswith("_"):
-            return name
+            return {"$ref": name}
     return None
 
 

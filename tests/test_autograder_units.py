@@ -307,3 +307,20 @@ def test_feedback_pages_run_no_script():
     )
     _defuse(out)
     assert set(out["data"]) == {"text/plain"}, out
+
+
+def test_bridge_sends_torch_tensors_and_pickles_only_towards_the_student():
+    import torch
+
+    from autograder import bridge
+
+    state = {"w": torch.ones(2, 3, dtype=torch.bfloat16) / 3, "i": torch.arange(4)}
+    back = bridge.loads(bridge.dumps(state))
+    assert back["w"].dtype == torch.bfloat16 and torch.equal(back["w"], state["w"]), back
+    # T -> S: an instructor's object that is not data travels pickled (S may unpickle it)
+    wire = bridge.encode((range(3),), bridge._ref_of)
+    assert "$pickle" in str(wire), wire
+    assert bridge.decode(wire, unpickle=True) == (range(3),)
+    # S -> T: never unpickled
+    with pytest.raises(bridge.NotData, match="unknown tag"):
+        bridge.decode(wire)
