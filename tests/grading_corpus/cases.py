@@ -3,8 +3,9 @@
 Notebooks are built from the current ``00-template`` release at test time, so the corpus follows
 the template.
 Most cases are *lite*: only the exercise cells (solutions and tests) plus the attack, so that a
-kernel run takes seconds; in a lite notebook exercise 1 can earn full marks and exercise 2
-cannot (its tests need the narrative cells that build ``pipe``).
+kernel run takes seconds. The verdict kernel runs the release's narrative cells itself, so a lite
+notebook with right answers earns full marks (exercise 2's tests pass the instructor's fitted
+``pipe`` to the student's function).
 
 Expected outcomes: ``graded`` with a score per exercise (``"full"`` or a number), or ``failed``
 with a category and a reason (regular expression). ``check`` names extra assertions made by
@@ -60,7 +61,7 @@ def solved(ctx: Context) -> nbformat.NotebookNode:
 
 
 def lite(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Only the exercise cells: fast to run; exercise 2 cannot pass without the narrative."""
+    """Only the exercise cells: fast to run."""
     nb = copy.deepcopy(nb)
     nb.cells = [c for c in nb.cells if _gid(c)]
     return nb
@@ -382,7 +383,10 @@ print("NETWORK-REACHED" if reached else "network unreachable", reached)
 
 
 def cases() -> list[Case]:
-    full1 = {"ex1": "full", "ex2": 0}
+    # lite notebooks with right answers earn everything: the verdict kernel runs the release's
+    # narrative itself (exercise 2's tests get the instructor's fitted pipeline, not the student's)
+    full1 = {"ex1": "full", "ex2": "full"}
+    ex1_wrong = {"ex1": 0, "ex2": "full"}
     return [
         Case(
             "ok-full",
@@ -489,23 +493,22 @@ def cases() -> list[Case]:
             "edited-tests",
             "wrong answer, test cells edited to pass",
             "graded",
-            {"ex1": 0, "ex2": 0},
+            ex1_wrong,
             notes=r"was edited",
         ),
         Case(
             "duplicated-tests",
             "wrong answer, test cells duplicated and edited, fake 100-point cell",
             "graded",
-            {"ex1": 0, "ex2": 0},
+            ex1_wrong,
             notes=r"ex1-bonus|duplicates",
         ),
         Case(
             "tamper-traceback",
             "wrong answer, error display disabled (showtraceback replaced)",
             "graded",
-            {"ex1": 0, "ex2": 0},
+            ex1_wrong,
             notes=r"error reporting is disabled|showtraceback",
-            checks=("blank-score",),
         ),
         Case(
             "tamper-testing",
@@ -525,8 +528,7 @@ def cases() -> list[Case]:
             "forged-score",
             "wrong answer that sends a forged score (execute_result)",
             "graded",
-            {"ex1": 0, "ex2": 0},
-            checks=("blank-score",),
+            ex1_wrong,
         ),
         *[
             Case(
