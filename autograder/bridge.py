@@ -485,6 +485,9 @@ def setup_verdict_kernel() -> None:
     """T never imports from its working folder (files of S are copied there)."""
     cwd = os.getcwd()
     sys.path[:] = [p for p in sys.path if p not in ("", ".", cwd)]
+    # T's narrative outputs are thrown away and its tests are judged by errors: render figures
+    # and rich outputs as text only (no PNG rendering of the lesson's plots)
+    get_ipython().display_formatter.active_types = ["text/plain"]  # noqa: F821
     for dirpath, _dirs, names in os.walk(cwd):
         for name in names:
             _PROTECTED.add(os.path.abspath(os.path.join(dirpath, name)))
