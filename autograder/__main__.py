@@ -66,6 +66,7 @@ def cmd_grade(args) -> int:
         students=args.student or None,
         progress=not args.quiet,
         guard=not args.no_guard,
+        verdict=not args.tests_in_student_kernel,
         expose=tuple(args.expose or ()),
     )
     summary = grade(course, args.assignment, options)
@@ -155,6 +156,12 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--student", action="append", help="only this student (repeatable)")
     g.add_argument("--expose", action="append", help="extra host folder the kernel may read")
     g.add_argument("--no-guard", action="store_true", help="skip the in-kernel integrity checks")
+    g.add_argument(
+        "--tests-in-student-kernel",
+        action="store_true",
+        help="run the test cells in the student's kernel, as nbgrader does (forgeable; default: "
+        "a separate verdict kernel that never runs student code)",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_grade)
 

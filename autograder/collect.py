@@ -210,10 +210,11 @@ def _folder_entries(root: Path, report: CollectReport) -> list[Entry]:
     return entries
 
 
-def _match(
-    parts: list[str], assignment: str, patterns: list[tuple[str, re.Pattern]]
-) -> Candidate | None:
-    base = parts[-1]
+class Impersonation(ValueError):
+    """A file whose name claims another student than the folder the LMS put it in."""
+
+
+def _flat(base: str, patterns: list[tuple[str, re.Pattern]]) -> Candidate | None:
     for how, pattern in patterns:
         m = pattern.match(base)
         if m and m.groupdict().get("student"):
@@ -226,21 +227,72 @@ def _match(
                 attempt=g.get("attempt") or "",
                 original=g.get("file") or base,
             )
-    for folder in reversed(parts[:-1]):
+    return None
+
+
+def _match(
+    parts: list[str], assignment: str, patterns: list[tuple[str, re.Pattern]], root_depth: int = 0
+) -> Candidate | None:
+    """Whose file this is, from the parts of its path the LMS controls.
+
+    A flat LMS name (Blackboard, Canvas, ``--pattern``) counts only for a file at the top of the
+    export (``root_depth`` folders deep: the folder all notebooks share), where the LMS wrote the
+    whole name. Below it, the folder says whose it is (Moodle's ``Name_id_assignsubmission_file_``
+    or a folder per student); a file there whose name claims another id is refused
+    (:class:`Impersonation`): the student chose that name.
+    """
+    base = parts[-1]
+    folders = parts[:-1]
+    flat = _flat(base, patterns)
+    if len(folders) <= root_depth:
+        if flat is not None:
+            return flat
+        inner = [p for p in folders if p != assignment]
+        if inner:  # a single student's folder is the export's whole top
+            return Candidate(None, inner[-1], "STUDENT/file", original=base)  # type: ignore[arg-type]
+        return None
+    owner: Candidate | None = None
+    for folder in reversed(folders[root_depth:]):
         m = MOODLE_FOLDER.match(folder)
         if m:
             name = m.group("name").split()
-            return Candidate(
+            owner = Candidate(
                 None,  # type: ignore[arg-type]
                 m.group("student"),
                 "Name_id_assignsubmission_file_/file",
                 last_name=name[-1] if name else None,
                 original=base,
             )
-    folders = [p for p in parts[:-1] if p != assignment]
-    if folders:  # the innermost folder: export/STUDENT/file or STUDENT/ASSIGNMENT/file
-        return Candidate(None, folders[-1], "STUDENT/file", original=base)  # type: ignore[arg-type]
-    return None
+            break
+    if owner is None:
+        inner = [p for p in folders[root_depth:] if p != assignment] or [
+            p for p in folders if p != assignment
+        ]
+        if not inner:
+            return None
+        # the per-student folder: the innermost (STUDENT/file, STUDENT/ASSIGNMENT/file)
+        owner = Candidate(None, inner[-1], "STUDENT/file", original=base)  # type: ignore[arg-type]
+    if flat is not None and flat.student != owner.student:
+        raise Impersonation(
+            f"the file name claims student {flat.student!r} but it is in {owner.student!r}'s "
+            "folder: refused (identity comes from the folder the LMS made)"
+        )
+    if flat is not None:
+        owner.attempt, owner.original = flat.attempt, flat.original
+    return owner
+
+
+def _root_depth(split: list[list[str]]) -> int:
+    """How many folders all notebooks of the export share (the export's own top folders)."""
+    if not split:
+        return 0
+    common = split[0][:-1]
+    for parts in split[1:]:
+        n = 0
+        while n < min(len(common), len(parts) - 1) and common[n] == parts[n]:
+            n += 1
+        common = common[:n]
+    return len(common)
 
 
 def _attempt_key(c: Candidate) -> tuple:
@@ -297,9 +349,14 @@ def collect(
             notebooks.append(entry)
 
     split = [e.path.split("/") for e in notebooks]
+    depth = _root_depth(split)
     by_student: dict[str, list[Candidate]] = {}
     for entry, parts in zip(notebooks, split, strict=True):
-        cand = _match(parts, assignment, compiled + PATTERNS)
+        try:
+            cand = _match(parts, assignment, compiled + PATTERNS, depth)
+        except Impersonation as exc:
+            report.refused.append({"path": entry.path, "reason": str(exc)})
+            continue
         if cand is None:
             report.unmatched.append(
                 {

@@ -44,6 +44,7 @@ from nbgrader.preprocessors import Execute
 from traitlets.config import Config
 
 from . import sandbox as sb
+from . import verdict as vd
 
 #: Categories of a failed execution (``JobResult`` -> ``report.json``).
 WALL, OUTPUT, CELL_TIMEOUT, KERNEL_DIED, KERNEL_BROKEN, TAMPERING, STARTUP, INTERNAL = (
@@ -63,6 +64,7 @@ OUTPUT_MARK = "AUTOGRADER-OUTPUT-LIMIT"
 class NotebookJob:
     name: str  #: notebook file name, e.g. ``00-template.ipynb``
     notebook: str  #: prepared notebook (nbformat 4 JSON), instructor's test cells restored
+    plan: dict | None = None  #: the verdict plan (:class:`~autograder.verdict.VerdictPlan`)
 
 
 @dataclass
@@ -79,6 +81,10 @@ class Job:
     threads: int = 1  #: threads per kernel (OMP/BLAS)
     guard: bool = True
     expose: tuple[str, ...] = ()
+    #: paths no sandbox mount may show (:func:`autograder.sandbox.check_mounts`)
+    forbidden: tuple[str, ...] = ()
+    #: the release's data files for the verdict kernel T (never the student's files)
+    verdict_files: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -94,6 +100,8 @@ class NotebookOutcome:
     peak_memory_mb: float = 0.0
     leftover_pids: list[int] = field(default_factory=list)
     kernel_log: str = ""
+    notes: list[str] = field(default_factory=list)  #: what the verdict path noticed
+    verdict: bool = False  #: test cells were run in the verdict kernel T
 
 
 @dataclass
@@ -302,10 +310,28 @@ def describe_cell(nb: nbformat.NotebookNode, index: int | None) -> str:
 class GradingClient(Execute):
     """nbgrader's Execute preprocessor, driving a sandboxed kernel under limits."""
 
-    def __init__(self, nb: nbformat.NotebookNode, *, launcher: sb.KernelLauncher, job: Job, **kw):
+    def __init__(
+        self,
+        nb: nbformat.NotebookNode,
+        *,
+        launcher: sb.KernelLauncher,
+        job: Job,
+        plan: dict | None = None,
+        launcher_t: sb.KernelLauncher | None = None,
+        **kw,
+    ):
         super().__init__(**kw)
         self.nb = nb
         self.launcher = launcher
+        self.launcher_t = launcher_t
+        self.plan = vd.VerdictPlan.from_dict(plan) if plan else None
+        self.verdict: vd.VerdictKernel | None = None
+        self.km_t: SandboxedKernelManager | None = None
+        self.notes: list[str] = []
+        self.messages_in_cell = 0
+        self.sigint: str | None = None
+        self._since: float | None = None
+        self._verdict_start: asyncio.Future | None = None
         self.job = job
         self.limits = job.limits
         self._output_bytes = 0
@@ -322,7 +348,22 @@ class GradingClient(Execute):
         kc = await super().async_start_new_kernel_client()
         for channel in (kc.shell_channel, kc.iopub_channel):
             _poll_in_slices(channel)
+        self._count_frames(kc.session)
         return kc
+
+    def _count_frames(self, session) -> None:
+        """Count every message's raw size before it is decoded (a huge one never is)."""
+        original = session.deserialize
+        budget = self.limits.output_mb * 1024 * 1024
+
+        def deserialize(msg_list, *args, **kw):
+            self._output_bytes += sum(len(f) for f in msg_list)
+            if self._output_bytes > budget:
+                self._output_abort()
+                raise _Abort()
+            return original(msg_list, *args, **kw)
+
+        session.deserialize = deserialize
 
     def create_kernel_manager(self) -> SandboxedKernelManager:
         kw = {"config": self.config}
@@ -349,6 +390,7 @@ class GradingClient(Execute):
                 return super().process_message(msg, cell, cell_index)
             return None
         self._count(msg)
+        self.messages_in_cell += 1
         if self._abort_reason is not None:
             return None
         if msg.get("msg_type") == "error" and OUTPUT_MARK in str(msg["content"].get("evalue")):
@@ -365,11 +407,8 @@ class GradingClient(Execute):
         )
 
     def _count(self, msg: dict) -> None:
-        size = len(json.dumps(msg.get("content", {}), default=str))
-        size += sum(len(b) for b in msg.get("buffers") or [])
-        self._output_bytes += size
-        budget = self.limits.output_mb * 1024 * 1024
-        if self._output_bytes > budget:
+        """Messages are counted (raw, before decoding) by :meth:`_count_frames`."""
+        if self._output_bytes > self.limits.output_mb * 1024 * 1024:
             self._output_abort()
 
     async def _watch(self) -> None:
@@ -380,17 +419,28 @@ class GradingClient(Execute):
 
     # -- the guard ------------------------------------------------------------------------
 
-    async def _run_hidden(self, code: str, timeout: float) -> tuple[dict | None, list[dict]]:
-        """Run code in the kernel outside the notebook; returns (reply content, error outputs)."""
+    async def _run_hidden(
+        self, code: str, timeout: float, texts: list[str] | None = None, interrupt: bool = False
+    ) -> tuple[dict | None, list[dict]]:
+        """Run code in the kernel outside the notebook; returns (reply content, error outputs).
+
+        ``texts`` collects what the code printed; with ``interrupt`` the kernel is interrupted
+        at the timeout (as a slow cell is) and given 10 s more to stop.
+        """
         assert self.kc is not None
         msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=False)
         deadline = time.monotonic() + timeout
         reply, errors, idle = None, [], False
+        interrupted = False
         while reply is None or not idle:
             if self._abort_reason is not None:
                 raise _Abort()
             if time.monotonic() > deadline:
-                raise GuardTimeout()
+                if not interrupt or interrupted:
+                    raise GuardTimeout()
+                interrupted = True
+                self.launcher.interrupt()
+                deadline = time.monotonic() + 10
             if reply is None:
                 with contextlib.suppress(Empty, asyncio.TimeoutError):
                     msg = await self.kc.get_shell_msg(timeout=0.02)
@@ -402,6 +452,8 @@ class GradingClient(Execute):
                 if msg["parent_header"].get("msg_id") == msg_id:
                     if msg["msg_type"] == "error":
                         errors.append(msg["content"])
+                    elif msg["msg_type"] == "stream" and texts is not None:
+                        texts.append(str(msg["content"].get("text", "")))
                     elif (
                         msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
                     ):
@@ -446,6 +498,111 @@ class GradingClient(Execute):
         for name in names:
             self.tampering.append(f"{name} was replaced by code from the notebook ({where})")
 
+    # -- the verdict path: S answers, T judges -------------------------------------------
+
+    async def _s_request(self, code: str, timeout: float, interrupt: bool = False) -> dict:
+        """Run a bridge request in S; its reply (untrusted: the notebook can forge it)."""
+        nonce = vd.new_nonce()
+        texts: list[str] = []
+        reply, errors = await self._run_hidden(
+            code.replace("@NONCE@", nonce), timeout, texts=texts, interrupt=interrupt
+        )
+        text = "".join(texts)
+        at = text.rfind(nonce)
+        if at < 0:
+            why = (
+                errors[0].get("ename", "") + ": " + str(errors[0].get("evalue"))[:200]
+                if errors
+                else "no reply"
+            )
+            return {"error": f"the notebook's kernel did not answer the grader ({why})"}
+        try:
+            out = json.loads(text[at + len(nonce) :].split("\n", 1)[0])
+        except ValueError:
+            return {"error": "the notebook's kernel sent a malformed reply"}
+        return out if isinstance(out, dict) else {"error": "malformed reply"}
+
+    async def _s_describe(self, names: list[str]) -> str:
+        code = f"{vd.BRIDGE_MODULE}.describe('@NONCE@', {names!r}, {self._since!r})\n"
+        out = await self._s_request(code, float(self.timeout or 60))
+        if "error" in out:
+            why = out["error"]
+            out = {"names": {n: {"kind": "opaque", "why": why} for n in names}}
+        elif isinstance(out.get("now"), (int, float)):
+            self._since = float(out["now"])
+        return json.dumps(out)
+
+    async def _s_call(self, request: str) -> str:
+        timeout = float(self.timeout or 60)
+        code = f"{vd.BRIDGE_MODULE}.call('@NONCE@', {request!r})\n"
+        try:
+            out = await self._s_request(code, timeout, interrupt=True)
+        except GuardTimeout:
+            try:
+                name = json.loads(request).get("name")
+            except ValueError:
+                name = "?"
+            self.abort(
+                CELL_TIMEOUT,
+                f"{name}(...), called by {describe_cell(self.nb, self._current)}, ran past the "
+                f"{timeout:g} s cell limit and did not stop when interrupted (SIGINT ignored, or "
+                "a loop in compiled code)",
+            )
+            raise _Abort() from None
+        return json.dumps(out)
+
+    async def _start_verdict(self) -> vd.VerdictKernel:
+        assert self.launcher_t is not None and self.plan is not None
+        kw = {"config": self.config}
+        name = self.kernel_name or self.nb.metadata.get("kernelspec", {}).get("name")
+        if name:
+            kw["kernel_name"] = name
+        km = SandboxedKernelManager(launcher=self.launcher_t, **kw)
+        km.client_class = "jupyter_client.asynchronous.AsyncKernelClient"
+        self.km_t = km
+        await km.start_kernel(extra_arguments=["--HistoryManager.hist_file=:memory:"])
+        kc = km.client()
+        kc.start_channels()
+        self._count_frames(kc.session)
+        await kc.wait_for_ready(timeout=self.startup_timeout)
+        self.launcher_t.lock_sockets()
+        self.launcher_t.find_kernel()
+        kernel = vd.VerdictKernel(self.plan, km, kc, float(self.timeout or 60))
+        await kernel.setup()
+        await kernel.run_ahead()
+        return kernel
+
+    async def _verdict_cell(self, index: int, cell: nbformat.NotebookNode) -> None:
+        """Run test cell ``index`` in T; its outputs are T's, never S's."""
+        if self.verdict is None:
+            assert self._verdict_start is not None
+            try:
+                self.verdict = await self._verdict_start
+            except Exception as exc:
+                raise vd.VerdictKernelDied(f"the grader's kernel did not start: {exc}") from exc
+        gid = cell.metadata["nbgrader"]["grade_id"]
+        outputs = await self.verdict.run_until(gid, self._s_describe, self._s_call)
+        if self._abort_reason is not None:
+            raise _Abort()
+        self.code_cells_executed += 1
+        cell.execution_count = self.code_cells_executed
+        cell.outputs = outputs
+
+    async def stop_verdict(self) -> None:
+        task = self._verdict_start
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        if self.verdict is not None:
+            with contextlib.suppress(Exception):
+                self.verdict.kc.stop_channels()
+        if self.km_t is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.km_t.shutdown_kernel(now=True), 10)
+        if self.launcher_t is not None:
+            self.launcher_t.kill_all()
+
     # -- the run --------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -453,6 +610,9 @@ class GradingClient(Execute):
         self.reset_execution_trackers()
         watch: asyncio.Task | None = None
         self.marks["launch"] = time.monotonic()
+        if self.plan is not None and self.launcher_t is not None:
+            # T starts while S does: the two kernel start-ups overlap
+            self._verdict_start = asyncio.ensure_future(self._start_verdict())
         async with self.async_setup_kernel():
             assert self.kc is not None and self.km is not None
             self.marks["ready"] = time.monotonic()
@@ -468,21 +628,47 @@ class GradingClient(Execute):
                 reply, _ = await self._run_hidden(setup, float(self.timeout or 60))
                 if (reply or {}).get("status") != "ok":
                     raise RuntimeError(f"the kernel refused the grader's setup: {reply}")
+                verdict = self._verdict_start is not None
+                if verdict:
+                    reply, _ = await self._run_hidden(vd.bridge_source(), 60.0)
+                    if (reply or {}).get("status") != "ok":
+                        raise RuntimeError(f"the kernel refused the grader's bridge: {reply}")
+                    await self._s_describe([])  # the clock for "files written since"
                 guarded_once = False
                 for index, cell in enumerate(self.nb.cells):
                     self._current = index
                     test = _is_test_cell(cell)
+                    if test and verdict:
+                        await self._verdict_cell(index, cell)
+                        continue
+                    self.messages_in_cell = 0
                     if test and self.job.guard and not guarded_once:
                         await self.guard(f"before {describe_cell(self.nb, index)}")
                         guarded_once = True
-                    await self.async_execute_cell(
-                        cell, index, execution_count=self.code_cells_executed + 1
-                    )
+                    try:
+                        await self.async_execute_cell(
+                            cell, index, execution_count=self.code_cells_executed + 1
+                        )
+                    except CellTimeoutError:
+                        self.sigint = self.launcher.sigint_state()  # while the kernel lives
+                        raise
                     if self._abort_reason is not None:
                         raise _Abort()
                     if test and self.job.guard:
                         await self.guard(f"after {describe_cell(self.nb, index)}")
                 self._current = None
+                if verdict and self.job.guard:
+                    # defence in depth: what the notebook changed in its own kernel is reported
+                    # for review; it cannot change the verdict, which T computed
+                    await self.guard("after the last cell")
+                    for finding in self.tampering:
+                        self.notes.append(
+                            f"{finding}; the tests ran in the grader's own kernel, so this did "
+                            "not change the score"
+                        )
+                    self.tampering = []
+                if self.verdict is not None:
+                    self.notes.extend(self.verdict.notes)
                 self.marks["cells_done"] = time.monotonic()
                 self.peak_memory_mb = max(self.peak_memory_mb, self.launcher.memory_mb())
                 self.set_widgets_metadata()
@@ -518,18 +704,42 @@ async def _maybe(value):
 
 
 def _execute_one(
-    job: Job, nbjob: NotebookJob, info: sb.SandboxInfo, uid: int | None
+    job: Job, nbjob: NotebookJob, info: sb.SandboxInfo, uid: int | None, uid_t: int | None = None
 ) -> NotebookOutcome:
     t0 = time.monotonic()
     jobdir = Path(tempfile.mkdtemp(prefix=f"{JOBDIR_PREFIX}{os.getpid()}-"))
     os.chmod(jobdir, 0o711)
     nb = nbformat.reads(nbjob.notebook, as_version=4)
     launcher = sb.KernelLauncher(
-        info, job.limits, jobdir, files=job.files, uid=uid, threads=job.threads, expose=job.expose
+        info,
+        job.limits,
+        jobdir,
+        files=job.files,
+        uid=uid,
+        threads=job.threads,
+        expose=job.expose,
+        forbidden=job.forbidden,
     )
     launcher.prepare()
+    launcher_t = None
+    if nbjob.plan is not None:
+        (jobdir / "verdict").mkdir()
+        os.chmod(jobdir / "verdict", 0o711)
+        launcher_t = sb.KernelLauncher(
+            info,
+            job.limits,
+            jobdir / "verdict",
+            files=job.verdict_files,
+            uid=uid_t,
+            threads=job.threads,
+            expose=job.expose,
+            forbidden=job.forbidden,
+        )
+        launcher_t.prepare()
     config = Config(job.config)
-    client = GradingClient(nb, launcher=launcher, job=job, config=config)
+    client = GradingClient(
+        nb, launcher=launcher, job=job, config=config, plan=nbjob.plan, launcher_t=launcher_t
+    )
     if job.limits.cell_timeout_s is not None:
         client.timeout = int(job.limits.cell_timeout_s)
     client.interrupt_on_timeout = True
@@ -554,13 +764,30 @@ def _execute_one(
         where = describe_cell(client.nb, client._current)
         if client._abort_reason is not None:
             outcome.category, outcome.reason = client._abort_category, client._abort_reason
+        elif isinstance(exc, vd.VerdictKernelDied):
+            outcome.category = KERNEL_DIED
+            died = launcher_t.exit_description() if launcher_t is not None else None
+            outcome.reason = (
+                f"{exc} ({died or 'no answer'}) while running {where}: the grader's kernel "
+                "runs only the instructor's cells, so the notebook's values (a huge array?) "
+                "exhausted it"
+            )
         elif client.broken is not None:
             outcome.category, outcome.reason = KERNEL_BROKEN, client.broken
         elif isinstance(exc, CellTimeoutError):
             outcome.category = CELL_TIMEOUT
+            state = client.sigint
+            if state is not None:
+                why = f"the notebook {state} SIGINT, the interrupt signal"
+            else:
+                why = (
+                    "SIGINT was not ignored: the kernel was busy in compiled code, a handler "
+                    "swallowed KeyboardInterrupt, or it was still sending output "
+                    f"({client.messages_in_cell} messages in this cell)"
+                )
             outcome.reason = (
                 f"{where} ran past the {client.timeout} s cell limit and did not stop when "
-                "interrupted (a loop in compiled code, or SIGINT ignored)"
+                f"interrupted ({why})"
             )
         elif isinstance(exc, DeadKernelError) or (
             client.km is not None and launcher.exit_description() is not None
@@ -583,12 +810,18 @@ def _execute_one(
             outcome.kernel_log = traceback.format_exc()[-2000:]
     finally:
         timer.cancel()
+        with contextlib.suppress(BaseException):
+            loop.run_until_complete(asyncio.wait_for(client.stop_verdict(), 20))
+        if launcher_t is not None:
+            launcher_t.kill_all()
+            outcome.leftover_pids += sorted(launcher_t.killed)
+            launcher_t.close_files()
         with contextlib.suppress(Exception):
             if client.km is not None and client.kc is not None:
                 loop.run_until_complete(asyncio.wait_for(client._async_cleanup_kernel(), 15))
         atexit.unregister(client._cleanup_kernel)
         launcher.kill_all()
-        outcome.leftover_pids = sorted(launcher.killed)
+        outcome.leftover_pids += sorted(launcher.killed)
         launcher.close_files()
         with contextlib.suppress(Exception):
             pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
@@ -598,6 +831,8 @@ def _execute_one(
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
     outcome.tampering = list(client.tampering)
+    outcome.notes = list(dict.fromkeys(client.notes))
+    outcome.verdict = nbjob.plan is not None
     outcome.peak_memory_mb = round(client.peak_memory_mb, 1)
     outcome.kernel_log = outcome.kernel_log or launcher.log_tail(1500)
     outcome.notebook = nbformat.writes(client.nb)
@@ -637,9 +872,12 @@ def run_job(job: Job) -> JobResult:
         clean_stale_jobdirs()
     info = sb.probe(job.sandbox)
     outcomes = []
-    with sb.uid_slot() if info.privileged else contextlib.nullcontext() as uid:
+    two = any(nbjob.plan is not None for nbjob in job.notebooks)
+    with contextlib.ExitStack() as stack:
+        uid = stack.enter_context(sb.uid_slot()) if info.privileged else None
+        uid_t = stack.enter_context(sb.uid_slot()) if info.privileged and two else None
         for nbjob in job.notebooks:
-            outcomes.append(_execute_one(job, nbjob, info, uid))
+            outcomes.append(_execute_one(job, nbjob, info, uid, uid_t))
     return JobResult(
         student=job.student,
         assignment=job.assignment,

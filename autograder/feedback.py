@@ -138,13 +138,52 @@ class RedactHiddenTests(NbGraderPreprocessor):
             for output in cell.outputs:
                 _, n = _redact(output, self.secrets)
                 self.redacted += n
+                _defuse(output)
         return cell, resources
+
+
+#: Outputs that can carry script: shown as inert text in feedback.
+ACTIVE = ("text/html", "application/javascript", "image/svg+xml", "text/markdown")
+#: The first thing in every feedback page's <head>: nothing on the page runs script.
+CSP = (
+    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+    "style-src 'unsafe-inline'; img-src data:; font-src data:; script-src 'none'; "
+    "object-src 'none'; base-uri 'none'; form-action 'none'\">"
+)
+
+
+def _defuse(output) -> None:
+    """A student's HTML, JavaScript, SVG or Markdown output becomes inert text."""
+    data = output.get("data")
+    if not isinstance(data, dict):
+        return
+    for mime in [m for m in data if m in ACTIVE or "javascript" in m or m.endswith("+html")]:
+        value = data.pop(mime)
+        text = "".join(value) if isinstance(value, list) else str(value)
+        data.setdefault("text/plain", f"[{mime} output shown as text]\n{text}")
+    if not data:
+        data["text/plain"] = "[output removed]"
+
+
+def add_csp(page: str) -> str:
+    """Put the Content-Security-Policy first in the page's <head>.
+
+    Example:
+        >>> add_csp("<html><head><script>x()</script></head></html>").count("script-src 'none'")
+        1
+    """
+    if CSP in page:
+        return page
+    found = re.search(r"<head[^>]*>", page, flags=re.IGNORECASE)
+    if found is None:
+        return CSP + page
+    return page[: found.end()] + CSP + page[found.end() :]
 
 
 def failure_page(student: str, assignment: str, record: dict) -> str:
     reason = html.escape(record.get("reason") or "unknown reason")
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(assignment)}: not graded</title>
+<html lang="en"><head>{CSP}<meta charset="utf-8"><title>{html.escape(assignment)}: not graded</title>
 <style>body{{font-family:sans-serif;max-width:46em;margin:3em auto;line-height:1.5}}
 .box{{border-left:6px solid #D55E00;padding:0.5em 1em;background:#fff4ec}}</style></head>
 <body><h1>{html.escape(assignment)}: your submission could not be graded</h1>
@@ -181,6 +220,8 @@ def generate(course: Course, assignment: str) -> dict:
         api = NbGraderAPI(coursedir=course.coursedir, config=config)
         for student in graded:
             result = api.generate_feedback(assignment, student, force=True)
+            for page in course.folder("feedback", student, assignment).glob("*.html"):
+                page.write_text(add_csp(page.read_text()))
             if result.get("success"):
                 written.append(student)
             else:

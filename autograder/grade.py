@@ -31,6 +31,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -69,6 +70,8 @@ class GradeOptions:
     students: list[str] | None = None
     progress: bool = True
     guard: bool = True
+    #: run the test cells in a second kernel that never runs the student's code
+    verdict: bool = True
     expose: tuple[str, ...] = ()
     stream: io.TextIOBase | None = None
 
@@ -223,8 +226,68 @@ def _logger(name: str) -> tuple[logging.Logger, _ListHandler]:
     return logger, handler
 
 
+#: Largest notebook prepare() reads (the size collect accepts).
+MAX_NOTEBOOK_MB = 50
+
+
+def _read_submitted(path: Path) -> bytes:
+    """A submitted file's bytes: never through a link, only a regular file, capped in size."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise Refused(
+                "not-a-notebook",
+                f"{path.name} is a symbolic link (to {os.readlink(path)!r}), not a submitted "
+                "file: refused and not read; collect the student's own file",
+            ) from None
+        raise Refused("missing-notebook", f"{path.name} cannot be opened: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Refused(
+                "not-a-notebook", f"{path.name} is not a regular file: refused and not read"
+            )
+        if st.st_size > MAX_NOTEBOOK_MB * 2**20:
+            raise Refused(
+                "too-large",
+                f"{path.name} is {st.st_size / 2**20:.0f} MB, over the {MAX_NOTEBOOK_MB} MB "
+                "limit for a notebook (large outputs or embedded data?): ask for the notebook "
+                "with outputs cleared",
+            )
+        chunks, left = [], MAX_NOTEBOOK_MB * 2**20 + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 2**20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        raw = b"".join(chunks)
+        if len(raw) > MAX_NOTEBOOK_MB * 2**20:
+            raise Refused("too-large", f"{path.name} grew past {MAX_NOTEBOOK_MB} MB while read")
+        return raw
+    finally:
+        os.close(fd)
+
+
+def _check_folder(course: Course, folder: Path) -> None:
+    """``submitted/STUDENT/ASSIGNMENT`` must be a real folder inside ``submitted/``."""
+    root = course.folder("submitted").resolve()
+    try:
+        inside = folder.resolve().relative_to(root)
+    except ValueError:
+        inside = None
+    parts = [folder.parent, folder]
+    if inside is None or any(p.is_symlink() for p in parts):
+        raise Refused(
+            "not-a-notebook",
+            f"{folder} is (or goes through) a symbolic link out of submitted/: refused and "
+            "not read",
+        )
+
+
 def _read_notebook(path: Path, notes: list[str]) -> nbformat.NotebookNode:
-    raw = path.read_bytes()
+    raw = _read_submitted(path)
     if not raw.strip():
         raise Refused(
             "empty-notebook",
@@ -437,8 +500,38 @@ def _sanitise(course: Course, nb, resources: dict, notes: list[str]):
     return nb, resources
 
 
-def _data_files(course: Course, assignment: str, submitted: Path, limits: sb.Limits) -> dict:
-    """Files for the kernel's working folder: the student's extras, then the release's data."""
+def _instructor_notebook(course: Course, assignment: str, name: str) -> nbformat.NotebookNode:
+    """The release's notebook (or the source's): the narrative cells the verdict kernel runs."""
+    for kind in ("release", "source"):
+        path = course.folder(kind, assignment=assignment) / f"{name}.ipynb"
+        if path.is_file():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return nbformat.read(path, as_version=4)
+    raise Refused(ex.INTERNAL, f"no {name}.ipynb in release/{assignment} or source/{assignment}")
+
+
+_PLANS: dict[tuple[str, str, str], dict] = {}
+
+
+def verdict_plan(course: Course, assignment: str, src: SourceInfo) -> dict:
+    key = (str(course.root), assignment, src.name)
+    if key not in _PLANS:
+        from . import verdict as vd
+
+        nb = _instructor_notebook(course, assignment, src.name)
+        _PLANS[key] = vd.make_plan(nb, src.cells).to_dict()
+    return _PLANS[key]
+
+
+def _data_files(
+    course: Course,
+    assignment: str,
+    submitted: Path | None,
+    limits: sb.Limits,
+) -> dict:
+    """Files for the kernel's working folder: the student's extras, then the release's data
+    (``submitted=None``: the release's data only, for the verdict kernel)."""
     files: dict[str, bytes] = {}
     ignore = list(course.coursedir.ignore) + ["*.ipynb", "timestamp.txt"]
 
@@ -453,7 +546,8 @@ def _data_files(course: Course, assignment: str, submitted: Path, limits: sb.Lim
                 continue
             files[str(rel)] = path.read_bytes()
 
-    add_from(submitted)
+    if submitted is not None:
+        add_from(submitted)
     release = course.folder("release", assignment=assignment)
     add_from(release if release.is_dir() else course.folder("source", assignment=assignment))
     total = sum(len(v) for v in files.values())
@@ -466,6 +560,29 @@ def _data_files(course: Course, assignment: str, submitted: Path, limits: sb.Lim
     return files
 
 
+def forbidden_paths(course: Course) -> tuple[str, ...]:
+    """What no sandbox mount may show: the course root (it may hold the venv, not be in one),
+    source/, release/, submitted/, autograded/, feedback/, grading/ and the gradebook."""
+    paths = ["~" + str(course.root)]
+    for step in ("source", "release", "submitted", "autograded", "feedback"):
+        paths.append(str(course.folder(step)))
+    paths.append(str(course.root / "grading"))
+    db = course.db_url
+    if db.startswith("sqlite:///"):
+        paths.append(os.path.abspath(db[len("sqlite:///") :]))
+    return tuple(paths)
+
+
+def check_sandbox_mounts(course: Course, options: GradeOptions) -> None:
+    """Refuse to grade when a sandbox mount would show part of the course (exit status 1)."""
+    from .course import CourseError
+
+    try:
+        sb.check_mounts(sb.mounts(tuple(options.expose)), list(forbidden_paths(course)))
+    except sb.MountRefused as exc:
+        raise CourseError(str(exc)) from None
+
+
 def prepare(
     course: Course,
     assignment: str,
@@ -476,13 +593,14 @@ def prepare(
 ) -> tuple[ex.Job, dict]:
     """Stage 1: a Job with the instructor's cells restored, and what was noticed on the way."""
     folder = course.folder("submitted", student, assignment)
+    _check_folder(course, folder)
     notes: list[str] = []
     notebooks = []
     present = sorted(p.name for p in folder.glob("*.ipynb"))
     names = sorted(sources)
     for name in names:
         path = folder / f"{name}.ipynb"
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             others = [p for p in present if p[:-6] not in sources]
             if len(names) == 1 and len(others) == 1:
                 path = folder / others[0]
@@ -520,7 +638,8 @@ def prepare(
                 "unreadable-cells",
                 f"nbgrader could not restore the instructor's cells in {name}.ipynb: {exc}"[:400],
             ) from None
-        notebooks.append(ex.NotebookJob(f"{name}.ipynb", nbformat.writes(nb)))
+        plan = verdict_plan(course, assignment, src) if options.verdict else None
+        notebooks.append(ex.NotebookJob(f"{name}.ipynb", nbformat.writes(nb), plan))
     job = ex.Job(
         student=student,
         assignment=assignment,
@@ -532,6 +651,10 @@ def prepare(
         threads=threads,
         guard=options.guard,
         expose=tuple(options.expose),
+        forbidden=forbidden_paths(course),
+        verdict_files=(
+            _data_files(course, assignment, None, options.limits) if options.verdict else {}
+        ),
     )
     return job, {"notes": notes}
 
@@ -645,6 +768,8 @@ def import_result(
         nb = nbformat.reads(outcome.notebook, as_version=4) if outcome.notebook else None
         if nb is not None:
             executed[outcome.name] = nb
+        notes.extend(outcome.notes)
+        record["verdict"] = "separate kernel" if outcome.verdict else "student's kernel"
         tampering = list(outcome.tampering) + (_forged_results(nb) if nb is not None else [])
         if not outcome.ok and failure is None:
             failure = (outcome.category, outcome.reason, outcome)
@@ -865,6 +990,8 @@ def _grade(course: Course, assignment: str, options: GradeOptions | None) -> Gra
     if not sources:
         raise ex_course_error(assignment)
     info = sb.probe(options.sandbox)
+    if info.isolated:
+        check_sandbox_mounts(course, options)
     summary = GradeSummary(assignment, sandbox=info.to_dict())
     stream = options.stream
     students = course.students_submitted(assignment)

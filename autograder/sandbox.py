@@ -180,20 +180,93 @@ def uid_slot():
     raise RuntimeError(f"all {UID_COUNT} sandbox uids are in use")
 
 
-def _python_roots() -> list[str]:
-    """Folders the kernel's Python needs: the environment and the interpreter it is based on."""
-    roots = {sys.prefix, sys.base_prefix, str(Path(os.path.realpath(sys.executable)).parent.parent)}
-    return sorted(r for r in roots if r and r != "/usr" and not r.startswith("/usr/"))
+class MountRefused(RuntimeError):
+    """A folder the sandbox would show the kernel is, or holds, part of the course."""
+
+
+def _python_roots(kernel_argv0: str | None = None) -> list[str]:
+    """Folders the kernel's Python needs: the environment and the interpreter it is based on,
+    each under the path the kernelspec uses and under its real path (a venv reached through a
+    symbolic link is found under both)."""
+    found = {sys.prefix, sys.base_prefix, str(Path(os.path.realpath(sys.executable)).parent.parent)}
+    if kernel_argv0 and os.path.isabs(kernel_argv0):
+        found.add(str(Path(kernel_argv0).parent.parent))
+        found.add(str(Path(os.path.realpath(kernel_argv0)).parent.parent))
+    roots = set()
+    for r in found:
+        for path in (os.path.abspath(r), os.path.realpath(r)):
+            if path and path != "/usr" and not path.startswith("/usr/") and path != "/":
+                roots.add(path)
+    return sorted(roots)
+
+
+_PACKAGE: dict[str, list[str]] = {}
 
 
 def _course_package() -> list[str]:
-    """The ``course`` helpers package (an editable install lives in the repository)."""
-    import importlib.util
+    """The ``course`` helpers package, found as the kernel's interpreter imports it.
 
-    spec = importlib.util.find_spec("course")
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    return [str(Path(p).resolve()) for p in spec.submodule_search_locations]
+    The lookup runs in the kernel's Python with a neutral working folder, so a folder named
+    ``course`` around the grader (the course directory itself!) is never taken for it; only a
+    real package (with ``__init__.py``) counts, by its real path.
+    """
+    if "course" not in _PACKAGE:
+        code = (
+            "import importlib.util, json\n"
+            "s = importlib.util.find_spec('course')\n"
+            "print(json.dumps(None if s is None or not s.origin else s.origin))\n"
+        )
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONNOUSERSITE": "1"}
+        origin = None
+        with tempfile.TemporaryDirectory(prefix="autograder-find-") as neutral:
+            with contextlib.suppress(OSError, subprocess.SubprocessError, ValueError):
+                out = subprocess.run(
+                    [sys.executable, "-c", code],
+                    cwd=neutral,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                import json
+
+                origin = json.loads(out.stdout.strip().splitlines()[-1])
+        if origin and os.path.basename(origin) == "__init__.py":
+            _PACKAGE["course"] = [os.path.realpath(os.path.dirname(origin))]
+        else:
+            _PACKAGE["course"] = []
+    return list(_PACKAGE["course"])
+
+
+def check_mounts(mounts: list[str], forbidden: list[str]) -> None:
+    """Refuse (:class:`MountRefused`) a mount that is or holds a forbidden path, or lies inside
+    one; a path given as ``"~PATH"`` may hold mounts (the course root may hold the venv) but no
+    mount may be it or hold it.
+
+    Example:
+        >>> check_mounts(["/srv/course/.venv"], ["~/srv/course", "/srv/course/source"])
+        >>> check_mounts(["/srv"], ["~/srv/course"])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        autograder.sandbox.MountRefused: the sandbox would show /srv ...
+    """
+    for mount in mounts:
+        real = os.path.realpath(mount)
+        for bad in forbidden:
+            holder = bad.startswith("~")
+            b = os.path.realpath(bad[1:] if holder else bad)
+            inside = real.startswith(b.rstrip("/") + "/") and not holder
+            if real == b or b.startswith(real.rstrip("/") + "/") or inside:
+                raise MountRefused(
+                    f"the sandbox would show {mount} (real path {real}) to student code, and it "
+                    f"is or holds {bad}: refused. Install the course package and the Python "
+                    "environment outside the course directory, or run the grader from elsewhere"
+                )
+
+
+def mounts(expose: tuple[str, ...] = (), kernel_argv0: str | None = None) -> list[str]:
+    """Every host folder bound into a kernel's sandbox (read-only)."""
+    return [*_python_roots(kernel_argv0), *_course_package(), *expose]
 
 
 def _fontlist() -> str | None:
@@ -219,6 +292,8 @@ class KernelLauncher:
     uid: int | None = None
     threads: int = 1
     expose: tuple[str, ...] = ()
+    #: folders no mount may be, hold or lie in (the course root, source/, the gradebook...)
+    forbidden: tuple[str, ...] = ()
     _fds: list[int] = field(default_factory=list, repr=False)
     popen: subprocess.Popen | None = field(default=None, repr=False)
     kernel_pid: int | None = None
@@ -304,9 +379,9 @@ class KernelLauncher:
         """The full command line that runs ``argv`` (a kernel command) under the limits."""
         if not self.info.isolated:
             return self.rlimits() + list(argv)
-        return self.rlimits() + self._bwrap() + list(argv)
+        return self.rlimits() + self._bwrap(argv[0] if argv else None) + list(argv)
 
-    def _bwrap(self) -> list[str]:
+    def _bwrap(self, argv0: str | None = None) -> list[str]:
         args = ["bwrap", "--die-with-parent", "--new-session"]
         if self.info.privileged:
             args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
@@ -325,7 +400,10 @@ class KernelLauncher:
         args += ["--perms", "1777", "--size", str(64 * 1024 * 1024), "--tmpfs", "/dev/shm"]
         size = str(self.limits.disk_mb * 1024 * 1024)
         args += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
-        binds = [*_python_roots(), *_course_package(), *self.expose]
+        binds = [os.path.abspath(b) for b in mounts(self.expose, argv0)]
+        check_mounts(binds, list(self.forbidden))
+        # the longest first would hide nothing; parents before children keep both visible
+        binds = sorted(dict.fromkeys(binds), key=lambda b: (b.count("/"), b))
         made: set[str] = {"/", "/usr", "/etc", "/sys", "/proc", "/dev", "/tmp"}
         for path in [*binds, str(self.sockdir)]:
             for parent in reversed(Path(path).parents):
@@ -334,7 +412,7 @@ class KernelLauncher:
                     args += ["--perms", "0755", "--dir", p]
                     made.add(p)
         for path in binds:
-            args += ["--ro-bind", path, path]
+            args += ["--ro-bind", os.path.realpath(path), path]
             made.add(path)
         args += ["--bind", str(self.sockdir), str(self.sockdir)]
         # the student's home and working folder: a size-limited tmpfs
@@ -437,6 +515,11 @@ class KernelLauncher:
             with contextlib.suppress(OSError):
                 os.chown(self.sockdir, 0, 0)
                 os.chmod(self.sockdir, 0o755)
+            # the kernel has read its connection file: it must not grow it on the host's disk
+            for path in self.sockdir.glob("*.json"):
+                with contextlib.suppress(OSError):
+                    os.chown(path, 0, 0)
+                    os.chmod(path, 0o444)
 
     def interrupt(self) -> bool:
         """SIGINT to the kernel's process group (what Jupyter's interrupt button does)."""
@@ -449,6 +532,24 @@ class KernelLauncher:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGINT)
         return True
+
+    def sigint_state(self) -> str | None:
+        """``"ignored"`` or ``"blocked"`` when the kernel's process disposes of SIGINT so (from
+        ``/proc``); None when it takes it normally or cannot be read."""
+        pid = self.kernel_pid
+        if pid is None:
+            return None
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        except OSError:
+            return None
+        bit = 1 << (signal.SIGINT - 1)
+        for key, word in (("SigIgn", "ignored"), ("SigBlk", "blocked")):
+            with contextlib.suppress(KeyError, ValueError):
+                if int(fields[key].strip(), 16) & bit:
+                    return word
+        return None
 
     def memory_mb(self) -> float:
         """Resident memory of the kernel and its children now."""

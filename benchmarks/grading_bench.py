@@ -6,10 +6,15 @@ The same synthetic class (correct, partial, blank and a few bad submissions of t
 lesson) is graded in one run four ways, each in its own copy of a freshly released course:
 
 1. plain nbgrader: one ``nbgrader autograde`` process for every student, sequential (baseline);
-2. this pipeline with the sandbox (bubblewrap), ``--jobs`` submissions at once;
-3. this pipeline without the sandbox (resource limits only), same jobs: the sandbox's cost;
-4. one correct submission executed sandboxed and not, alternately (paired): the sandbox's
-   overhead per submission (``--only overhead`` runs just this).
+2. this pipeline with the sandbox (bubblewrap), ``--jobs`` submissions at once, the verdict
+   computed in a second kernel (the default);
+3. the same with the tests in the student's kernel (``verdict=False``: the pipeline before the
+   verdict kernel existed);
+4. this pipeline without the sandbox (resource limits only), same jobs: the sandbox's cost;
+5. one correct submission executed sandboxed and not, alternately (paired): the sandbox's
+   overhead per submission (``--only overhead`` runs just this);
+6. one correct submission executed with the verdict kernel and without, alternately (paired):
+   the verdict path's cost per submission (``--only verdict`` runs just this).
 
 It prints a table and writes the figures, the machine's core count and the load average
 (other work on the machine inflates every figure; the load is recorded, not subtracted).
@@ -128,7 +133,7 @@ def plain_nbgrader(course: Path) -> dict:
     return {"seconds": seconds, "exit": proc.returncode, "autograded": len(autograded)}
 
 
-def pipeline(course: Path, jobs: int, sandbox: str) -> dict:
+def pipeline(course: Path, jobs: int, sandbox: str, verdict: bool = True) -> dict:
     from autograder import sandbox as sb
     from autograder.course import Course
     from autograder.grade import GradeOptions, grade, read_records
@@ -138,7 +143,9 @@ def pipeline(course: Path, jobs: int, sandbox: str) -> dict:
     summary = grade(
         c,
         ASSIGNMENT,
-        GradeOptions(jobs=jobs, sandbox=sandbox, limits=sb.Limits(), progress=False),
+        GradeOptions(
+            jobs=jobs, sandbox=sandbox, limits=sb.Limits(), progress=False, verdict=verdict
+        ),
     )
     seconds = time.monotonic() - t0
     records = read_records(c, ASSIGNMENT)
@@ -183,12 +190,51 @@ def paired_overhead(course: Path, student: str, repeat: int) -> dict:
     }
 
 
+def paired_verdict(course: Path, student: str, repeat: int) -> dict:
+    """One correct submission graded with the verdict kernel and without it, alternately.
+
+    Each run is a whole worker job (sandboxed): kernel start(s), the lesson, the tests (in T,
+    or in the student's kernel with the guard after each), teardown.
+    """
+    from autograder.course import Course
+    from autograder.execute import run_job
+    from autograder.grade import GradeOptions, load_sources, prepare
+
+    c = Course(course)
+    sources = load_sources(c, ASSIGNMENT)
+    jobs = {
+        "verdict": prepare(c, ASSIGNMENT, student, sources, GradeOptions(verdict=True), 1)[0],
+        "student-kernel": prepare(c, ASSIGNMENT, student, sources, GradeOptions(verdict=False), 1)[
+            0
+        ],
+    }
+    times: dict[str, list[float]] = {k: [] for k in jobs}
+    for k in range(repeat):
+        order = ("verdict", "student-kernel") if k % 2 == 0 else ("student-kernel", "verdict")
+        for mode in order:
+            t0 = time.monotonic()
+            result = run_job(jobs[mode])
+            assert result.outcomes[0].ok, result.outcomes[0].reason
+            times[mode].append(time.monotonic() - t0)
+    ratios = [v / s for v, s in zip(times["verdict"], times["student-kernel"], strict=True)]
+    return {
+        "repeat": repeat,
+        "verdict_median_s": statistics.median(times["verdict"]),
+        "student_kernel_median_s": statistics.median(times["student-kernel"]),
+        "paired_ratio_median": statistics.median(ratios),
+        "runs": times,
+        "load_average": os.getloadavg(),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.grading_bench", description=__doc__)
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--jobs", type=int, default=None, help="default: one per core")
     parser.add_argument("--repeat", type=int, default=6, help="paired runs for the overhead")
-    parser.add_argument("--only", choices=["throughput", "overhead"], help="run one part")
+    parser.add_argument(
+        "--only", choices=["throughput", "overhead", "verdict"], help="run one part"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "grading-bench.json")
     args = parser.parse_args(argv)
     from autograder.grade import default_jobs
@@ -199,9 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     load = {"start": os.getloadavg()}
     try:
         base = make_course(work / "released")
-        if args.only != "overhead":
+        if args.only in (None, "throughput"):
             courses = {}
-            for name in ("plain", "sandbox", "nosandbox"):
+            for name in ("plain", "sandbox", "today", "nosandbox"):
                 courses[name] = work / name
                 shutil.copytree(base, courses[name])
                 kinds = synthetic_class(courses[name], args.students)
@@ -212,19 +258,29 @@ def main(argv: list[str] | None = None) -> int:
             load["after_plain"] = os.getloadavg()
             sandboxed = pipeline(courses["sandbox"], jobs, "bubblewrap")
             load["after_sandbox"] = os.getloadavg()
+            today = pipeline(courses["today"], jobs, "bubblewrap", verdict=False)
+            load["after_today"] = os.getloadavg()
             bare = pipeline(courses["nosandbox"], jobs, "none")
             load["after_nosandbox"] = os.getloadavg()
             n = args.students
             figures.update(
                 plain=plain,
                 sandboxed=sandboxed,
+                student_kernel_verdict=today,
                 nosandbox=bare,
+                verdict_vs_student_kernel_run_ratio=sandboxed["seconds"] / today["seconds"],
                 throughput_plain_per_min=60 * n / plain["seconds"],
                 throughput_pipeline_per_min=60 * n / sandboxed["seconds"],
                 throughput_ratio=plain["seconds"] / sandboxed["seconds"],
                 sandbox_vs_bare_run_ratio=sandboxed["seconds"] / bare["seconds"],
             )
-        if args.only != "throughput":
+        if args.only in (None, "verdict"):
+            course = work / "verdict"
+            shutil.copytree(base, course)
+            kinds = synthetic_class(course, 1)
+            figures["verdict"] = paired_verdict(course, next(iter(kinds)), args.repeat)
+            load["after_verdict"] = os.getloadavg()
+        if args.only in (None, "overhead"):
             course = work / "overhead"
             shutil.copytree(base, course)
             kinds = synthetic_class(course, 1)
@@ -248,8 +304,22 @@ def main(argv: list[str] | None = None) -> int:
             f"({sandboxed['graded']} graded, {sandboxed['failed']} failed, "
             f"{sandboxed['records']} in report.json)"
         )
+        today = figures["student_kernel_verdict"]
+        print(
+            f"  same, tests in the student's kernel:  {today['seconds']:7.1f} s "
+            f"(verdict kernel / student's kernel: "
+            f"{figures['verdict_vs_student_kernel_run_ratio']:.2f} x)"
+        )
         print(f"  this pipeline, no sandbox:            {bare['seconds']:7.1f} s")
         print(f"  throughput ratio (plain / pipeline):  {figures['throughput_ratio']:7.2f} x")
+    if "verdict" in figures:
+        v = figures["verdict"]
+        print(
+            f"  one correct submission, {v['repeat']} paired runs: verdict kernel "
+            f"{v['verdict_median_s']:.2f} s, tests in the student's kernel "
+            f"{v['student_kernel_median_s']:.2f} s (medians); paired ratio "
+            f"{v['paired_ratio_median']:.2f} x (load {v['load_average'][0]:.1f})"
+        )
     if "overhead" in figures:
         o = figures["overhead"]
         frac = o["paired_difference_median_s"] / o["bubblewrap_median_s"]

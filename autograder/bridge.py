@@ -1,0 +1,548 @@
+"""Kernel-side code of the verdict path: values cross between the two kernels only as data.
+
+The grader sends this module's source to both kernels of a submission (it is not imported from
+the course: the sandbox cannot see this package) and runs it there as the module
+``autograder_bridge``:
+
+- in the *student kernel* S it answers the grader's requests: ``describe`` the names a test
+  uses (data, a function, or something that cannot cross), ``call`` a function of the notebook
+  with arguments sent as data, ``changed_files`` (files the notebook wrote since the last
+  look). Every reply is printed as one line ``NONCE + JSON``. Nothing here is trusted: the
+  student's code can replace any of it, which changes only what S answers.
+- in the *verdict kernel* T (which runs only the instructor's cells) it turns replies into
+  values with a strict decoder (JSON, base64, ``numpy.load(allow_pickle=False)``, protobuf
+  parsing of ONNX models): no pickle, no code of S ever runs in T. Functions of the notebook
+  become :class:`StudentFunction` proxies whose calls travel over the kernel's stdin channel to
+  the grader, which runs them in S.
+
+What crosses: ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes``, tuples,
+lists, dicts (any keys of these types), sets, numpy arrays (not of objects) and scalars, ONNX
+``ModelProto`` (serialized), torch tensors (as numpy), ``pathlib`` paths. Subclasses are sent
+as their base type (an ``int`` whose ``==`` always says yes arrives as a plain ``int``).
+
+Example (the codec alone, as both kernels use it):
+    >>> import numpy as np
+    >>> wire = encode({"n": 3, "w": np.arange(3.0), "t": (1, "a")})
+    >>> decode(wire)["w"].tolist(), decode(wire)["t"]
+    ([0.0, 1.0, 2.0], (1, 'a'))
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import os
+import sys
+
+#: Largest encoded value (characters) that crosses in one message.
+MAX_WIRE = 64 * 1024 * 1024
+#: Largest file that is copied from S to T, and all of them together per look.
+MAX_FILE = 16 * 1024 * 1024
+#: File kinds never copied into T (T never imports from its working folder anyway).
+NO_COPY = (".py", ".pyc", ".pyo", ".pth", ".so", ".pyd", ".dylib", ".ipynb")
+REQUEST = "AUTOGRADER-BRIDGE-REQUEST:"
+MAX_DEPTH = 64
+
+
+_TORCH_AS_INT = {"bfloat16": "int16", "float8_e4m3fn": "int8", "float8_e5m2": "int8"}
+_TORCH_DTYPES = {
+    *_TORCH_AS_INT,
+    *("float16", "float32", "float64", "complex64", "complex128", "bool"),
+    *("uint8", "int8", "int16", "int32", "int64"),
+}
+
+
+class Unencodable(TypeError):
+    """A value that cannot cross between the kernels as data."""
+
+
+class NotData(ValueError):
+    """A message that does not follow the wire format (refused, never partly decoded)."""
+
+
+# -- the codec ---------------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _npy(array) -> str:
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return _b64(buf.getvalue())
+
+
+def encode(value, ref=None, depth: int = 0):
+    """A JSON-able form of ``value``; ``ref(value)`` may name an object the other side has."""
+    if depth > MAX_DEPTH:
+        raise Unencodable("nested too deeply")
+    if value is None or isinstance(value, bool):
+        return value if value is None else bool(value)
+    if isinstance(value, int):
+        return {"$int": str(int(value))} if abs(int(value)) > 2**53 else int(value)
+    if isinstance(value, float):
+        f = float(value)
+        return f if math.isfinite(f) else {"$float": repr(f)}
+    if isinstance(value, complex):
+        return {"$complex": [float(value.real), float(value.imag)]}
+    if isinstance(value, str):
+        return {"$str": str(value)} if str(value).startswith("$") else str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$bytes": _b64(bytes(value))}
+    if isinstance(value, tuple):
+        return {"$tuple": [encode(v, ref, depth + 1) for v in value]}
+    if isinstance(value, list):
+        return [encode(v, ref, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {
+            "$dict": [
+                [encode(k, ref, depth + 1), encode(v, ref, depth + 1)] for k, v in value.items()
+            ]
+        }
+    if isinstance(value, (set, frozenset)):
+        return {"$set": [encode(v, ref, depth + 1) for v in value]}
+    module = type(value).__module__ or ""
+    if module.startswith("numpy"):
+        import numpy as np
+
+        if isinstance(value, np.ndarray):
+            if value.dtype.hasobject:
+                raise Unencodable("a numpy array of Python objects")
+            return {"$ndarray": _npy(np.ascontiguousarray(value))}
+        if isinstance(value, np.generic) and not isinstance(value, np.object_):
+            return {"$npscalar": _npy(np.asarray(value))}
+    if module.startswith("onnx") and type(value).__name__ == "ModelProto":
+        return {"$onnx": _b64(value.SerializeToString())}
+    if module.startswith("torch") and type(value).__name__ in ("Tensor", "Parameter"):
+        tensor = value.detach().cpu()
+        dtype = str(tensor.dtype).replace("torch.", "")
+        if dtype in _TORCH_AS_INT:  # numpy has no such dtype: the bits travel as integers
+            import torch
+
+            tensor = tensor.view(getattr(torch, _TORCH_AS_INT[dtype]))
+        return {"$torch": [_npy(tensor.contiguous().numpy()), dtype]}
+    if module == "pathlib" or module.startswith("pathlib."):
+        return {"$path": os.fspath(value)}
+    if ref is not None:
+        found = ref(value)
+        if found is not None:
+            return found
+    raise Unencodable(f"an object of type {module}.{type(value).__qualname__}")
+
+
+def _unb64(text) -> bytes:
+    if type(text) is not str:
+        raise NotData("base64 payload is not a string")
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def _unnpy(text):
+    import numpy as np
+
+    array = np.load(io.BytesIO(_unb64(text)), allow_pickle=False)
+    if not isinstance(array, np.ndarray) or array.dtype.hasobject:
+        raise NotData("not a plain numpy array")
+    return array
+
+
+def decode(wire, deref=None, depth: int = 0, unpickle: bool = False):
+    """The value of an encoded form; only the types listed in the module's docstring.
+
+    ``unpickle`` is for S only, which may unpickle what T (the instructor's code) sent; T and
+    the grader never unpickle anything.
+    """
+    if depth > MAX_DEPTH:
+        raise NotData("nested too deeply")
+    t = type(wire)
+    if wire is None or t in (bool, int, float, str):
+        return wire
+    if t is list:
+        return [decode(v, deref, depth + 1, unpickle) for v in wire]
+    if t is not dict or len(wire) != 1:
+        raise NotData(f"unexpected {t.__name__} in the wire format")
+    ((tag, body),) = wire.items()
+    if tag == "$int" and type(body) is str:
+        return int(body)
+    if tag == "$float" and body in ("nan", "inf", "-inf"):
+        return float(body)
+    if tag == "$complex" and type(body) is list and len(body) == 2:
+        return complex(float(body[0]), float(body[1]))
+    if tag == "$str" and type(body) is str:
+        return body
+    if tag == "$bytes":
+        return _unb64(body)
+    if tag in ("$tuple", "$set") and type(body) is list:
+        items = [decode(v, deref, depth + 1, unpickle) for v in body]
+        return tuple(items) if tag == "$tuple" else set(items)
+    if tag == "$dict" and type(body) is list:
+        out = {}
+        for pair in body:
+            if type(pair) is not list or len(pair) != 2:
+                raise NotData("a dict entry is not a pair")
+            out[decode(pair[0], deref, depth + 1, unpickle)] = decode(
+                pair[1], deref, depth + 1, unpickle
+            )
+        return out
+    if tag == "$ndarray":
+        return _unnpy(body)
+    if tag == "$npscalar":
+        return _unnpy(body)[()]
+    if tag == "$onnx":
+        import onnx
+
+        model = onnx.ModelProto()
+        model.ParseFromString(_unb64(body))
+        return model
+    if tag == "$torch" and type(body) is list and len(body) == 2 and body[1] in _TORCH_DTYPES:
+        import torch
+
+        tensor = torch.from_numpy(_unnpy(body[0]).copy())
+        if body[1] in _TORCH_AS_INT:
+            tensor = tensor.view(getattr(torch, body[1]))
+        return tensor
+    if tag == "$path" and type(body) is str:
+        import pathlib
+
+        return pathlib.Path(body)
+    if tag == "$ref" and type(body) is str and deref is not None:
+        return deref(body)
+    if tag == "$pickle" and unpickle:
+        import pickle
+
+        return pickle.loads(_unb64(body))
+    raise NotData(f"unknown tag {tag!r}")
+
+
+def dumps(value, ref=None) -> str:
+    text = json.dumps(encode(value, ref), allow_nan=False, separators=(",", ":"))
+    if len(text) > MAX_WIRE:
+        raise Unencodable(f"{len(text) / 2**20:.0f} MB once encoded (limit {MAX_WIRE // 2**20} MB)")
+    return text
+
+
+def loads(text: str, deref=None):
+    if type(text) is not str or len(text) > MAX_WIRE:
+        raise NotData("message missing or too large")
+    return decode(json.loads(text), deref)
+
+
+# -- the student kernel (S): answer the grader ------------------------------------------------
+
+
+def _user_ns() -> dict:
+    return get_ipython().user_ns  # noqa: F821  (IPython's global in a kernel)
+
+
+def _reply(nonce: str, payload: dict) -> None:
+    try:
+        text = json.dumps(payload, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        text = json.dumps({"error": f"reply not encodable: {exc}"})
+    sys.stdout.write(nonce + text + "\n")
+    sys.stdout.flush()
+
+
+def _describe_one(ns: dict, name: str) -> dict:
+    if name not in ns:
+        return {"kind": "missing"}
+    value = ns[name]
+    if callable(value) and not isinstance(value, type(None)):
+        module = type(value).__module__ or ""
+        if not (module.startswith("onnx") or module.startswith("numpy")):
+            return {"kind": "function"}
+    try:
+        return {"kind": "data", "wire": encode(value)}
+    except Unencodable as exc:
+        return {"kind": "opaque", "why": str(exc)}
+    except Exception as exc:  # a broken __getattr__ of the notebook's object
+        return {"kind": "opaque", "why": f"{type(exc).__name__} while reading it"}
+
+
+def describe(nonce: str, names: list, since: float | None = None) -> None:
+    """Reply what each name is in the notebook's namespace (and files written since ``since``)."""
+    ns = _user_ns()
+    out = {}
+    total = 0
+    for name in names:
+        entry = _describe_one(ns, name)
+        size = len(json.dumps(entry.get("wire"))) if "wire" in entry else 0
+        if total + size > MAX_WIRE:
+            entry = {"kind": "opaque", "why": "too large to send (all values together)"}
+        total += size
+        out[name] = entry
+    files = _changed_files(since) if since is not None else {}
+    _reply(nonce, {"names": out, "files": files, "now": _now()})
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def _deref(name: str):
+    ns = _user_ns()
+    if name not in ns:
+        raise NameError(f"name {name!r} is not defined in the notebook")
+    return ns[name]
+
+
+def call(nonce: str, request: str) -> None:
+    """Call a function of the notebook with decoded arguments; reply its result as data."""
+    import contextlib
+
+    try:
+        req = json.loads(request)
+        fn = _deref(req["name"])
+        args = decode(req["args"], _deref, unpickle=True)
+        kwargs = decode(req["kwargs"], _deref, unpickle=True)
+        paths = [a for a in list(args) + list(kwargs.values()) if type(a).__name__.endswith("Path")]
+        for path in paths:
+            with contextlib.suppress(OSError):
+                path.parent.mkdir(parents=True, exist_ok=True)
+    except Exception as exc:
+        _reply(nonce, {"error": f"the request could not be read in the notebook: {exc!r}"[:500]})
+        return
+    out, err = io.StringIO(), io.StringIO()
+    result: dict = {}
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            value = fn(*args, **kwargs)
+        result["value"] = dumps(value)
+    except Unencodable as exc:
+        result["unencodable"] = str(exc)
+    except BaseException as exc:  # KeyboardInterrupt too: the grader interrupted a slow call
+        result["raised"] = type(exc).__name__
+        result["builtin"] = type(exc).__module__ == "builtins"
+        result["message"] = str(exc)[:4000]
+    result["stdout"] = out.getvalue()[-20000:]
+    result["stderr"] = err.getvalue()[-20000:]
+    files = {}
+    total = 0
+    for path in paths:
+        try:
+            if path.is_file() and not path.is_symlink():
+                size = path.stat().st_size
+                if size <= MAX_FILE and total + size <= MAX_WIRE // 2:
+                    files[os.path.abspath(path)] = _b64(path.read_bytes())
+                    total += size
+        except OSError:
+            pass
+    result["files"] = files
+    _reply(nonce, result)
+
+
+def _changed_files(since: float) -> dict:
+    """Regular files under the working folder modified after ``since`` (relative paths)."""
+    root = os.getcwd()
+    files, total = {}, 0
+    for dirpath, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+        for name in names:
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            if not os.path.isfile(full) or os.path.islink(full) or st.st_mtime <= since:
+                continue
+            if name.endswith(NO_COPY) or st.st_size > MAX_FILE or total + st.st_size > MAX_FILE * 4:
+                continue
+            try:
+                with open(full, "rb") as fh:
+                    files[os.path.relpath(full, root)] = _b64(fh.read(MAX_FILE + 1)[:MAX_FILE])
+                total += st.st_size
+            except OSError:
+                pass
+    return files
+
+
+# -- the verdict kernel (T): values and proxies -------------------------------------------------
+
+
+class StudentError(Exception):
+    """The notebook's function raised an exception that is not one of Python's own."""
+
+
+class NotTransferable(AssertionError):
+    """A value of the notebook that cannot be checked in the grader's kernel."""
+
+
+def _raw_input(prompt: str) -> str:
+    kernel = get_ipython().kernel  # noqa: F821
+    return kernel.raw_input(prompt)
+
+
+class StudentFunction:
+    """A function of the notebook: calls run in the student's kernel, results come back as data."""
+
+    def __init__(self, name: str):
+        self.__name__ = self.__qualname__ = name
+
+    def __repr__(self) -> str:
+        return f"<function {self.__name__} of the notebook>"
+
+    def __call__(self, *args, **kwargs):
+        name = self.__name__
+        try:
+            request = {
+                "name": name,
+                "args": encode(tuple(args), _ref_of),
+                "kwargs": encode(dict(kwargs), _ref_of),
+            }
+        except Unencodable as exc:
+            raise NotTransferable(
+                f"{name}(...) runs in the notebook's kernel; an argument cannot be sent there: "
+                f"{exc}"
+            ) from None
+        answer = _raw_input(REQUEST + json.dumps(request, separators=(",", ":")))
+        reply = json.loads(answer)
+        if "error" in reply:
+            raise NotTransferable(f"{name}(...): {reply['error']}")
+        if reply.get("stdout"):
+            sys.stdout.write(reply["stdout"])
+        if reply.get("stderr"):
+            sys.stderr.write(reply["stderr"])
+        _store_files(reply.get("files") or {}, absolute=True)
+        if "raised" in reply:
+            message = f"{reply['message']}"
+            import builtins
+
+            cls = getattr(builtins, reply["raised"], None) if reply.get("builtin") else None
+            if isinstance(cls, type) and issubclass(cls, Exception) and cls is not StopIteration:
+                try:
+                    exc = cls(message)
+                except Exception:
+                    exc = StudentError(f"{reply['raised']}: {message}")
+            else:
+                exc = StudentError(f"{reply['raised']}: {message}")
+            raise exc
+        if "unencodable" in reply:
+            raise NotTransferable(
+                f"the value returned by {name}(...) cannot be checked by the grader: it is "
+                f"{reply['unencodable']} (return numbers, strings, arrays, lists, dicts or ONNX "
+                "models)"
+            )
+        return loads(reply["value"])
+
+
+class Unavailable:
+    """Stands for a variable of the notebook that cannot cross as data; any use fails clearly."""
+
+    def __init__(self, name: str, why: str):
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(
+            self,
+            "_why",
+            f"the notebook's variable {name!r} cannot be checked by the grader: it is {why}",
+        )
+
+    def _fail(self, *args, **kwargs):
+        raise NotTransferable(object.__getattribute__(self, "_why"))
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        self._fail()
+
+    __call__ = __getitem__ = __iter__ = __len__ = __bool__ = _fail
+    __eq__ = __lt__ = __gt__ = __le__ = __ge__ = __add__ = __mul__ = __float__ = __int__ = _fail
+
+    def __repr__(self) -> str:
+        return f"<unavailable: {object.__getattribute__(self, '_why')}>"
+
+
+_SYNCED: set[str] = set()
+_PROTECTED: set[str] = set()
+
+
+def _ref_of(value):
+    """How T sends an argument that is not data: a function of the notebook by its name; an
+    object of T pickled (S may unpickle what the instructor's code made); else a reference to
+    S's object of the same global name (an onnxruntime session cannot be pickled)."""
+    if isinstance(value, StudentFunction):
+        return {"$ref": value.__name__}
+    if isinstance(value, Unavailable):  # S's own object of that name, passed back to S
+        return {"$ref": object.__getattribute__(value, "_name")}
+    import pickle
+
+    try:
+        return {"$pickle": _b64(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))}
+    except Exception:
+        pass
+    for name, obj in list(_user_ns().items()):
+        if obj is value and not name.startswith("_"):
+            return {"$ref": name}
+    return None
+
+
+def setup_verdict_kernel() -> None:
+    """T never imports from its working folder (files of S are copied there)."""
+    cwd = os.getcwd()
+    sys.path[:] = [p for p in sys.path if p not in ("", ".", cwd)]
+    # T's narrative outputs are thrown away and its tests are judged by errors: render figures
+    # and rich outputs as text only (no PNG rendering of the lesson's plots)
+    get_ipython().display_formatter.active_types = ["text/plain"]  # noqa: F821
+    for dirpath, _dirs, names in os.walk(cwd):
+        for name in names:
+            _PROTECTED.add(os.path.abspath(os.path.join(dirpath, name)))
+
+
+def _store_files(files: dict, absolute: bool = False) -> list:
+    """Write files of S into T: never over a file T had before (data, its own outputs)."""
+    refused = []
+    cwd = os.getcwd()
+    allowed = (cwd + os.sep, "/tmp/")
+    for rel, text in files.items():
+        if type(rel) is not str:
+            continue
+        path = os.path.abspath(os.path.join(cwd, rel))
+        real_parent = os.path.realpath(os.path.dirname(path))
+        if (
+            not (path.startswith(allowed) and (real_parent + os.sep).startswith(allowed))
+            or path.endswith(NO_COPY)
+            or path in _PROTECTED
+            or (os.path.lexists(path) and path not in _SYNCED)
+            or os.path.islink(path)
+        ):
+            refused.append(rel)
+            continue
+        try:
+            data = _unb64(text)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            _SYNCED.add(path)
+        except (OSError, NotData):
+            refused.append(rel)
+    return refused
+
+
+def bind(answer: str) -> None:
+    """Bind the notebook's names a cell uses, from S's ``describe`` reply (and its files).
+
+    S's answer always wins, even over a value T's own cells gave the name: a value that cannot
+    cross becomes a placeholder, a missing one is removed (a NameError, as in nbgrader).
+    """
+    ns = _user_ns()
+    reply = json.loads(answer)
+    _store_files(reply.get("files") or {})
+    for name, entry in (reply.get("names") or {}).items():
+        kind = entry.get("kind")
+        if kind == "function":
+            ns[name] = StudentFunction(name)
+        elif kind == "data":
+            try:
+                ns[name] = decode(entry["wire"])
+            except (NotData, ValueError, TypeError) as exc:
+                ns[name] = Unavailable(name, f"malformed data ({exc})")
+        elif kind == "opaque":
+            ns[name] = Unavailable(name, str(entry.get("why")))
+        else:
+            ns.pop(name, None)
