@@ -23,6 +23,7 @@ import collections
 import concurrent.futures as cf
 import contextlib
 import copy
+import dataclasses
 import fnmatch
 import hashlib
 import io
@@ -85,6 +86,7 @@ class GradeSummary:
     seconds: float = 0.0
     sandbox: dict = field(default_factory=dict)
     interrupted: bool = False
+    notes: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         lines = [
@@ -95,6 +97,7 @@ class GradeSummary:
             lines.insert(0, "WARNING " + sb.NO_SANDBOX_WARNING)
         elif self.sandbox:
             lines.append(f"sandbox: {self.sandbox.get('kind')} ({self.sandbox.get('detail')})")
+        lines += [f"NOTE {note}" for note in self.notes]
         for student, reason in self.failed:
             lines.append(f"  FAILED {student}: {reason}")
         if self.interrupted:
@@ -970,6 +973,18 @@ class _Runner:
                 self.executor.shutdown(wait=True, cancel_futures=True)
 
 
+def student_kernel_reason(course: Course, assignment: str) -> str | None:
+    """Why the course runs this assignment's tests in the student's kernel, or None.
+
+    ``c.Autograder.tests_in_student_kernel = {assignment: reason}`` in nbgrader_config.py, for a
+    lesson whose tests cannot run in a separate kernel (the old, forgeable path: see the README's
+    known limits). Honest students then keep their marks; the report and the summary say so.
+    """
+    section = course.config.get("Autograder", {})
+    listed = dict(section.get("tests_in_student_kernel", {}) or {})
+    return listed.get(assignment)
+
+
 def grade(course: Course, assignment: str, options: GradeOptions | None = None) -> GradeSummary:
     """Grade every collected submission of ``assignment`` that has no current record.
 
@@ -994,6 +1009,13 @@ def _grade(course: Course, assignment: str, options: GradeOptions | None) -> Gra
         check_sandbox_mounts(course, options)
     summary = GradeSummary(assignment, sandbox=info.to_dict())
     stream = options.stream
+    reason = student_kernel_reason(course, assignment)
+    if options.verdict and reason:
+        options = dataclasses.replace(options, verdict=False)
+        summary.notes.append(
+            f"tests run in the student's kernel, as nbgrader_config.py asks "
+            f"(Autograder.tests_in_student_kernel): {reason}"
+        )
     students = course.students_submitted(assignment)
     if options.students:
         unknown = sorted(set(options.students) - set(students))

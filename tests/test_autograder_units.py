@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import signal
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -324,3 +325,25 @@ def test_bridge_sends_torch_tensors_and_pickles_only_towards_the_student():
     # S -> T: never unpickled
     with pytest.raises(bridge.NotData, match="unknown tag"):
         bridge.decode(wire)
+
+
+def test_a_lesson_listed_in_the_config_is_graded_in_the_students_kernel(tmp_path):
+    from autograder.course import Course
+    from autograder.grade import student_kernel_reason
+
+    (tmp_path / "source").mkdir()
+    (tmp_path / "nbgrader_config.py").write_text(
+        "c = get_config()\n"
+        "c.Autograder.tests_in_student_kernel = {'07-x': 'a server in the tests'}\n"
+    )
+    course = Course(tmp_path)
+    assert student_kernel_reason(course, "07-x") == "a server in the tests"
+    assert student_kernel_reason(course, "01-y") is None
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
+    assert student_kernel_reason(Course(tmp_path), "07-x") is None
+    repository = Course(Path(__file__).resolve().parent.parent)
+    listed = [a for a in repository.assignments() if student_kernel_reason(repository, a)]
+    assert listed == ["07-production"], (
+        f"expected only 07-production graded in the student's kernel (its exercise 2 needs one "
+        f"network for server and client), got {listed}"
+    )
