@@ -21,7 +21,10 @@
 #    available at the requested opset).
 #
 # **Prerequisites**: Lesson 1 (why an exchange format), Python and NumPy; a little linear
-# algebra (a matrix product). **Estimated time**: 75 minutes.
+# algebra (a matrix product). **Estimated time**: 80-150 minutes.
+# (For a first-time learner; estimated from the notebook's length, not yet timed with learners:
+# the text read at 120-180 words per minute, half a minute to a minute to run and read each
+# code cell, 10-20 minutes per exercise.)
 #
 # **How to check your answers**: in JupyterLab press *Validate* (nbgrader's button in the
 # notebook toolbar). Without an instructor, run the visible test cells after each exercise (each
@@ -968,7 +971,7 @@ print(cast_rules[start], next(r for r in cast_rules[start:] if r.startswith("fix
 # "Undefined" means that the int8 and int4 values in the table are what *these two engines on
 # this machine* did (here they keep the low bits of some integer conversion, so 300 can come
 # back as 44), not a rule: another runtime, build or processor may clamp, wrap differently or
-# return anything, and the `agree` column shows that even these two engines can differ. Never
+# return anything, and the `agree` column says whether even these two engines agreed. Never
 # rely on an out-of-range cast; quantize with `QuantizeLinear`, which scales, rounds and
 # saturates as its schema specifies.
 #
