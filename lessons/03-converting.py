@@ -952,8 +952,8 @@ verify.verify(
 # Gradient-boosted trees are the most common models on tables, and neither XGBoost nor LightGBM
 # is part of scikit-learn. Their converters live in **onnxmltools** (built on skl2onnx, with
 # the same `initial_types`); each model's trees become one `ai.onnx.ml`
-# `TreeEnsembleClassifier`. The data: a binary task bundled with scikit-learn (569 breast-cancer
-# biopsies, 30 measurements each). One thread each, 60 small trees: a fraction of a second.
+# `TreeEnsembleClassifier`. The data: a binary task bundled with scikit-learn (569 breast-tumour
+# samples, 30 measurements each). One thread each, 60 small trees: a fraction of a second.
 
 # %%
 import lightgbm
