@@ -17,7 +17,10 @@
 #    Runtime, and measure how far each export is from its source.
 #
 # **Prerequisites**: Python and NumPy; having trained a model in any framework helps.
-# **Estimated time**: 45 minutes.
+# **Estimated time**: 55-110 minutes.
+# (For a first-time learner; estimated from the notebook's length, not yet timed with learners:
+# the text read at 120-180 words per minute, half a minute to a minute to run and read each
+# code cell, 10-20 minutes per exercise.)
 #
 # **How to check your answers**: in JupyterLab press *Validate* (nbgrader's button in the
 # notebook toolbar). Without an instructor, run the visible test cells after each exercise:
@@ -481,9 +484,12 @@ plt.show()
 # files run by the same ONNX Runtime; each compared with its source framework on all the test
 # images. We already have the scikit-learn and PyTorch exports; Keras comes next.
 #
-# Keras 3 is the default `keras` in TensorFlow 2.21, and tf2onnx's `from_keras` does not
-# understand Keras 3 models (tensorflow-onnx issues #2329, #2348). The route that works:
-# `model.export()` writes a TensorFlow SavedModel, and tf2onnx converts the SavedModel.
+# Keras 3 is the default `keras` in TensorFlow 2.21. tf2onnx's `from_keras`, the call most
+# tutorials show, was written for Keras 2: with the installed tf2onnx 1.17 it fails on a Keras 3
+# `Sequential` model (`KeyError: 'keras_tensor_…'`, tensorflow-onnx issues #2329, #2348) and
+# converts a functional one only because that model still has the `output_names` attribute
+# tf2onnx reads (Lesson 3 measures both and shows why). The route that works for every Keras 3
+# model: `model.export()` writes a TensorFlow SavedModel, and tf2onnx converts the SavedModel.
 # `convert.keras_to_onnx` takes that route and says so in `.route`.
 
 # %%
@@ -894,7 +900,8 @@ assert _e < 1e-5, (
 # - Exporting the estimator but not the scaler, tokenizer or normalisation in front of it.
 # - Feeding float64 or integer arrays to a float32 model, or guessing the input's name.
 # - Letting the newest exporter pick an opset the production runtime does not support.
-# - Expecting `tf2onnx.convert.from_keras` to accept a Keras 3 model.
+# - Expecting `tf2onnx.convert.from_keras` to accept a Keras 3 model: it fails on Sequential
+#   models; export a SavedModel and convert that.
 #
 # **Further reading**
 # - ONNX, *Open Neural Network Exchange — Introduction to ONNX* (onnx.ai documentation).

@@ -10,16 +10,21 @@
 # 1. read any ONNX model field by field: ModelProto, GraphProto, NodeProto, initializers,
 #    value_info, attributes and domains;
 # 2. build a model by hand with `onnx.helper` (and with onnxscript), validate it with the checker
-#    and shape inference, and run it with ONNX Runtime and the reference evaluator;
+#    and shape inference (ONNX's and ONNX Runtime's symbolic one), and run it with ONNX Runtime
+#    and the reference evaluator;
 # 3. tell the IR version from the opset version, store weights as external data, and attach
 #    metadata and functions;
-# 4. read an operator's schema on your machine and pick a data type knowingly;
+# 4. read an operator's schema on your machine, pick a data type knowingly, and build models
+#    with sequences, maps, optionals, sparse tensors and `Loop`/`Scan` subgraphs;
 # 5. convert a model between opsets, measure what your runtime accepts, and fix the classic
 #    version errors ("Unsupported model IR version", ai.onnx.ml opset mismatch, operator not
 #    available at the requested opset).
 #
 # **Prerequisites**: Lesson 1 (why an exchange format), Python and NumPy; a little linear
-# algebra (a matrix product). **Estimated time**: 75 minutes.
+# algebra (a matrix product). **Estimated time**: 80-150 minutes.
+# (For a first-time learner; estimated from the notebook's length, not yet timed with learners:
+# the text read at 120-180 words per minute, half a minute to a minute to run and read each
+# code cell, 10-20 minutes per exercise.)
 #
 # **How to check your answers**: in JupyterLab press *Validate* (nbgrader's button in the
 # notebook toolbar). Without an instructor, run the visible test cells after each exercise (each
@@ -316,6 +321,65 @@ print(onnx.printer.to_text(scripted))
 # give a ModelProto that the checker, shape inference and both runtimes treat the same. The
 # runtimes agree with scikit-learn to about 1e-7, the rounding of float32.
 #
+# ### 1.4 When shape inference gives up: symbolic shapes
+#
+# ONNX's shape inference works operator by operator from the schemas. It cannot follow a shape
+# that the graph *computes*: here the model reads its own input shape (`Shape`), multiplies the
+# batch by the sequence length and `Reshape`s to that, as exporters do when they flatten
+# `(batch, seq, 8)` to `(batch * seq, 8)`. ONNX Runtime ships a second, symbolic shape
+# inference (`onnxruntime.tools.symbolic_shape_infer`, which computes with the `sympy`
+# package) that evaluates such shape arithmetic. Some of ONNX Runtime's own tools (the
+# transformer optimizer, the TensorRT provider's setup) ask for it.
+
+# %%
+from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+flatten_imports = [helper.make_opsetid("", 18)]
+flattening = helper.make_model(
+    helper.make_graph(
+        [
+            helper.make_node("Shape", ["x"], ["shape"]),
+            helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+            helper.make_node("Gather", ["shape", "one"], ["seq"], axis=0),
+            helper.make_node("Mul", ["batch", "seq"], ["rows"]),
+            helper.make_node("Concat", ["rows", "minus_one"], ["new_shape"], axis=0),
+            helper.make_node("Reshape", ["x", "new_shape"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "W_flat"], ["y"]),
+        ],
+        "flatten_then_project",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],  # shape left to inference
+        initializer=[
+            numpy_helper.from_array(np.array([0]), "zero"),
+            numpy_helper.from_array(np.array([1]), "one"),
+            numpy_helper.from_array(np.array([-1]), "minus_one"),
+            numpy_helper.from_array(np.ones((8, 4), np.float32), "W_flat"),
+        ],
+    ),
+    opset_imports=flatten_imports,
+    ir_version=helper.find_min_ir_version_for(flatten_imports),
+)
+
+
+def inferred_shapes(model: onnx.ModelProto, names=("flat", "y")) -> dict[str, list]:
+    """The shapes shape inference recorded for the named tensors (value_info and outputs)."""
+    found = {v.name: v for v in [*model.graph.value_info, *model.graph.output]}
+    return {
+        name: [d.dim_param or d.dim_value for d in found[name].type.tensor_type.shape.dim]
+        for name in names
+    }
+
+
+print("onnx.shape_inference:", inferred_shapes(onnx.shape_inference.infer_shapes(flattening)))
+symbolic = SymbolicShapeInference.infer_shapes(flattening, auto_merge=True)
+print("symbolic (onnxruntime):", inferred_shapes(symbolic))
+
+# %% [markdown]
+# *What to notice*: ONNX's inference knows the result has two dimensions but names them
+# `unk__…` (unknown); the symbolic one writes `batch*seq`. Neither changes what the model
+# computes: they only annotate it, and tools that plan memory or fuse operators read the
+# annotations.
+#
 # ## Exercise 1 (build, 4 points)
 #
 # Write `build_linear_relu(W, b)` that returns an `onnx.ModelProto` computing
@@ -577,6 +641,22 @@ print(
 )
 
 # %% [markdown]
+# Shape inference and the checker need the model in memory too, which a model over 2 GB cannot
+# be. Both have a path-based form that works on the files instead:
+# `onnx.shape_inference.infer_shapes_path(in_path, out_path)` and
+# `onnx.checker.check_model(path)`. Shown on our small external-data model (the same calls
+# serve a 20 GB one), the inferred shapes are written to a new file, next to the same weights
+# file, which is neither loaded nor copied:
+
+# %%
+onnx.shape_inference.infer_shapes_path(str(folder / "big.onnx"), str(folder / "big-shapes.onnx"))
+onnx.checker.check_model(str(folder / "big-shapes.onnx"))
+with_shapes = onnx.load(folder / "big-shapes.onnx", load_external_data=False)
+print("value_info written:", [describe(v) for v in with_shapes.graph.value_info])
+for path in sorted(folder.iterdir()):
+    print(f"{path.name:16s} {path.stat().st_size:>10,} bytes")
+
+# %% [markdown]
 # ### 2.4 Metadata
 #
 # `metadata_props` is a free-form string map inside the ModelProto: author, licence, training
@@ -693,8 +773,31 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# *What to see*: opset 1 introduced most operators at once; every later opset changes more
-# operators than it adds, so "the same operator" differs between opsets.
+# The same counts as numbers, computed from `onnx.defs` on your machine:
+
+# %%
+later = versions[versions > 1]
+print(
+    f"opset 1 introduced {introduced[1]} of the {len(first_version)} operators "
+    f"({introduced[1] / len(first_version):.0%}); opsets 2-{versions[-1]} introduced "
+    f"{sum(introduced[v] for v in later)} more and made {sum(changed[v] for v in later)} "
+    "schema changes"
+)
+print(
+    "opsets that added at least as many operators as they changed:",
+    [int(v) for v in later if introduced[v] >= changed[v]],
+)
+print(
+    "opsets with the most changes:",
+    [(int(v), changed[v]) for v in sorted(later, key=lambda v: -changed[v])[:3]],
+)
+
+# %% [markdown]
+# *What to see*: opset 1 holds the largest single batch of operators, but not a majority of
+# today's; since then ONNX has grown mostly by *changing* operators (new types such as bfloat16,
+# attributes turned into inputs), in waves, while a few opsets added at least as many operators
+# as they changed (the list above). So "the same operator" can mean different schemas at
+# different opsets: read the schema at the model's opset.
 #
 # ### 3.2 What a schema says
 #
@@ -854,10 +957,23 @@ for name in ("FLOAT16", "BFLOAT16", "FLOAT8E4M3FN", "INT8", "INT4"):
 pd.DataFrame(rows).set_index("type")
 
 # %% [markdown]
-# *What to notice*: float16 overflows to `inf`; float8e4m3fn *saturates* at its largest value
-# 448; a cast to int8 *wraps around* (300 becomes 44) instead of clamping, so quantize with
-# `QuantizeLinear`, which scales, rounds and saturates as its schema specifies. Look at the
-# `agree` column for int4: where two engines disagree, do not rely on either.
+# *What to notice*: float16 overflows to `inf` and float8e4m3fn *saturates* at its largest
+# value 448, as the `Cast` schema specifies. The integer rows are different: 300 and 70000 do
+# not fit in int8 or int4, and for a float that does not fit an integer type the schema says
+# only this (read from the installed onnx):
+
+# %%
+cast_rules = [line.strip(" *") for line in onnx.defs.get_schema("Cast", 23).doc.splitlines()]
+start = cast_rules.index("Casting from floating point to:")
+print(cast_rules[start], next(r for r in cast_rules[start:] if r.startswith("fixed point")))
+
+# %% [markdown]
+# "Undefined" means that the int8 and int4 values in the table are what *these two engines on
+# this machine* did (here they keep the low bits of some integer conversion, so 300 can come
+# back as 44), not a rule: another runtime, build or processor may clamp, wrap differently or
+# return anything, and the `agree` column says whether even these two engines agreed. Never
+# rely on an out-of-range cast; quantize with `QuantizeLinear`, which scales, rounds and
+# saturates as its schema specifies.
 #
 # Strings are tensors too. An `ai.onnx.ml` `LabelEncoder` maps strings to integers:
 
@@ -865,6 +981,241 @@ pd.DataFrame(rows).set_index("type")
 print(opsets.tiny_example("LabelEncoder", 2, domain="ai.onnx.ml").text())
 
 # %% [markdown]
+# ### 3.5 Beyond tensors: sequences, maps, optionals and sparse tensors
+#
+# A value in ONNX has a *type*, and a tensor is only one kind. The IR also defines
+# **sequences** (an ordered list of values of one type), **maps** (keys of an integer or string
+# type to values), **optionals** (a value that may be absent) and **sparse tensors** (only the
+# non-zero values and their indices). Classical-ML models meet them first: skl2onnx's ZipMap
+# returns a sequence of maps (lesson 3). `onnx.helper` builds each type; one small model per
+# type below, each run by both engines. `run_both` returns each engine's outputs, or its error.
+
+
+# %%
+def run_both(model: onnx.ModelProto, feeds: dict) -> dict:
+    """The outputs of onnxruntime and of the reference evaluator (or their error message)."""
+    onnx.checker.check_model(model, full_check=True)
+    results = {}
+    engines = {
+        "onnxruntime": lambda: session(model),
+        "reference": lambda: ReferenceEvaluator(model),
+    }
+    for engine, make in engines.items():
+        try:
+            results[engine] = make().run(None, feeds)
+        except Exception as exc:  # an engine without support for the type says so
+            results[engine] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}"
+    return results
+
+
+def small_model(nodes, inputs, outputs, initializers=(), ml=False) -> onnx.ModelProto:
+    imports_ = [helper.make_opsetid("", 21)] + (
+        [helper.make_opsetid("ai.onnx.ml", 3)] if ml else []
+    )
+    return helper.make_model(
+        helper.make_graph(nodes, "types", inputs, outputs, initializer=list(initializers)),
+        opset_imports=imports_,
+        ir_version=helper.find_min_ir_version_for(imports_),
+    )
+
+
+float_row = helper.make_tensor_type_proto(TensorProto.FLOAT, [3])
+sequence_model = small_model(  # a (rows, 3) tensor -> a sequence of rows -> its length, last row
+    [
+        helper.make_node("SplitToSequence", ["x"], ["rows"], axis=0, keepdims=0),
+        helper.make_node("SequenceLength", ["rows"], ["count"]),
+        helper.make_node("SequenceAt", ["rows", "last"], ["last_row"]),
+    ],
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+    [
+        helper.make_value_info("rows", helper.make_sequence_type_proto(float_row)),
+        helper.make_tensor_value_info("count", TensorProto.INT64, []),
+        helper.make_tensor_value_info("last_row", TensorProto.FLOAT, [3]),
+    ],
+    [numpy_helper.from_array(np.array(-1), "last")],
+)
+string_to_float = helper.make_map_type_proto(
+    TensorProto.STRING, helper.make_tensor_type_proto(TensorProto.FLOAT, [])
+)
+map_model = small_model(  # a map {feature name: value} -> a dense row in a fixed order
+    [
+        helper.make_node(
+            "DictVectorizer",
+            ["record"],
+            ["row"],
+            domain="ai.onnx.ml",
+            string_vocabulary=["age", "income", "children"],
+        )
+    ],  # fmt: skip
+    [helper.make_value_info("record", string_to_float)],
+    [helper.make_tensor_value_info("row", TensorProto.FLOAT, [1, 3])],
+    ml=True,
+)
+optional_model = small_model(  # an input that may be left out: is it there?
+    [helper.make_node("OptionalHasElement", ["maybe"], ["present"])],
+    [helper.make_value_info("maybe", helper.make_optional_type_proto(float_row))],
+    [helper.make_tensor_value_info("present", TensorProto.BOOL, [])],
+)
+sparse_weight = helper.make_sparse_tensor(  # a 3 x 3 matrix with two non-zero values
+    numpy_helper.from_array(np.array([5.0, 7.0], np.float32), "W_sparse"),
+    numpy_helper.from_array(np.array([1, 8]), "W_sparse_indices"),  # flat positions
+    [3, 3],
+)
+sparse_model = small_model(
+    [
+        helper.make_node("Constant", [], ["W_dense"], sparse_value=sparse_weight),
+        helper.make_node("MatMul", ["x", "W_dense"], ["y"]),
+    ],
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])],
+)
+grid = np.arange(12, dtype=np.float32).reshape(4, 3)
+type_demos = {
+    "sequence": (sequence_model, {"x": grid}),
+    "map": (map_model, {"record": {"income": 52.5, "age": 41.0}}),
+    "optional, given": (optional_model, {"maybe": np.ones(3, np.float32)}),
+    "optional, absent": (optional_model, {"maybe": None}),
+    "sparse constant": (sparse_model, {"x": np.eye(3, dtype=np.float32)}),
+}
+
+
+def shown(value) -> str:
+    """A short description of one result: a list's length and items, an array's dtype, shape, values."""
+    if isinstance(value, list):
+        items = "; ".join(shown(v) for v in value[:2])
+        return f"list of {len(value)} [{items}{'; …' if len(value) > 2 else ''}]"
+    a = np.asarray(value)
+    return f"{a.dtype}{list(a.shape)} {np.array2string(a.ravel()[:3], separator=' ')}"
+
+
+def signature(model: onnx.ModelProto) -> str:
+    """The graph's typed inputs and outputs, from the first line of ONNX's text syntax."""
+    return onnx.printer.to_text(model.graph).splitlines()[0].split(" ", 1)[1].rstrip(" {")
+
+
+def engine_outputs(result) -> str:
+    """One engine's outputs, separated by '|', or its error message."""
+    return result if isinstance(result, str) else " | ".join(shown(out) for out in result)
+
+
+pd.DataFrame(
+    [
+        {
+            "type": name,
+            "signature (onnx.printer)": signature(model),
+            **{engine: engine_outputs(out) for engine, out in run_both(model, feeds).items()},
+        }
+        for name, (model, feeds) in type_demos.items()
+    ]
+).set_index("type")
+
+# %% [markdown]
+# *What to notice*: a sequence comes back to Python as a list of arrays and a map goes in as a
+# dict; an optional input is left out by passing `None`. The engines agree on the values but
+# not always on the packaging (the reference evaluator returns the map model's row as float64 of
+# shape `(3,)`, ONNX Runtime as float32 `(1, 3)`, as declared), and the reference evaluator does
+# not run the sparse constant at all. The `MatMul` that reads it is the ordinary dense
+# operator: storing a constant as sparse saves space in the file, not arithmetic.
+#
+# ### 3.6 Control flow: `Loop` and `Scan` run subgraphs
+#
+# An operator's attribute can be a whole graph. `If` (lesson 3 meets it), `Loop` and `Scan`
+# carry their bodies as `GraphProto` attributes, and the runtime runs the body once per
+# iteration. **Scan** walks along an axis of its inputs with a carried state, like a
+# recurrent network: here a running sum over the rows of a matrix. The body takes the state
+# and one row and returns the new state and one output row; the scan outputs are stacked.
+
+# %%
+sum_in = helper.make_tensor_value_info("sum_in", TensorProto.FLOAT, [3])
+row_in = helper.make_tensor_value_info("row", TensorProto.FLOAT, [3])
+scan_body = helper.make_graph(
+    [
+        helper.make_node("Add", ["sum_in", "row"], ["sum_out"]),
+        helper.make_node("Identity", ["sum_out"], ["running"]),
+    ],
+    "running_sum_body",
+    [sum_in, row_in],  # state first, then one slice of each scanned input
+    [
+        helper.make_tensor_value_info("sum_out", TensorProto.FLOAT, [3]),  # new state
+        helper.make_tensor_value_info("running", TensorProto.FLOAT, [3]),  # one output row
+    ],
+)
+scan_model = small_model(
+    [
+        helper.make_node(
+            "Scan", ["start", "rows"], ["total", "sums"], num_scan_inputs=1, body=scan_body
+        )
+    ],
+    [
+        helper.make_tensor_value_info("start", TensorProto.FLOAT, [3]),
+        helper.make_tensor_value_info("rows", TensorProto.FLOAT, ["n", 3]),
+    ],
+    [
+        helper.make_tensor_value_info("total", TensorProto.FLOAT, [3]),
+        helper.make_tensor_value_info("sums", TensorProto.FLOAT, ["n", 3]),
+    ],
+)
+scanned = run_both(scan_model, {"start": np.zeros(3, np.float32), "rows": grid})
+for engine, (total, sums) in scanned.items():
+    print(
+        f"{engine:12s} sums equal np.cumsum: {np.array_equal(sums, np.cumsum(grid, axis=0))}, "
+        f"final state equals the column totals: {np.array_equal(total, grid.sum(axis=0))}"
+    )
+print("running sums:\n", scanned["onnxruntime"][1])
+
+# %% [markdown]
+# **Loop** repeats its body up to a trip count `M` while a condition stays true. Its body
+# receives the iteration number, the condition and the carried values, and returns the new
+# condition, the new carried values and, optionally, values stacked over the iterations. Here:
+# five steps of `x <- x / 2 + 1`, which converges to 2. Pass the condition explicitly: ONNX
+# lets you leave it out, but the reference evaluator of onnx 1.23 then runs no iteration.
+
+# %%
+loop_body = helper.make_graph(
+    [
+        helper.make_node("Mul", ["x_in", "half"], ["halved"]),
+        helper.make_node("Add", ["halved", "one"], ["x_out"]),
+        helper.make_node("Identity", ["keep_going"], ["keep_going_out"]),
+        helper.make_node("Identity", ["x_out"], ["x_trace"]),
+    ],
+    "halve_and_add_one",
+    [
+        helper.make_tensor_value_info("step", TensorProto.INT64, []),
+        helper.make_tensor_value_info("keep_going", TensorProto.BOOL, []),
+        helper.make_tensor_value_info("x_in", TensorProto.FLOAT, [2]),
+    ],
+    [
+        helper.make_tensor_value_info("keep_going_out", TensorProto.BOOL, []),
+        helper.make_tensor_value_info("x_out", TensorProto.FLOAT, [2]),  # carried
+        helper.make_tensor_value_info("x_trace", TensorProto.FLOAT, [2]),  # stacked
+    ],
+    initializer=[
+        numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+    ],
+)
+loop_model = small_model(
+    [helper.make_node("Loop", ["steps", "go", "x0"], ["x_final", "trace"], body=loop_body)],
+    [
+        helper.make_tensor_value_info("steps", TensorProto.INT64, []),
+        helper.make_tensor_value_info("x0", TensorProto.FLOAT, [2]),
+    ],
+    [
+        helper.make_tensor_value_info("x_final", TensorProto.FLOAT, [2]),
+        helper.make_tensor_value_info("trace", TensorProto.FLOAT, ["steps", 2]),
+    ],
+    [numpy_helper.from_array(np.array(True), "go")],
+)
+looped = run_both(loop_model, {"steps": np.array(5), "x0": np.array([0.0, 10.0], np.float32)})
+print("trace (onnxruntime):\n", looped["onnxruntime"][1])
+print("engines agree:", all(np.array_equal(a, r) for a, r in zip(*looped.values(), strict=True)))
+
+# %% [markdown]
+# *What to notice*: the bodies are ordinary graphs with their own inputs and outputs, and they
+# may read tensors of the enclosing graph by name (none here). Exporters produce `Loop` for
+# `for` loops whose count depends on data and `Scan` or `Loop` for recurrent layers; where the
+# count is fixed at export, tracing unrolls the loop into a long flat graph instead.
+#
 # ## Exercise 2 (reason, 3 points)
 #
 # A model declares opset 18 but may only use operators whose meaning has not changed since,
@@ -1399,7 +1750,12 @@ assert len(_ml) == 1, f"expected one ai.onnx.ml opset import, got {len(_ml)}"
 #   strict shape inference, and compare two runtimes (onnxruntime, `onnx.reference`).
 # - The **IR version** versions the file format; the **opset** versions the operators, one
 #   number per domain. An operator's meaning is its schema at the model's opset.
-# - Weights over 2 GiB must be **external data**; load such models by path.
+# - Weights over 2 GiB must be **external data**; load, check and shape-infer such models by
+#   path (`infer_shapes_path`).
+# - Besides tensors, values can be sequences, maps, optionals and sparse tensors; `Loop` and
+#   `Scan` run subgraphs. Run such models in both engines: their support differs.
+# - Where ONNX's shape inference leaves `unk__` dimensions, ONNX Runtime's symbolic shape
+#   inference can compute them.
 # - What a runtime accepts is measured, not assumed: probe it, then stamp the lowest IR version
 #   and opsets your model needs, convert with `version_converter`, and verify outputs.
 #
@@ -1411,8 +1767,8 @@ assert len(_ml) == 1, f"expected one ai.onnx.ml opset import, got {len(_ml)}"
 # - Forgetting the `ai.onnx.ml` opset import when adding an ML operator by hand.
 # - Passing an external-data model to a runtime as bytes; saving with external data rewrites
 #   the in-memory message.
-# - Casting to int8 or int4 to quantize: casts wrap or differ between runtimes; use
-#   `QuantizeLinear`.
+# - Casting to int8 or int4 to quantize: an out-of-range float-to-integer cast is undefined in
+#   the specification, and engines differ; use `QuantizeLinear`.
 #
 # **Further reading**
 # - *Open Neural Network Exchange Intermediate Representation (ONNX IR) Specification*
@@ -1420,7 +1776,10 @@ assert len(_ml) == 1, f"expected one ai.onnx.ml opset import, got {len(_ml)}"
 # - *ONNX Operators* and *ONNX-ML Operators* (onnx/docs/Operators.md, Operators-ml.md).
 # - *ONNX Versioning* (onnx/docs/Versioning.md) and *ONNX Runtime compatibility*
 #   (onnxruntime.ai documentation, "Compatibility").
-# - *External Data* (onnx/docs/ExternalData.md) and *Python API Overview* in the ONNX docs.
+# - *External Data* (onnx/docs/ExternalData.md) and *Python API Overview* in the ONNX docs
+#   (shape inference, `infer_shapes_path`, sequences and control flow with `onnx.helper`).
+# - ONNX Runtime, `onnxruntime/python/tools/symbolic_shape_infer.py` (its docstring and
+#   `--help`).
 # - *onnxscript documentation*, "Tutorial".
 # - *Protocol Buffers documentation*, "Encoding".
 # - Micikevicius et al., *FP8 Formats for Deep Learning* (2022).
