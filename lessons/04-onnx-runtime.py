@@ -8,14 +8,16 @@
 # where a technique loses, you will see it lose.
 #
 # **After this lesson you will be able to**
-# 1. create and configure an `InferenceSession` (options, providers, run options, I/O binding),
-#    read its metadata, and profile where its time goes;
-# 2. choose a runtime package and language binding for a target platform, and convert a model
-#    to the ORT format for size-constrained targets;
+# 1. create and configure an `InferenceSession` (options, providers, run options, I/O binding
+#    with `OrtValue`s), read its metadata, and profile where its time goes;
+# 2. choose a runtime package and language binding for a target platform, convert a model to
+#    the ORT format for size-constrained targets, move pre- and post-processing into the graph
+#    with ONNX Runtime Extensions, and say what an EPContext (precompiled) model is for;
 # 3. compare graph optimisation levels and thread settings, and benchmark ORT against PyTorch
 #    with confidence intervals rather than single timings;
 # 4. quantize a model (dynamic int8, static int8 with calibration, per-channel, float16) and
-#    judge from measurements whether it pays, including the cases where it does not.
+#    judge from measurements whether it pays, including the cases where it does not, and audit
+#    a published speed-up against its own table.
 #
 # **Prerequisites**: Lesson 2 (graphs, operators, opsets) and Lesson 3 (exporting from PyTorch);
 # Python and NumPy.
