@@ -8,17 +8,25 @@
 # where a technique loses, you will see it lose.
 #
 # **After this lesson you will be able to**
-# 1. create and configure an `InferenceSession` (options, providers, run options, I/O binding),
-#    read its metadata, and profile where its time goes;
-# 2. choose a runtime package and language binding for a target platform, and convert a model
-#    to the ORT format for size-constrained targets;
+# 1. create and configure an `InferenceSession` (options, providers, run options, I/O binding
+#    with `OrtValue`s), read its metadata, and profile where its time goes;
+# 2. choose a runtime package and language binding for a target platform, convert a model to
+#    the ORT format for size-constrained targets, move pre- and post-processing into the graph
+#    with ONNX Runtime Extensions, and say what an EPContext (precompiled) model is for;
 # 3. compare graph optimisation levels and thread settings, and benchmark ORT against PyTorch
 #    with confidence intervals rather than single timings;
 # 4. quantize a model (dynamic int8, static int8 with calibration, per-channel, float16) and
-#    judge from measurements whether it pays, including the cases where it does not.
+#    judge from measurements whether it pays, including the cases where it does not, and audit
+#    a published speed-up against its own table.
 #
 # **Prerequisites**: Lesson 2 (graphs, operators, opsets) and Lesson 3 (exporting from PyTorch);
-# Python and NumPy. **Estimated time**: 90 minutes.
+# Python and NumPy.
+#
+# **Estimated time**: 1.75 to 3.5 hours for a first-time learner. Estimated, not measured on
+# learners: about 4,800 words of text at 100-150 words a minute (30-50 min), about 55 code cells
+# to run and read at 0.5-1 min each (25-55 min), and five exercises at 10-20 min each
+# (50-100 min). Running every cell takes under a
+# minute of machine time (the course's tests check it on 2 cores).
 #
 # **How to check your answers**: in JupyterLab press *Validate* (nbgrader's button in the
 # notebook toolbar). Without an instructor, run the visible test cells after each exercise: each
@@ -219,6 +227,54 @@ io_comparison.to_frame()[["median_ms", "ci_low_ms", "ci_high_ms", "speedup_vs_ru
 # *What to notice*: if the two intervals overlap, the honest summary is "no measurable
 # difference on this CPU"; I/O binding earns its keep with GPUs and chained models.
 #
+# **`OrtValue`: a tensor where the runtime keeps it.** `run` takes and returns NumPy arrays,
+# which live in host memory. An `OrtValue` is ONNX Runtime's own tensor, and it carries a
+# *device*: `OrtValue.ortvalue_from_numpy(x, "cuda", 0)` copies `x` to GPU 0 once, and
+# `binding.bind_output(name, "cuda")` lets the runtime allocate the output there. Feeding one
+# session's output `OrtValue` to the next session keeps the data on the device between models:
+# that is the device-memory path. Only the device name differs on a GPU; here everything is
+# `"cpu"`, which lets us check the other half of the promise, that nothing is copied. We chain
+# the CNN and a one-node `Softmax` model and compare memory addresses:
+
+# %%
+from onnx import TensorProto, helper
+
+softmax_model = helper.make_model(
+    helper.make_graph(
+        [helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)],
+        "softmax",
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])],
+    ),
+    opset_imports=[helper.make_opsetid("", 18)],
+)
+cnn_session = ort.InferenceSession(CNN_PATH, providers=["CPUExecutionProvider"])
+softmax_session = ort.InferenceSession(
+    softmax_model.SerializeToString(), providers=["CPUExecutionProvider"]
+)
+device = "cpu"  # "cuda" with onnxruntime-gpu: the same code keeps the tensors on the GPU
+pixels = np.ascontiguousarray(images_test[:4])
+pixels_value = ort.OrtValue.ortvalue_from_numpy(pixels, device, 0)
+first = cnn_session.io_binding()
+first.bind_ortvalue_input("input", pixels_value)
+first.bind_output("logits", device)  # the runtime allocates the output on that device
+cnn_session.run_with_iobinding(first)
+logits_value = first.get_outputs()[0]  # an OrtValue, still on the device
+second = softmax_session.io_binding()
+second.bind_ortvalue_input("logits", logits_value)  # handed over, not copied
+second.bind_output("probabilities", device)
+softmax_session.run_with_iobinding(second)
+(chained,) = second.copy_outputs_to_cpu()  # the one copy back to host memory, at the end
+print("logits:", logits_value.device_name(), logits_value.shape(), logits_value.data_type())
+print("input OrtValue shares the array's memory:", pixels_value.data_ptr() == pixels.ctypes.data)
+print("predictions:", chained.argmax(1), "expected", y_test[:4])
+
+# %% [markdown]
+# *What to notice*: on the CPU, `ortvalue_from_numpy` wraps the array without copying (same
+# address); on a GPU the same call makes the one host-to-device copy, and everything between
+# the two sessions stays in device memory. `session.run_with_ort_values` is the shortcut when
+# you do not need to pre-bind outputs.
+#
 # ### 1.6 Profiling: where does the time go?
 #
 # Turn on `enable_profiling`, run, then `end_profiling()` returns the path of a JSON trace
@@ -286,7 +342,7 @@ profiling.plot_timeline(summaries["CNN"].trace)
 # | C# / .NET | NuGet `Microsoft.ML.OnnxRuntime` (`.Gpu`, `.DirectML` variants) | .NET; native libraries come with the package |
 # | Java | Maven `com.microsoft.onnxruntime:onnxruntime` (`onnxruntime_gpu`) | a JVM; native libraries inside the jar |
 # | JavaScript | npm `onnxruntime-web` (WebAssembly, WebGPU), `onnxruntime-node`, `onnxruntime-react-native` | a browser or Node.js; model size matters for download |
-# | Android | Maven `com.microsoft.onnxruntime:onnxruntime-android` (AAR) | NNAPI/QNN/XNNPACK providers; APK size budget |
+# | Android | Maven `com.microsoft.onnxruntime:onnxruntime-android` (AAR) | QNN/XNNPACK providers (NNAPI too, but Android deprecated NNAPI in Android 15); APK size budget |
 # | iOS / macOS apps | CocoaPods `onnxruntime-c` / `onnxruntime-objc`, Swift Package Manager | CoreML/XNNPACK providers; app size budget |
 #
 # Every binding exposes the same concepts you just used: an environment, session options, a
@@ -344,6 +400,158 @@ print((ort_dir / "cnn.required_operators.config").read_text())
 # *What to notice*: the `.ort` file was saved *after* graph optimisation (`FusedConv` appears in
 # the operator list), so a minimal runtime does not need the optimiser either. A `.ort` file is
 # tied to the ORT version range that reads it; keep the `.onnx` as the source of truth.
+
+# %% [markdown]
+# ### 2.2 Pre- and post-processing inside the graph: ONNX Runtime Extensions
+#
+# *Why it matters*: a model is rarely called with tensors. A phone app has a JPEG or PNG, a
+# web page has a string; the decoding, resizing, scaling and tokenising around the model are
+# usually rewritten in every client language, and each copy can drift from the training code
+# (section 4.5(c) shows what such a drift does to a quantized model). **ONNX Runtime Extensions**
+# (`onnxruntime-extensions`) puts those steps into the ONNX graph: a library of custom operators
+# (image decoding, string and tokenizer ops, in the domains `ai.onnx.contrib` and
+# `com.microsoft.extensions`) plus a
+# `PrePostProcessor` that adds steps before and after an existing model. We give the digits CNN
+# a PNG-in, label-out interface: decode the image, take its luminance, scale to [0, 1], add the
+# batch and channel axes; after the model, `Softmax` and `ArgMax`.
+
+# %%
+import onnxruntime_extensions
+from onnxruntime_extensions.tools.pre_post_processing import PrePostProcessor, create_named_value
+from onnxruntime_extensions.tools.pre_post_processing.steps import (
+    ArgMax,
+    ConvertImageToBGR,
+    ImageBytesToFloat,
+    PixelsToYCbCr,
+    Softmax,
+    Unsqueeze,
+)
+
+png_input = create_named_value("png_bytes", onnx.TensorProto.UINT8, ["num_bytes"])
+pipeline = PrePostProcessor([png_input], onnx_opset=18)
+pipeline.add_pre_processing(
+    [ConvertImageToBGR(), PixelsToYCbCr(layout="BGR"), ImageBytesToFloat(), Unsqueeze([0, 1])]
+)
+pipeline.add_post_processing([Softmax(), ArgMax()])
+with_processing = pipeline.run(onnx.load(CNN_PATH))
+# the luminance step also outputs the two colour planes; a digit classifier does not need them
+for unused in [o for o in with_processing.graph.output if o.name in ("Cb", "Cr")]:
+    with_processing.graph.output.remove(unused)
+onnx.checker.check_model(with_processing)
+print("onnxruntime-extensions", onnxruntime_extensions.__version__)
+print(
+    "inputs:",
+    [i.name for i in with_processing.graph.input],
+    "outputs:",
+    [o.name for o in with_processing.graph.output],
+)
+print("first nodes:", [n.op_type for n in with_processing.graph.node][:8], "...")
+
+# %% [markdown]
+# The first node, `DecodeImage`, is not a standard ONNX operator: a plain session refuses the
+# model, and a session that registers the extensions' library (one call) runs it. The client
+# now sends the bytes of a PNG file and gets a label back.
+
+# %%
+from PIL import Image
+
+
+def png_bytes(image: np.ndarray) -> np.ndarray:
+    """An 8x8 digit in [0, 1] as the bytes of a greyscale PNG file, what a client would send."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.rint(image * 255).astype(np.uint8), mode="L").save(buffer, format="PNG")
+    return np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+
+
+try:
+    ort.InferenceSession(with_processing.SerializeToString(), providers=["CPUExecutionProvider"])
+except Exception as error:  # the custom operators are not registered
+    print("plain session:", type(error).__name__, str(error).split(" : ")[-1][:110])
+extended_options = ort.SessionOptions()
+extended_options.register_custom_ops_library(onnxruntime_extensions.get_library_path())
+png_session = ort.InferenceSession(
+    with_processing.SerializeToString(), extended_options, providers=["CPUExecutionProvider"]
+)
+png_files = [png_bytes(image) for image in X_test[:100].reshape(-1, 8, 8)]
+labels_from_png = np.array([png_session.run(None, {"png_bytes": f})[0][0] for f in png_files])
+labels_from_array = cnn_session.run(None, {"input": images_test[:100]})[0].argmax(1)
+print(
+    f"a PNG file is {len(png_files[0])} bytes; labels from PNG bytes equal the labels from "
+    f"the float array for {np.mean(labels_from_png == labels_from_array):.0%} of 100 images"
+)
+
+# %% [markdown]
+# *What to notice*: the PNG stores 8-bit pixels, so the model sees each pixel to within 1/510
+# of the original float, which can flip an image that was a borderline call (the line above
+# counts how often). Every client that loads the extensions' library (a Python wheel here; a
+# native library for C/C++, and packages for .NET and the mobile platforms) now shares one
+# decoding and scaling. The price: the custom-operator library ships with the app, and a
+# minimal ORT build must be built with it. The same library has string and tokenizer operators
+# (`StringUpper`, `BertTokenizer`, `SentencepieceTokenizer`, ...) for text models.
+#
+# ### 2.3 Precompiled models: EPContext
+#
+# *Why it matters*: providers that **compile** (TensorRT, QNN for Qualcomm NPUs, OpenVINO,
+# Vitis AI) turn their part of the graph into a device binary when the session is created,
+# which can take minutes for a large model on an NPU. An **EPContext model** stores that
+# binary: an ONNX file whose compiled part is one `EPContext` node (domain `com.microsoft`)
+# holding the engine bytes (or a path to them) and the name of the provider that made it. You
+# make one with the session options `ep.context_enable` = `"1"`, `ep.context_file_path` and
+# `ep.context_embed_mode`, or with `ort.ModelCompiler`, on a machine that has the provider; you
+# ship it to machines with the same device. What happens here, with only the CPU provider:
+
+# %%
+context_options = ort.SessionOptions()
+context_options.add_session_config_entry("ep.context_enable", "1")
+context_options.add_session_config_entry("ep.context_file_path", str(WORK / "cnn_ctx.onnx"))
+ort.InferenceSession(CNN_PATH, context_options, providers=["CPUExecutionProvider"])
+print(
+    "session with ep.context_enable=1 created; EPContext file written:",
+    (WORK / "cnn_ctx.onnx").exists(),
+)
+strict = ort.ModelCompiler(
+    ort.SessionOptions(), str(CNN_PATH), flags=ort.OrtCompileApiFlags.ERROR_IF_NO_NODES_COMPILED
+)
+try:
+    strict.compile_to_file(str(WORK / "cnn_compiled.onnx"))
+except Exception as error:
+    print("ModelCompiler:", str(error).split(" : ")[-1])
+
+# %% [markdown]
+# The CPU provider runs kernels and compiles nothing, so there is no context to save. The other
+# direction is just as telling: an EPContext model made for one provider does not run anywhere
+# else. We write the node by hand (its engine bytes are a placeholder) and try to load it:
+
+# %%
+context_node = helper.make_node(
+    "EPContext",
+    ["input"],
+    ["logits"],
+    domain="com.microsoft",
+    main_context=1,
+    embed_mode=1,
+    ep_cache_context="(the serialized TensorRT engine would be here)",
+    source="TensorrtExecutionProvider",
+)
+context_model = helper.make_model(
+    helper.make_graph(
+        [context_node],
+        "precompiled",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+    ),
+    opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)],
+)
+try:
+    ort.InferenceSession(context_model.SerializeToString(), providers=["CPUExecutionProvider"])
+except Exception as error:
+    print(type(error).__name__, str(error).split(" : ")[-1])
+
+# %% [markdown]
+# *What to notice*: an EPContext model is a deployment artefact for one provider, one SDK
+# version and one device family, like the `.ort` file is for one runtime version range: keep
+# the original `.onnx` as the source, and regenerate the context model when the driver or the
+# SDK changes. Lesson 7 uses it for TensorRT; Lesson 6 lists the compiling providers.
 
 # %% [markdown]
 # ## 3. Performance optimisation
@@ -787,6 +995,11 @@ plt.show()
 # %%
 size_ratio = main.pivot(index="variant", columns="model", values="size_kb")
 (size_ratio / size_ratio.loc["fp32"]).round(2).loc[list(MAIN.values())]
+
+# %% [markdown]
+# So "int8 is 4x smaller" is an upper bound, reached only when the weights are nearly the whole
+# file (a 110-million-parameter BERT comes close, Exercise 5); read the ratios above for what
+# these models really gain.
 #
 # ### 4.5 When quantization does not pay
 #
@@ -1319,65 +1532,187 @@ assert verdict(_noisy_b, _noisy_c) == "no measurable difference", "noise is not 
 # %% [markdown]
 # ## Exercise 5 (reason, 3 points): audit a published quantization claim
 #
-# Microsoft's BERT quantization notebook in *onnxruntime-inference-examples* evaluates 408
-# samples and reports ONNX Runtime fp32 at **41.0 s** and int8 at **18.8 s**, model size
-# **417.7 MB → 104.8 MB**, while its text states a **1.73x** speed-up. Write
-# `audit_claim(fp32_s, int8_s, n_samples, fp32_mb, int8_mb, claimed_speedup)` returning a dict
-# with
-# - `"speedup"`: fp32 time / int8 time;
-# - `"fp32_ms_per_sample"`, `"int8_ms_per_sample"`: milliseconds per sample;
-# - `"size_ratio"`: fp32 size / int8 size;
-# - `"claim_holds"`: `True` when the claimed speed-up is within 5% (relative) of the measured one.
+# Microsoft's notebook *Bert-GLUE_OnnxRuntime_quantization.ipynb* (in the GitHub repository
+# *microsoft/onnxruntime-inference-examples*, folder `quantization/notebooks/bert`) quantizes a
+# BERT model fine-tuned on MRPC twice, with PyTorch and with ONNX Runtime, and times each on the
+# 408 validation samples of a 4-vCPU Azure VM (PyTorch 1.8, ONNX Runtime 1.7). Its summary
+# tables, copied below, give the total evaluation time of each run; its sizes are 417.7 MB in
+# full precision, 173.1 MB after PyTorch's quantization and 104.5 MB after ONNX Runtime's (the
+# cell that measured the last one printed 104.8). Its text then claims three speed-ups:
+# *PyTorch quantization ~2x and ORT quantization ~1.73x, "comparing with PyTorch full
+# precision"; ORT quantization ~2.77x, "comparing with PyTorch quantization"*. A speed-up is only
+# a claim together with its baseline: check each one against the table.
+#
+# Write
+# - `audit_claim(times_s, baseline, candidate, claimed_speedup, n_samples)`, where `times_s`
+#   maps a run's name to its total time in seconds, returning a dict with
+#   - `"speedup"`: the measured speed-up of `candidate` over `baseline`, i.e. baseline time /
+#     candidate time;
+#   - `"baseline_ms_per_sample"`, `"candidate_ms_per_sample"`: milliseconds per sample;
+#   - `"relative_error"`: (claimed − measured) / measured, signed, relative to the
+#     **measured** speed-up (a claim 10% too high gives +0.10);
+#   - `"claim_holds"`: a bool (Python's or NumPy's), true when the claim is within 5% of the
+#     measured speed-up, i.e. |relative_error| ≤ 0.05;
+# - `best_baseline(times_s, candidate, claimed_speedup)` returning the name of the *other* run
+#   against which the claim holds (within 5% of the measured speed-up, as above); if several
+#   runs qualify, the one with the smallest |relative error|; `None` if none does.
+
+# %%
+BERT_TIMES_S = {"PyTorch fp32": 52.0, "PyTorch int8": 26.2, "ORT fp32": 41.0, "ORT int8": 18.8}
+BERT_SIZES_MB = {"PyTorch fp32": 417.7, "PyTorch int8": 173.1, "ORT fp32": 417.7, "ORT int8": 104.5}
+BERT_SAMPLES = 408
 
 
 # %% nbgrader={"solution": true, "grade_id": "ex5-audit"}
-def audit_claim(fp32_s, int8_s, n_samples, fp32_mb, int8_mb, claimed_speedup):
+def audit_claim(times_s, baseline, candidate, claimed_speedup, n_samples):
     ### BEGIN SOLUTION
-    speedup = fp32_s / int8_s
+    speedup = times_s[baseline] / times_s[candidate]
+    error = (claimed_speedup - speedup) / speedup
     return {
         "speedup": speedup,
-        "fp32_ms_per_sample": 1000 * fp32_s / n_samples,
-        "int8_ms_per_sample": 1000 * int8_s / n_samples,
-        "size_ratio": fp32_mb / int8_mb,
-        "claim_holds": bool(abs(claimed_speedup - speedup) <= 0.05 * speedup),
+        "baseline_ms_per_sample": 1000 * times_s[baseline] / n_samples,
+        "candidate_ms_per_sample": 1000 * times_s[candidate] / n_samples,
+        "relative_error": error,
+        "claim_holds": bool(abs(error) <= 0.05),
     }
     ### END SOLUTION
 
 
+def best_baseline(times_s, candidate, claimed_speedup):
+    ### BEGIN SOLUTION
+    errors = {
+        name: abs(audit_claim(times_s, name, candidate, claimed_speedup, 1)["relative_error"])
+        for name in times_s
+        if name != candidate
+    }
+    fitting = {name: e for name, e in errors.items() if e <= 0.05}
+    return min(fitting, key=fitting.get) if fitting else None
+    ### END SOLUTION
+
+
 # %% nbgrader={"grade": true, "grade_id": "ex5-ratios", "points": 1}
-_a = audit_claim(12.0, 8.0, 200, 100.0, 25.0, 1.5)
+def _is_true(value) -> bool:
+    return isinstance(value, (bool, np.bool_)) and bool(value) is True
+
+
+def _is_false(value) -> bool:
+    return isinstance(value, (bool, np.bool_)) and bool(value) is False
+
+
+_a = audit_claim({"fp32": 12.0, "int8": 8.0}, "fp32", "int8", 1.5, 200)
 for _key, _want in (
     ("speedup", 1.5),
-    ("fp32_ms_per_sample", 60.0),
-    ("int8_ms_per_sample", 40.0),
-    ("size_ratio", 4.0),
+    ("baseline_ms_per_sample", 60.0),
+    ("candidate_ms_per_sample", 40.0),
+    ("relative_error", 0.0),
 ):
-    assert np.isclose(_a.get(_key, np.nan), _want, rtol=1e-6), (
-        f"12 s vs 8 s for 200 samples, 100 MB vs 25 MB: expected {_key} = {_want}, got {_a.get(_key)!r}"
+    _got = _a.get(_key, np.nan)
+    assert np.isclose(_got, _want, rtol=1e-6, atol=1e-12), (
+        f"12 s vs 8 s for 200 samples, claimed 1.5x: expected {_key} = {_want}, got {_got!r}"
     )
-assert _a.get("claim_holds") is True, (
-    f"a claimed 1.5x matches a measured 1.5x, got {_a.get('claim_holds')!r}"
+assert _is_true(_a.get("claim_holds")), (
+    "a claimed 1.5x against a measured 1.5x: expected claim_holds True, "
+    f"got {_a.get('claim_holds')!r}"
 )
-
-# %% nbgrader={"grade": true, "grade_id": "ex5-bert", "points": 2}
-_b = audit_claim(41.0, 18.8, 408, 417.7, 104.8, 1.73)
-assert _b["claim_holds"] in (True, False), f"claim_holds must be a bool, got {_b['claim_holds']!r}"
-_c = audit_claim(10.0, 4.0, 100, 4.0, 1.0, 2.4)
-assert _c["claim_holds"] is True, (
-    f"a claimed 2.4x against a measured 2.5x is within 5%: got {_c['claim_holds']!r}"
-)
-_d = audit_claim(10.0, 4.0, 100, 4.0, 1.0, 2.0)
-assert _d["claim_holds"] is False, (
-    f"a claimed 2.0x against a measured 2.5x is 20% off: got {_d['claim_holds']!r}"
+_r = audit_claim({"fp32": 12.0, "int8": 8.0}, "int8", "fp32", 1.5, 200)
+assert np.isclose(_r.get("speedup", np.nan), 8.0 / 12.0) and _is_false(_r.get("claim_holds")), (
+    "baseline int8 (8 s), candidate fp32 (12 s): expected speedup 0.667 and claim_holds False, "
+    f"got {_r.get('speedup')!r} and {_r.get('claim_holds')!r}"
 )
 ### BEGIN HIDDEN TESTS
-assert np.isclose(_b["speedup"], 41.0 / 18.8), "BERT speed-up"
-assert np.isclose(_b["fp32_ms_per_sample"], 41000 / 408) and np.isclose(
-    _b["int8_ms_per_sample"], 18800 / 408
-), "BERT ms per sample"
-assert np.isclose(_b["size_ratio"], 417.7 / 104.8), "BERT size ratio"
-assert _b["claim_holds"] is False, "the text's 1.73x does not match the table's 2.18x"
+_even = {"a": 10.0, "b": 10.0}  # measured speed-up exactly 1.0
+for _claimed, _want_error, _want_holds in (
+    (1.2, 0.2, False),
+    (0.96, -0.04, True),
+    (1.049, 0.049, True),
+    (1.052, 0.052, False),  # 5.2% of the measurement, but only 4.9% of the claim
+):
+    _e = audit_claim(_even, "a", "b", _claimed, 10)
+    assert np.isclose(_e.get("relative_error", np.nan), _want_error), (
+        f"measured 1.0x, claimed {_claimed}x: expected relative_error {_want_error:+.3f}, "
+        f"got {_e.get('relative_error')!r}"
+    )
+    _check = _is_true if _want_holds else _is_false
+    assert _check(_e.get("claim_holds")), (
+        f"measured 1.0x, claimed {_claimed}x: expected claim_holds {_want_holds} (5% of the "
+        f"measured speed-up), got {_e.get('claim_holds')!r}"
+    )
 ### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "ex5-bert", "points": 2}
+_b = audit_claim(BERT_TIMES_S, "PyTorch fp32", "PyTorch int8", 2.0, BERT_SAMPLES)
+assert np.isclose(_b.get("speedup", np.nan), 52.0 / 26.2), (
+    f"PyTorch fp32 52.0 s vs int8 26.2 s: expected speedup {52.0 / 26.2:.4f}, "
+    f"got {_b.get('speedup')!r}"
+)
+assert _is_true(_b.get("claim_holds")), (
+    f"a claimed ~2x against a measured {52.0 / 26.2:.3f}x: expected claim_holds True, "
+    f"got {_b.get('claim_holds')!r}"
+)
+_runs = {"x": 9.0, "y": 6.0, "z": 3.0}
+for _claimed, _want in ((3.0, "x"), (2.0, "y"), (5.0, None)):
+    _got = best_baseline(_runs, "z", _claimed)
+    assert _got == _want, (
+        f"runs {_runs}, candidate 'z', claimed {_claimed}x: expected {_want!r}, got {_got!r}"
+    )
+### BEGIN HIDDEN TESTS
+_o = audit_claim(BERT_TIMES_S, "ORT fp32", "ORT int8", 2.0, BERT_SAMPLES)
+for _key, _want in (
+    ("speedup", 41.0 / 18.8),
+    ("baseline_ms_per_sample", 41000 / 408),
+    ("candidate_ms_per_sample", 18800 / 408),
+):
+    assert np.isclose(_o.get(_key, np.nan), _want), (
+        f"ORT fp32 41.0 s vs int8 18.8 s, 408 samples: expected {_key} = {_want:.4f}, "
+        f"got {_o.get(_key)!r}"
+    )
+_q = audit_claim(BERT_TIMES_S, "PyTorch int8", "ORT int8", 2.77, BERT_SAMPLES)
+assert _is_false(_q.get("claim_holds")), (
+    f"the text's 2.77x against PyTorch int8 (measured {26.2 / 18.8:.2f}x): expected claim_holds "
+    f"False, got {_q.get('claim_holds')!r}"
+)
+for _bert_claim, _bert_fit in ((2.77, "PyTorch fp32"), (1.73, None), (2.2, "ORT fp32")):
+    _found = best_baseline(BERT_TIMES_S, "ORT int8", _bert_claim)
+    assert _found == _bert_fit, (
+        f"BERT table, candidate 'ORT int8', claimed {_bert_claim}x: expected {_bert_fit!r}, "
+        f"got {_found!r}"
+    )
+_close = {"a": 10.0, "b": 10.3, "c": 5.0}  # 2.05x fits a (2.5% off) and b (0.5% off)
+_found = best_baseline(_close, "c", 2.05)
+assert _found == "b", f"two baselines fit 2.05x: expected the closer one 'b', got {_found!r}"
+_found = best_baseline({"a": 2.0, "b": 2.0}, "a", 1.0)
+assert _found == "b", f"the candidate is not its own baseline: expected 'b', got {_found!r}"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# *What the audit shows* (once your functions pass, run them on the three sentences): the "~2x"
+# holds; the "~2.77x" is the table's ORT int8 against **PyTorch full precision** (52.0 / 18.8),
+# not against PyTorch's quantized model (1.39x); and no pair of runs in the table gives 1.73x,
+# so that figure is left over from an earlier version of the notebook. ONNX Runtime's own
+# fp32 → int8 speed-up, the comparison this lesson made, is 41.0 / 18.8 ≈ 2.2x, a ratio the
+# notebook never states. Its sizes tell the story of section 4.4 at scale: for a model of
+# 110 million parameters the weights are almost the whole file, so 417.7 → 104.5 MB is the
+# ideal 4x, which our tiny models did not reach.
+
+# %%
+for claim, (baseline, claimed) in {
+    "PyTorch int8 ~2x": ("PyTorch fp32", 2.0),
+    "ORT int8 ~1.73x": ("PyTorch fp32", 1.73),
+    "ORT int8 ~2.77x": ("PyTorch int8", 2.77),
+}.items():
+    candidate = claim.split(" ~")[0]
+    try:
+        audit = audit_claim(BERT_TIMES_S, baseline, candidate, claimed, BERT_SAMPLES)
+        fits = best_baseline(BERT_TIMES_S, candidate, claimed)
+        print(
+            f"{claim:17s} vs {baseline}: measured {audit['speedup']:.2f}x, "
+            f"holds: {bool(audit['claim_holds'])}; the claim fits the baseline: {fits}"
+        )
+    except Exception as error:  # the exercise is not done yet
+        print(f"{claim}: your functions raised {type(error).__name__}: {error}")
+        break
+sizes = {k: BERT_SIZES_MB[k.replace("int8", "fp32")] / v for k, v in BERT_SIZES_MB.items()}
+print("size ratios fp32 / quantized:", {k: round(v, 2) for k, v in sizes.items() if "int8" in k})
 
 # %% [markdown]
 # ## Summary
@@ -1385,13 +1720,19 @@ assert _b["claim_holds"] is False, "the text's 1.73x does not match the table's 
 # - An `InferenceSession` is configured once (options, providers in priority order) and run
 #   many times; check `get_providers()`, read inputs and outputs from its metadata.
 # - Profiling traces say where time goes; for tiny models, much of it is overhead outside kernels.
+# - `OrtValue`s with I/O binding keep tensors on the device between runs and between models:
+#   the same code with `"cuda"` instead of `"cpu"`.
 # - One `.onnx` file serves Python, C/C++, C#, Java, JavaScript and mobile; size-constrained
 #   targets use the ORT format and a minimal build with only the operators the model needs.
+#   ONNX Runtime Extensions moves pre- and post-processing (image decoding, tokenizers) into the
+#   graph; EPContext models carry a compiling provider's prebuilt binary, for that provider only.
 # - Graph optimisation fuses nodes (extended) and changes layouts (layout/all); threads pay only
 #   when operators are big. Report medians with confidence intervals, interleaved, with the
 #   machine's facts.
-# - Quantization shrinks files 4x (int8) or 2x (float16); whether it is faster depends on the
-#   model, the batch and the CPU. Measure size, accuracy and latency together.
+# - Quantization shrinks files by up to 4x (int8) or 2x (float16): the weights shrink, the graph
+#   and the quantization parameters do not, so small models gain less (the size-ratio table of
+#   4.4 measures it). Whether it is faster depends on the model, the batch and the CPU. Measure
+#   size, accuracy and latency together, and read a published speed-up with its baseline.
 #
 # **Common pitfalls**
 # - Setting `SessionOptions` after creating the session (they are copied at creation).
@@ -1405,9 +1746,11 @@ assert _b["claim_holds"] is False, "the text's 1.73x does not match the table's 
 # **Further reading**
 # - *ONNX Runtime documentation*: "Python API", "Graph optimizations", "Thread management",
 #   "Profiling tools", "Quantize ONNX models", "Float16 and mixed precision models",
-#   "ORT model format", "Reduced operator kernel build".
+#   "ORT model format", "Reduced operator kernel build", "EP Context Design"; *ONNX Runtime
+#   Extensions* documentation ("Pre and post processing").
 # - *onnxruntime-inference-examples* (GitHub): the quantization notebooks, including the BERT
-#   example audited in Exercise 5.
+#   example audited in Exercise 5 (`quantization/notebooks/bert/Bert-GLUE_OnnxRuntime_quantization.ipynb`).
+# - Android developers, "NNAPI Migration Guide" (NNAPI deprecated in Android 15).
 # - Jacob et al., "Quantization and Training of Neural Networks for Efficient
 #   Integer-Arithmetic-Only Inference", CVPR 2018.
 # - Nagel et al., "A White Paper on Neural Network Quantization", 2021 (arXiv:2106.08295).

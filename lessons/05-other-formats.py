@@ -19,7 +19,13 @@
 #    choice.
 #
 # **Prerequisites**: Lessons 1-3 (what an exchange format is, converting to ONNX); PyTorch and
-# Keras basics. **Estimated time**: 75 minutes.
+# Keras basics.
+#
+# **Estimated time**: 1.5 to 3 hours for a first-time learner. Estimated, not measured on
+# learners: about 3,600 words of text at 100-150 words a minute (25-35 min), about 40 code cells
+# to run and read at 0.5-1 min each (20-40 min), and four exercises at 10-25 min each
+# (40-100 min). Running every cell takes under a minute
+# of machine time (the course's tests check it on 2 cores).
 #
 # **How to check your answers**: in JupyterLab press *Validate* (nbgrader's button in the
 # notebook toolbar). Without an instructor, run the visible test cells after each exercise (each
@@ -205,8 +211,11 @@ print("predict_label on 8 images:", labels.numpy(), " true:", y_test[:8])
 # Python": a `.pt` file holding a typed program that C++ `libtorch` executes. There are two ways
 # to make one. **Tracing** (`torch.jit.trace`) runs the model once on an example input and
 # records the tensor operations that happened; **scripting** (`torch.jit.script`) compiles the
-# Python source of `forward`, control flow included. In torch 2.13 both are deprecated in favour
-# of `torch.export` (measured below: the warning is the point, so we print it).
+# Python source of `forward`, control flow included. torch 2.13 marks both deprecated: calling
+# `torch.jit.trace`, `torch.jit.script` or `torch.jit.load` raises a `DeprecationWarning` that
+# says "Please switch to `torch.compile` or `torch.export`" (measured below: the warning is the
+# point, so we print what torch said). Deprecated means it still works in this release and will
+# not gain features; existing `.pt` files keep loading for now.
 
 # %%
 TORCHSCRIPT = WORK / "digits_traced.pt"
@@ -665,11 +674,14 @@ else:
 # ### 4.2 TensorFlow Lite / LiteRT
 #
 # **Why it matters.** TFLite (renamed **LiteRT** in 2024) is Google's on-device format: one
-# FlatBuffer file (read in place, no parsing) with a small set of built-in operators, run by an
-# interpreter that is a few hundred kilobytes on Android, iOS, microcontrollers and in the
-# browser. The converter starts from a SavedModel. Pain point #15 says Keras 3 broke
-# `TFLiteConverter.from_keras_model` (TensorFlow issue #63867 and Keras issue #19108, both
-# TensorFlow 2.16); we measure it on this stack before taking the SavedModel route.
+# FlatBuffer file (read in place, no parsing) with a small set of built-in operators, run by a
+# runtime of a few hundred kilobytes on Android, iOS and Linux boards and in the browser.
+# Microcontrollers, with kilobytes of RAM and no operating system, run the same `.tflite` files
+# with a different, much smaller C++ runtime, **LiteRT for Microcontrollers** (formerly
+# TensorFlow Lite Micro): no dynamic memory allocation, a fixed arena for the tensors, and only
+# the operators you register. The converter starts from a SavedModel. Learners report that
+# Keras 3 broke `TFLiteConverter.from_keras_model` (TensorFlow issue #63867 and Keras issue
+# #19108, both TensorFlow 2.16); we measure it on this stack before taking the SavedModel route.
 
 # %%
 keras_route = troubleshoot.attempt(
@@ -1048,7 +1060,7 @@ explorer
 # | ONNX | exchange between frameworks and runtimes | one file for many runtimes and accelerators; classical ML too (`ai.onnx.ml`) | opset and converter gaps; not a training format |
 # | PMML | classical ML in scoring engines | readable XML; mature in Java, SAS and database scorers | verbose; weak for deep learning; consumers implement subsets |
 # | Core ML | Apple devices | Neural Engine and GPU scheduling by the OS; float16 by default | predicts only on Apple platforms |
-# | TFLite / LiteRT | Android, embedded, microcontrollers | FlatBuffer read in place; int8 for integer-only hardware | limited operator set; quantized I/O must be handled by the client |
+# | TFLite / LiteRT | Android, iOS, embedded Linux; microcontrollers through LiteRT for Microcontrollers | FlatBuffer read in place; int8 for integer-only hardware | limited operator set; quantized I/O must be handled by the client |
 #
 # ONNX is the wrong choice when the target has a native format that its runtime is built
 # around: an iPhone app wanting the Neural Engine (Core ML), a microcontroller (TFLite Micro),

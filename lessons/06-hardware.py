@@ -22,7 +22,13 @@
 #    intervals and interleaving, and pick a configuration that meets a p99 latency budget.
 #
 # **Prerequisites**: Lesson 2 (graphs, shapes), Lesson 4 (sessions, providers, quantization);
-# Python and NumPy. **Estimated time**: 75 minutes.
+# Python and NumPy.
+#
+# **Estimated time**: 1.5 to 3 hours for a first-time learner. Estimated, not measured on
+# learners: about 4,700 words of text at 100-150 words a minute (30-50 min), about 35 code cells
+# to run and read at 0.5-1 min each (20-35 min), and four exercises at 10-20 min each
+# (40-80 min), plus time with the two widgets. Running every cell takes under a minute
+# of machine time (the course's tests check it on 2 cores).
 #
 # **How to check your answers**: in JupyterLab press *Validate* (nbgrader's button in the
 # notebook toolbar). Without an instructor, run the visible test cells after each exercise (each
@@ -164,13 +170,86 @@ print("providers compiled into this package:", ort.get_available_providers())
 # ### 1.2 Provider priority and fallback
 #
 # The `providers` argument is an ordered preference: onnxruntime offers each node to the first
-# provider, gives what it cannot take to the next, and so on; the CPU provider implements every
-# standard operator, so it is always last. Asking for a provider the package lacks is not an
+# provider, gives what it cannot take to the next, and so on, and the CPU provider comes last as
+# the fallback. It is a broad fallback, not a complete one: it has kernels for the common
+# operators and types, not for every combination the ONNX specification allows (measured in the
+# next cell). Asking for a provider the package lacks is not an
 # error: onnxruntime prints a warning and silently runs on the CPU (Lesson 4 showed it). On a
 # machine with `onnxruntime-gpu` but a broken CUDA install, the failure happens when the session
 # starts. Deployment code should therefore *choose* providers from what is available, and then
 # check what it got. `roofline.choose_providers` does the first part; here is what the same
-# preference gives on three machines (the first one is yours, live):
+# preference gives on three machines (the first one is yours, live).
+#
+# First, how complete is the last resort? For a dozen everyday operators we build a one-node
+# model for every tensor type the ONNX specification allows for them, and ask the CPU provider
+# to load it. A missing kernel is an error when the session is created (`NOT_IMPLEMENTED`), not
+# a silent fallback:
+
+# %%
+SCANNED_OPS = ["Add", "Mul", "MatMul", "Relu", "Abs", "Neg", "Sqrt", "Exp", "Max", "Sum"]
+SCANNED_OPS += ["ReduceSum", "Softmax"]
+SCAN_OPSET = 21
+NUMERIC = {name: getattr(TensorProto, name.upper()) for name in ("float", "double", "float16")}
+NUMERIC |= {"bfloat16": TensorProto.BFLOAT16}
+NUMERIC |= {
+    f"{s}int{b}": getattr(TensorProto, f"{s.upper()}INT{b}")
+    for s in ("", "u")
+    for b in (8, 16, 32, 64)
+}
+
+
+def cpu_kernel_missing(op_type: str, elem_type: int) -> str | None:
+    """None if the CPU provider loads a one-node `op_type` model for this type, else its error."""
+    n_inputs = onnx.defs.get_schema(op_type, SCAN_OPSET).min_input
+    inputs = [helper.make_tensor_value_info(f"x{i}", elem_type, [2, 3]) for i in range(n_inputs)]
+    if op_type == "MatMul":
+        inputs[1] = helper.make_tensor_value_info("x1", elem_type, [3, 2])
+    node = helper.make_node(op_type, [i.name for i in inputs], ["y"])
+    graph = helper.make_graph(
+        [node], op_type, inputs, [helper.make_tensor_value_info("y", elem_type, None)]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", SCAN_OPSET)])
+    try:
+        ort.InferenceSession(model.SerializeToString(), providers=[CPU])
+        return None
+    except Exception as error:
+        return str(error).split(" : ")[-1]
+
+
+kernel_rows = []
+for op_type in SCANNED_OPS:
+    allowed = onnx.defs.get_schema(op_type, SCAN_OPSET).type_constraints[0].allowed_type_strs
+    for type_name, elem_type in NUMERIC.items():
+        if f"tensor({type_name})" in allowed:
+            missing = cpu_kernel_missing(op_type, elem_type)
+            kernel_rows.append(
+                {"operator": op_type, "type": type_name, "cpu_kernel": missing is None}
+            )
+kernels = pd.DataFrame(kernel_rows)
+gaps = kernels[~kernels.cpu_kernel]
+print(
+    f"onnxruntime {ort.__version__}, CPU provider: {len(kernels)} (operator, type) pairs the "
+    f"ONNX spec allows, {len(gaps)} without a kernel"
+)
+print(
+    "float32 pairs without a kernel:", gaps[gaps["type"] == "float"]["operator"].tolist() or "none"
+)
+first_gap = gaps.iloc[0]
+print(
+    f"for example, {first_gap['operator']} on {first_gap['type']}:",
+    cpu_kernel_missing(first_gap["operator"], NUMERIC[first_gap["type"]]),
+)
+gaps.groupby("operator")["type"].apply(", ".join).to_frame("types without a CPU kernel")
+
+# %% [markdown]
+# *What to notice*: the gaps are in the less common types (bfloat16 almost everywhere, some
+# small integer types); float32, the type of most exported models, is covered. The same holds
+# for operators: contrib and quantized operators exist per provider, and Lesson 4's history of
+# `ConvInteger` (int8 × int8 missing on the CPU for years) shows a gap that real models hit. So a
+# model that loads on a GPU provider can fail on the CPU fallback, and the other way round: test
+# the model on the provider list you will deploy.
+#
+# Now the preference list on three machines:
 
 # %%
 preference = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "QNNExecutionProvider", CPU]
@@ -433,11 +512,15 @@ edge_table.round(4)
 # |---|---|---|---|
 # | model file | `.ort` (or `.onnx`) | `.tflite` (FlatBuffers) | `.pte` |
 # | from PyTorch | `torch.onnx.export`, then the ORT converter | `ai-edge-torch` | `torch.export`, `to_edge`, `to_executorch` |
-# | accelerators | NNAPI, QNN, Core ML, XNNPACK providers | GPU, NNAPI, Hexagon, Core ML delegates | XNNPACK, Core ML, QNN, Vulkan backends |
+# | accelerators | QNN, Core ML, XNNPACK providers (NNAPI too, deprecated in Android 15) | GPU delegate; NPUs through LiteRT 2.x's `CompiledModel` API with vendor accelerators (Qualcomm, MediaTek) | XNNPACK, Core ML, QNN, Vulkan backends |
 # | reduced build | operator config (above) | selective operator registration | selective build |
 #
-# The vocabulary differs (provider, delegate, backend); the idea is the same: a small
-# interpreter, a compact file, and hardware-specific kernels for the parts that can be offloaded.
+# The vocabulary differs (provider, delegate, accelerator, backend); the idea is the same: a
+# small runtime, a compact file, and hardware-specific kernels for the parts that can be
+# offloaded. On Android the ground moved recently: Android 15 deprecated NNAPI (Android's "NNAPI
+# Migration Guide"), and LiteRT's older delegates for NNAPI and for Qualcomm's Hexagon DSP give
+# way to LiteRT 2.x's `CompiledModel` API, which compiles a model for the NPU ahead of time or on
+# the device through vendor plug-ins (LiteRT documentation, "NPU acceleration with LiteRT").
 
 # %% [markdown]
 # ## 3. Specialized hardware: TPUs, FPGAs and NPUs
@@ -449,13 +532,17 @@ edge_table.round(4)
 #   checks your package's list of known names). An ONNX model reaches a TPU by being translated
 #   into one of those frameworks (Google's `jaxonnxruntime` project translates ONNX graphs into
 #   JAX), and the small Edge TPU (Coral) runs int8 `.tflite` files compiled by its own compiler.
-# - **FPGAs**: AMD's **Vitis AI** provider sends the subgraphs its DPU (a processor overlay on
-#   the FPGA, also used in Ryzen AI NPUs) supports to the device and leaves the rest on the CPU;
-#   models must be quantized (QDQ int8) with AMD's quantizer first.
+# - **FPGAs**: AMD's **Vitis AI** provider sends the subgraphs its DPU (a processor overlay
+#   configured into the FPGA fabric of Zynq and Versal boards and Alveo cards) supports to the
+#   device and leaves the rest on the CPU; models must be quantized (QDQ int8) first.
 # - **NPUs**: Qualcomm Hexagon through the **QNN** provider, Intel NPUs through **OpenVINO**,
-#   Apple's Neural Engine through **Core ML**, AMD Ryzen AI through **Vitis AI**, Huawei Ascend
-#   through **CANN**, Rockchip through **RKNPU**. Most want quantized (QDQ) or float16 models and
-#   fixed shapes.
+#   Apple's Neural Engine through **Core ML**, Huawei Ascend through **CANN**, Rockchip through
+#   **RKNPU**, and AMD Ryzen AI through the same **Vitis AI** provider. The Ryzen AI NPU is not an
+#   FPGA overlay: its XDNA architecture is a fixed 2-D array of AI Engine compute and memory
+#   tiles (Linux kernel documentation, "AMD NPU"); the first generation runs int8 (QDQ) models,
+#   and XDNA 2 (Ryzen AI 300 "Strix" and later) also compiles float models to bfloat16 (Ryzen AI
+#   Software documentation). Most NPUs want quantized (QDQ), float16 or bfloat16 models and fixed
+#   shapes.
 
 # %%
 known = ort.get_all_providers()
@@ -471,7 +558,118 @@ print(
 )
 
 # %% [markdown]
-# ### 3.1 What must hold for a node to be offloaded
+# ### 3.1 The specialised hardware inside this CPU, measured
+#
+# Everything above about TPUs, FPGAs and NPUs is *cited*: this machine has none of them, so the
+# lesson can only report what their vendors document. The CPU, though, has its own
+# specialised units, and those we can read and measure. Integer dot-product instructions
+# (**VNNI**: AVX512-VNNI, AVX-VNNI; Arm's `asimddp` and `i8mm`) multiply four int8 pairs and
+# accumulate in int32 in one instruction; **AMX** (Intel Sapphire Rapids and later) adds tile
+# registers and a matrix unit for int8 and bfloat16; **AVX512-BF16** converts and multiplies
+# bfloat16. ONNX Runtime's int8 kernels (MLAS) pick a code path from these at run time. Linux
+# lists the CPU's features in `/proc/cpuinfo`:
+
+# %%
+CPU_UNITS = {
+    "avx2": "256-bit vectors (ORT's baseline fast path on x86)",
+    "fma": "fused multiply-add (float32)",
+    "avx512f": "512-bit vectors",
+    "avx512_vnni": "int8 dot products, 512-bit (AVX512-VNNI)",
+    "avx_vnni": "int8 dot products, 256-bit (AVX-VNNI)",
+    "avx512_bf16": "bfloat16 dot products",
+    "amx_int8": "AMX matrix unit, int8",
+    "amx_bf16": "AMX matrix unit, bfloat16",
+    "asimddp": "Arm int8 dot products (SDOT/UDOT)",
+    "i8mm": "Arm int8 matrix multiply (SMMLA)",
+}
+
+
+def cpu_flags() -> set[str]:
+    """The feature flags Linux reports for the first CPU (x86 'flags', Arm 'Features')."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+flags = cpu_flags()
+print(f"{machine['cpu_model']}: {len(flags)} feature flags read from /proc/cpuinfo")
+pd.DataFrame(
+    [
+        {"flag": f, "what it gives": what, "present here": f in flags}
+        for f, what in CPU_UNITS.items()
+    ]
+).set_index("flag")
+
+# %% [markdown]
+# A flag says the instruction exists; whether it pays is a measurement. The same 256 × 1024 by
+# 1024 × 1024 product, once as a float32 `MatMul`, once as `MatMulInteger` (uint8 activations,
+# int8 weights, int32 result: what dynamic quantization produces), one thread each:
+
+
+# %%
+def matmul_model(integer: bool, m: int = 256, k: int = 1024, n: int = 1024) -> onnx.ModelProto:
+    """One MatMul (float32) or MatMulInteger (uint8 x int8 -> int32) node with constant weights."""
+    rng = np.random.default_rng(0)
+    if integer:
+        weights = numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=np.int8), "w")
+        node = helper.make_node("MatMulInteger", ["a", "w"], ["y"])
+        a_type, y_type = TensorProto.UINT8, TensorProto.INT32
+    else:
+        weights = numpy_helper.from_array(rng.standard_normal((k, n), dtype=np.float32), "w")
+        node = helper.make_node("MatMul", ["a", "w"], ["y"])
+        a_type, y_type = TensorProto.FLOAT, TensorProto.FLOAT
+    graph = helper.make_graph(
+        [node],
+        "matmul",
+        [helper.make_tensor_value_info("a", a_type, [m, k])],
+        [helper.make_tensor_value_info("y", y_type, [m, n])],
+        [weights],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+unit_rng = np.random.default_rng(1)
+unit_inputs = {
+    "float32 MatMul": unit_rng.standard_normal((256, 1024), dtype=np.float32),
+    "int8 MatMulInteger": unit_rng.integers(0, 256, (256, 1024), dtype=np.uint8),
+}
+unit_runners = {
+    name: bench.session_runner(
+        bench.ort_session(matmul_model("int8" in name).SerializeToString(), intra_op_threads=1), x
+    )
+    for name, x in unit_inputs.items()
+}
+units = bench.compare(unit_runners, repeat=15, warn=False)
+operations = 2 * 256 * 1024 * 1024
+for name in unit_runners:
+    r = units[name]
+    print(
+        f"{name:19s} median {r.median * 1e3:6.2f} ms -> {operations / r.median / 1e9:6.1f} G ops/s"
+    )
+print(
+    f"int8 speed-up over float32: {units.speedup('int8 MatMulInteger', 'float32 MatMul'):.2f}x",
+    "(intervals overlap)" if units.overlap else "",
+)
+
+# %% [markdown]
+# *What to notice*: with VNNI present, the integer product should run clearly faster than the
+# float one; without it, int8 can be no faster, which is
+# Lesson 4's "int8 model slower" problem seen at its root. The line between what this lesson
+# *measured* and what it *cites*:
+#
+# | measured here, on this machine | cited from vendor documentation |
+# |---|---|
+# | the CPU's feature flags (above) | TPUs: XLA, no ONNX Runtime provider |
+# | int8 versus float32 matrix throughput (above) | Vitis AI DPU on FPGAs; XDNA AI-Engine arrays in Ryzen AI |
+# | which (operator, type) pairs the CPU provider has (1.2) | Hexagon, Intel NPU, Apple Neural Engine: which operators and types they take |
+# | which provider runs each node (3.3, below; also in every profiling trace's `provider` field, Lesson 4) | speed-ups on any of those devices |
+#
+# ### 3.2 What must hold for a node to be offloaded
 #
 # When a session starts, onnxruntime asks each provider, in priority order, which nodes it can
 # run (`GetCapability`); the provider answers node by node, and a compiling provider groups
@@ -486,7 +684,7 @@ print(
 # Every edge between a device subgraph and a CPU node is a copy, so a model that is 90%
 # offloaded in five fragments can be slower than the CPU alone.
 #
-# ### 3.2 The assignment on this machine, measured
+# ### 3.3 The assignment on this machine, measured
 #
 # onnxruntime ≥ 1.23 records its assignment when asked
 # (`session.record_ep_graph_assignment_info`); `roofline.provider_assignment` reads it:
@@ -515,10 +713,10 @@ print("after the CPU provider's optimisations:", go.operator_counts(optimized))
 # list, the same call lists that provider's subgraphs and node counts, and the 1.4 cell prints
 # them for CUDA when a GPU is present.
 #
-# ### 3.3 What would change with an accelerator: a what-if partition
+# ### 3.4 What would change with an accelerator: a what-if partition
 #
 # Without the device we cannot *measure* its assignment, but we can predict the shape of the
-# split from the rules of 3.1. `roofline.partition(model, supported)` groups supported
+# split from the rules of 3.2. `roofline.partition(model, supported)` groups supported
 # nodes that are connected into subgraphs and counts the tensors crossing between device and
 # CPU. The supported sets below are illustrations, not any vendor's real list.
 
@@ -1229,14 +1427,17 @@ _expect4(_spiky, 6.0, (16, 2), "one call in 200 at 40 ms leaves the p99 at 5 ms"
 #
 # - Hardware is reached through **execution providers**; the package decides which exist, the
 #   drivers and the device decide which start. Choose from what is available, in priority order,
-#   CPU last, and check `get_providers()`; never let a benchmark fall back silently.
+#   CPU last, and check `get_providers()`; never let a benchmark fall back silently. The CPU
+#   fallback is broad, not complete: some (operator, type) pairs have no CPU kernel (measured).
 # - On a GPU, separate copies from compute with **I/O binding**; compare CPU and GPU at the batch
 #   size you deploy.
 # - For the **edge**: int8 (QDQ), the ORT format, and a reduced build from the generated
 #   operator config; judge variants against explicit size and latency budgets, measured.
 # - **TPUs** are reached through XLA/StableHLO, **FPGAs** and many **NPUs** through providers
 #   (Vitis AI, QNN, OpenVINO, Core ML) that take only the nodes whose operator, version, types,
-#   shapes and attributes they support; the split costs a transfer at every boundary.
+#   shapes and attributes they support; the split costs a transfer at every boundary. The
+#   CPU's own int8 and bfloat16 units (VNNI, AMX, AVX512-BF16) can be read from
+#   `/proc/cpuinfo` and measured; accelerators you do not have can only be cited.
 # - The **roofline** bounds performance by peak GFLOP/s and bandwidth; FLOPs and bytes come from
 #   the graph. Tiny models sit far below the roof (overhead-bound); batching raises intensity.
 # - Benchmark with warm-up, medians and tails, intervals, interleaving, recorded threads and load.
@@ -1257,7 +1458,10 @@ _expect4(_spiky, 6.0, (16, 2), "one call in 200 at 40 ms leaves the p99 at 5 ms"
 #   Multicore Architectures", Communications of the ACM 52(4), 2009.
 # - OpenXLA, *StableHLO specification*; Google, *Cloud TPU documentation*: "Introduction to
 #   Cloud TPU".
-# - AMD, *Ryzen AI Software documentation*: "Model quantization" and "Vitis AI Execution Provider".
+# - AMD, *Ryzen AI Software documentation*: "Model quantization" and "Vitis AI Execution Provider";
+#   Linux kernel documentation, "AMD NPU" (the XDNA array of AI Engine tiles).
+# - Google, *LiteRT documentation*: "NPU acceleration with LiteRT" (the `CompiledModel` API);
+#   Android developers, "NNAPI Migration Guide".
 # - Georg Hager and Gerhard Wellein, *Introduction to High Performance Computing for Scientists
 #   and Engineers*, CRC Press 2010 (benchmarking and performance models).
 

@@ -23,7 +23,12 @@
 #
 # **Prerequisites**: Lessons 2 (ONNX graphs), 3 (exporting from PyTorch) and 4 (ONNX Runtime,
 # benchmarking); Python, NumPy, a little HTTP (a POST request with a JSON body).
-# **Estimated time**: 2 hours.
+#
+# **Estimated time**: 2.5 to 4.5 hours for a first-time learner. Estimated, not measured on
+# learners: about 4,600 words of text at 100-150 words a minute (30-45 min), about 50 code cells
+# to run and read at 0.5-1 min each (25-50 min), and six exercises at 15-30 min each
+# (90-180 min; the serving exercises need reading of HTTP replies). Running every cell takes
+# under a minute of machine time (the course's tests check it on 2 cores).
 #
 # **How to check your answers**: in JupyterLab press *Validate* (nbgrader's button in the
 # notebook toolbar). Without an instructor, run the visible test cells after each exercise: each
@@ -101,10 +106,12 @@ print(
 # how requests are scheduled, and on batching. You only find out by measuring.
 #
 # The course ships a small inference server, `course.serve`: it speaks the **Open Inference
-# Protocol** (the HTTP/JSON protocol of NVIDIA Triton and KServe, also called "KServe v2"),
-# reads models from a Triton-style **model repository**, runs them with ONNX Runtime and can
-# **batch dynamically**. Because it speaks the same protocol as Triton, Triton's own Python
-# client works against it unchanged.
+# Protocol** (the protocol of NVIDIA Triton and KServe, also called "KServe v2", which defines an
+# HTTP/REST API and an equivalent gRPC API; `course.serve` implements the REST half), reads
+# models from a Triton-style **model repository**, runs them with ONNX Runtime and can **batch
+# dynamically**. It also implements the three Triton extensions this lesson uses (binary tensor
+# data, `/config`, `/stats`), so Triton's own HTTP client works against it unchanged. Section
+# 2.2 sorts out what carries over to other servers.
 #
 # ### 1.1 A model repository
 #
@@ -763,6 +770,7 @@ import onnx as _onnx
 import course.serve as _serve
 from course.verify import run_onnx as _run_onnx
 
+### BEGIN HIDDEN TESTS
 _root = _tempfile.mkdtemp()
 _serve.add_model(_root, "digits", digits_onnx, max_batch_size=16)
 _renamed = _onnx.compose.add_prefix(digits_onnx, "v2_")  # input v2_input, output v2_linear_2
@@ -785,6 +793,7 @@ assert _other.shape == (20,) and _np.array_equal(_other, _want[:20]), (
     "a model whose input is 'v2_input' (max_batch_size 8): expected 20 labels equal to the "
     f"model's, got {_other.tolist()[:20]}"
 )
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Exercise 3 (reason, 3 points): read the server's statistics
@@ -932,10 +941,51 @@ print("course.serve loads it:", course.serve.load_repository(TRITON).names())
 # | GET | `/v2/models/{name}/ready` | can the model answer |
 # | POST | `/v2/models/{name}[/versions/{v}]/infer` | inference |
 #
-# Triton adds extensions under the same prefix (`/config`, `/stats`, the binary tensor data,
-# shared memory). The client code of Section 1 therefore runs unchanged against Triton or a
-# KServe `InferenceService`: only the address changes (`InferenceServerClient("triton:8000")`).
-# The test of Exercise 1 sent your JSON to `course.serve`; Triton would accept the same body.
+# The same endpoints exist as gRPC methods (`ServerLive`, `ModelMetadata`, `ModelInfer`, ...;
+# `tritonclient.grpc` is the gRPC twin of the HTTP client). What a client may rely on is this
+# core; everything else is an **extension**, and a server lists the ones it implements in its
+# metadata (`GET /v2` → `extensions`). Section 1 used three of Triton's: the binary tensor data
+# (`tritonclient`'s default encoding), `GET /v2/models/{name}/config` (Exercise 2 reads
+# `max_batch_size` from it) and `GET /v2/models/{name}/stats` (Exercise 3). So the code of
+# Section 1 is not portable as it stands:
+#
+# - **Triton**: runs unchanged, only the address differs (`InferenceServerClient("triton:8000")`).
+# - **KServe** (an `InferenceService` running, say, MLServer or KServe's Python server): the JSON
+#   `infer` request of Exercise 1 works, but `/config` and `/stats` are Triton's, not the
+#   protocol's, so the code that reads them needs another source for `max_batch_size` and the
+#   statistics; binary tensor data is supported by some runtimes and not others (check the
+#   metadata). And the address is not a host name alone: KServe's ingress routes by the HTTP
+#   `Host` header (`<service>.<namespace>.<domain>`), so a client that connects to the ingress IP
+#   sends that header with every request (`httpx.post(url, headers={"Host": ...})`).
+#
+# A portable client asks first. What `course.serve` says about itself, and which call of this
+# lesson needs which extension:
+
+# %%
+LESSON_CALLS = {
+    "JSON infer (Exercise 1)": None,
+    "binary tensors (tritonclient's default)": "binary_tensor_data",
+    "GET .../config (Exercise 2)": "model_configuration",
+    "GET .../stats (Exercise 3)": "statistics",
+}
+with course.serve.start(TRITON, port=0) as probe:
+    server_metadata = httpx.get(f"{probe.url}/v2", timeout=10).json()
+offered = set(server_metadata.get("extensions", []))
+print(server_metadata["name"], server_metadata["version"], "lists the extensions", sorted(offered))
+for call, extension in LESSON_CALLS.items():
+    verdict = (
+        "core protocol"
+        if extension is None
+        else (
+            f"needs '{extension}': " + ("offered here" if extension in offered else "NOT offered")
+        )
+    )
+    print(f"  {call:42s} {verdict}")
+
+# %% [markdown]
+# *What to notice*: the check costs one request at start-up, and it turns a 404 in production
+# into a clear message before the first request. The test of Exercise 1 sent your JSON to
+# `course.serve`; Triton and the KServe runtimes accept the same body.
 #
 # ### 2.3 The TensorRT execution provider
 #
@@ -947,10 +997,45 @@ print("course.serve loads it:", course.serve.load_repository(TRITON).names())
 #   outside the range force a rebuild (or fail);
 # - **an engine cache** (and a timing cache) on disk: building an engine takes seconds to
 #   minutes, so without a cache every process start pays it again;
-# - **precision** (FP16/INT8) and a workspace size for the builder.
+# - **precision** and a workspace size for the builder. FP16 is a switch (`trt_fp16_enable`).
+#   INT8 is no longer a switch: TensorRT 10.1 deprecated the calibrators of *implicit* quantization
+#   (`IInt8EntropyCalibrator2` and friends, which the `trt_int8_enable` and
+#   `trt_int8_calibration_table_name` options drive) in favour of **explicit quantization**: the
+#   model itself carries `QuantizeLinear`/`DequantizeLinear` pairs with their scales, exactly
+#   the QDQ model Lesson 4's static quantization writes, and TensorRT fuses them into int8
+#   kernels. FP8 (Hopper GPUs and later) and INT4 weights come the same way, as Q/DQ nodes;
+#   TensorRT 11 removes the implicit route and its precision flags (NVIDIA's "TensorRT 10.x to
+#   11.x" migration guide).
 #
-# It needs an NVIDIA GPU, the `onnxruntime-gpu` package and TensorRT libraries matching its
-# CUDA version. This cell runs it where it exists, and says so where it does not:
+# And one artefact to ship instead of a cache directory: an **EPContext model** (Lesson 4,
+# §2.3). With `trt_dump_ep_context_model` (or the session option `ep.context_enable`), plus
+# `trt_ep_context_file_path` and `trt_dump_ep_context_embed_mode`, the first session writes an
+# ONNX file whose `EPContext` node holds the built engine (embedded, or a path beside it);
+# production machines load that file and skip the build. The engine is valid for one GPU
+# architecture and one TensorRT version, so build it per target, in CI, from the `.onnx`.
+#
+# It all needs an NVIDIA GPU, the `onnxruntime-gpu` package and TensorRT libraries matching its
+# CUDA version. First, what runs anywhere: the explicitly quantized (QDQ) model TensorRT wants
+# for INT8, made on this CPU with the calibration route of Lesson 4:
+
+# %%
+from course import quantize
+
+qdq_report = quantize.quantize_static_int8(
+    digits_onnx, WORK / "digits.qdq.onnx", split.X_train[:128], latency_repeat=3
+)
+qdq_ops = inspect.operator_histogram(onnx.load(WORK / "digits.qdq.onnx"))
+print({op: n for op, n in qdq_ops.items() if "uantizeLinear" in op or op in ("Gemm", "MatMul")})
+context_options = {
+    "trt_dump_ep_context_model": "True",
+    "trt_ep_context_file_path": str(WORK / "digits_ctx.onnx"),
+    "trt_dump_ep_context_embed_mode": "1",
+}
+print("EPContext options to add to the provider options:", context_options)
+
+# %% [markdown]
+# The TensorRT run itself, where the provider exists (it is skipped with a message where it
+# does not):
 
 # %%
 trt_options = triton_config.tensorrt_provider_options(
@@ -1606,6 +1691,7 @@ import torch as _torch
 
 from course.verify import run_onnx as _run_onnx
 
+### BEGIN HIDDEN TESTS
 _gen = _torch.Generator().manual_seed(4)
 for _shape in ((1, 2), (5, 40), (4, 23)):
     _t = _torch.randint(0, 32, _shape, generator=_gen)
@@ -1620,6 +1706,7 @@ for _shape in ((1, 2), (5, 40), (4, 23)):
     assert _np.allclose(_got, _want, atol=1e-4), (
         f"tokens of shape {_shape}: max error {_np.abs(_got - _want).max():.2e} against PyTorch"
     )
+### END HIDDEN TESTS
 
 # %% [markdown]
 # Your exported encoder, if Exercise 6 is done: its input shape and the operators attention
@@ -1872,14 +1959,16 @@ plt.show()
 #
 # ## Summary
 #
-# - A model becomes a service behind a protocol. The Open Inference Protocol is shared by
-#   Triton, KServe and the course's server, so one client (or a 5-line JSON request) works
-#   against all of them.
+# - A model becomes a service behind a protocol. The core of the Open Inference Protocol (REST
+#   or gRPC) is shared by Triton, KServe's runtimes and the course's server, so a 5-line JSON
+#   request works against all of them; extensions (`/config`, `/stats`, binary tensors) and
+#   routing (KServe's `Host` header) differ, so check the server's `extensions` first.
 # - Measure a service under load: throughput and latency percentiles at several concurrencies,
 #   plus the server's statistics. For tiny models the protocol dominates; dynamic batching pays
 #   when the model's work dominates, and costs latency when the load is light.
 # - Triton's `config.pbtxt` leaves the batch dimension out of `dims`; validate it against the
-#   model before deploying. TensorRT needs shape profiles and an engine cache.
+#   model before deploying. TensorRT needs shape profiles and an engine cache; int8 comes from
+#   a QDQ model (explicit quantization), and a prebuilt engine ships as an EPContext model.
 # - Edit graphs with a maintained library (onnx-ir, the onnxscript rewriter and optimizer,
 #   `onnx.compose`) and verify every edit against the original.
 # - Transformers need every varying axis declared dynamic; LSTMs export as one operator; data
@@ -1891,6 +1980,7 @@ plt.show()
 # - NumPy's float64 default in clients: the server expects FP32 and says 400.
 # - Requests larger than `max_batch_size`, and clients that hard-code input names.
 # - `dims` with the batch dimension in `config.pbtxt`; configuration keys a server ignores.
+# - Relying on Triton's `/config` or `/stats` against a server that does not list them.
 # - Exporting with only the batch dynamic and testing at the example's sequence length only.
 # - Graph edits without verification; edits that mutate a model other code still uses.
 #
@@ -1898,7 +1988,10 @@ plt.show()
 # - *KServe documentation*: "Open Inference Protocol (V2 Inference Protocol)".
 # - *NVIDIA Triton Inference Server documentation*: "Model Repository", "Model Configuration"
 #   (dynamic batching, reshape), "ONNX Runtime backend" (TensorRT optimization).
-# - *ONNX Runtime documentation*: "TensorRT Execution Provider" (shape profiles, engine caches).
+# - *ONNX Runtime documentation*: "TensorRT Execution Provider" (shape profiles, engine caches)
+#   and "EP Context Design" (EPContext models).
+# - *NVIDIA TensorRT documentation*: "Working with Quantized Types" (explicit quantization) and
+#   the "TensorRT 10.x to 11.x" migration guide.
 # - *onnx-ir documentation* ("Getting started", the convenience functions) and *onnxscript
 #   documentation*: "Pattern-based rewriting" and the optimizer.
 # - *PyTorch tutorials*: "Export a model with control flow to ONNX" and "Extending the ONNX

@@ -117,6 +117,81 @@ def test_release_hides_solutions_and_hidden_tests(lesson):
                     )
 
 
+# nbgrader finds its markers anywhere in a line (ClearHiddenTests checks `marker in line`)
+_HIDDEN_BLOCK = re.compile(r"### BEGIN HIDDEN TESTS[^\n]*\n(.*?)### END HIDDEN TESTS", re.S)
+
+
+def unhidden_hidden_cells(nb: nbformat.NotebookNode) -> list[str]:
+    """Graded test cells named or described as hidden whose hidden part is missing or empty.
+
+    A test cell counts as *named* hidden when its grade id contains "hidden", and as *described*
+    hidden when one of its comment lines says "hidden" (outside the markers themselves). Such a
+    cell must wrap at least one statement in ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN
+    TESTS``, or students see everything it claims to hide.
+    """
+    problems = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+            continue
+        gid = meta.get("grade_id", "?")
+        comments = [
+            line
+            for line in cell.source.splitlines()
+            if line.lstrip().startswith("#") and "HIDDEN TESTS" not in line
+        ]
+        named = "hidden" in gid.lower()
+        described = any("hidden" in line.lower() for line in comments)
+        if not (named or described):
+            continue
+        hidden = [
+            line
+            for block in _HIDDEN_BLOCK.findall(cell.source)
+            for line in block.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
+        if not hidden:
+            why = "named" if named else "described"
+            problems.append(
+                f"{gid}: {why} as hidden, expected statements between '### BEGIN HIDDEN TESTS' "
+                "and '### END HIDDEN TESTS', got none (students would see the whole cell)"
+            )
+    return problems
+
+
+def test_hidden_cell_check_catches_a_cell_that_hides_nothing():
+    def cell(gid, source):
+        return nbformat.v4.new_code_cell(
+            source,
+            metadata={"nbgrader": {"grade": True, "solution": False, "grade_id": gid, "points": 1}},
+        )
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        cell("ex1-hidden", "assert f(1) == 2"),  # named hidden, hides nothing
+        cell("ex2-visible", "# the hidden cases\nassert f(2) == 3"),  # described hidden
+        cell("ex3-hidden", "x = 1\n### BEGIN HIDDEN TESTS\n### END HIDDEN TESTS\n"),  # empty
+        cell("ex4-hidden", "x = 1\n### BEGIN HIDDEN TESTS\nassert f(3) == 4\n### END HIDDEN TESTS"),
+        cell(
+            "ex6-hidden",
+            "for i in (1, 2):\n    ### BEGIN HIDDEN TESTS\n    assert f(i)\n### END HIDDEN TESTS",
+        ),
+        cell("ex5-visible", "assert f(0) == 1"),
+    ]
+    problems = unhidden_hidden_cells(nb)
+    flagged = [p.split(":")[0] for p in problems]
+    assert flagged == ["ex1-hidden", "ex2-visible", "ex3-hidden"], (
+        f"expected the three cells that hide nothing to be flagged, got {problems}"
+    )
+
+
+@pytest.mark.parametrize("lesson", _params())
+def test_cells_called_hidden_hide_something(lesson):
+    """Cheap (no grading): a test cell named or described as hidden hides its content."""
+    problems = unhidden_hidden_cells(nbformat.read(harness.notebook_path(lesson), as_version=4))
+    assert not problems, f"{lesson}: " + "; ".join(problems)
+
+
 @pytest.mark.parametrize("lesson", _params())
 def test_solutions_earn_full_marks(lesson):
     sol = graded(lesson)["results"]["solution"]

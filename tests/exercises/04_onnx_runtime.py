@@ -62,18 +62,29 @@ def verdict(baseline_ms, candidate_ms):
     low, high = speedup_interval(baseline_ms, candidate_ms)
     return "faster" if low > 1 else "slower" if high < 1 else "no measurable difference"
 """,
+    # NumPy all the way (claim_holds is a numpy.bool_), the baseline chosen by sorting
     "ex5-audit": """
-def audit_claim(fp32_s, int8_s, n_samples, fp32_mb, int8_mb, claimed_speedup):
-    per32 = fp32_s / n_samples * 1e3
-    per8 = int8_s / n_samples * 1e3
-    measured = per32 / per8
+def audit_claim(times_s, baseline, candidate, claimed_speedup, n_samples):
+    t = np.array([times_s[baseline], times_s[candidate]], dtype=np.float64)
+    per_sample = t / n_samples * 1e3
+    measured = per_sample[0] / per_sample[1]
+    error = np.float64(claimed_speedup) / measured - 1
     return dict(
         speedup=measured,
-        fp32_ms_per_sample=per32,
-        int8_ms_per_sample=per8,
-        size_ratio=fp32_mb / int8_mb,
-        claim_holds=abs(claimed_speedup / measured - 1) <= 0.05,
+        baseline_ms_per_sample=per_sample[0],
+        candidate_ms_per_sample=per_sample[1],
+        relative_error=error,
+        claim_holds=np.abs(error) <= 0.05,
     )
+
+
+def best_baseline(times_s, candidate, claimed_speedup):
+    ranked = sorted(
+        (abs(claimed_speedup * times_s[candidate] / t - 1), name)
+        for name, t in times_s.items()
+        if name != candidate
+    )
+    return ranked[0][1] if ranked and ranked[0][0] <= 0.05 else None
 """,
 }
 
@@ -139,11 +150,13 @@ WRONG = {
         "def speedup_interval(baseline_ms, candidate_ms):\n    r = np.median(baseline_ms) / np.median(candidate_ms)\n    return r, r\n\n\ndef verdict(baseline_ms, candidate_ms):\n    return 'faster' if np.median(candidate_ms) < np.median(baseline_ms) else 'slower'\n",
     ],
     "ex5-audit": [
-        # speed-up upside down
-        "def audit_claim(fp32_s, int8_s, n_samples, fp32_mb, int8_mb, claimed_speedup):\n    s = int8_s / fp32_s\n    return {'speedup': s, 'fp32_ms_per_sample': 1000 * fp32_s / n_samples, 'int8_ms_per_sample': 1000 * int8_s / n_samples, 'size_ratio': fp32_mb / int8_mb, 'claim_holds': abs(claimed_speedup - s) <= 0.05 * s}\n",
-        # seconds, not milliseconds, per sample
-        "def audit_claim(fp32_s, int8_s, n_samples, fp32_mb, int8_mb, claimed_speedup):\n    s = fp32_s / int8_s\n    return {'speedup': s, 'fp32_ms_per_sample': fp32_s / n_samples, 'int8_ms_per_sample': int8_s / n_samples, 'size_ratio': fp32_mb / int8_mb, 'claim_holds': abs(claimed_speedup - s) <= 0.05 * s}\n",
-        # trusts the text: the claim always holds
-        "def audit_claim(fp32_s, int8_s, n_samples, fp32_mb, int8_mb, claimed_speedup):\n    s = fp32_s / int8_s\n    return {'speedup': s, 'fp32_ms_per_sample': 1000 * fp32_s / n_samples, 'int8_ms_per_sample': 1000 * int8_s / n_samples, 'size_ratio': fp32_mb / int8_mb, 'claim_holds': True}\n",
+        # 5% of the claim instead of the measurement
+        'def audit_claim(times_s, baseline, candidate, claimed_speedup, n_samples):\n    speedup = times_s[baseline] / times_s[candidate]\n    error = (claimed_speedup - speedup) / claimed_speedup\n    return {\n        "speedup": speedup,\n        "baseline_ms_per_sample": 1000 * times_s[baseline] / n_samples,\n        "candidate_ms_per_sample": 1000 * times_s[candidate] / n_samples,\n        "relative_error": error,\n        "claim_holds": abs(error) <= 0.05,\n    }\n\n\ndef best_baseline(times_s, candidate, claimed_speedup):\n    fits = {n: abs(claimed_speedup * times_s[candidate] / t - 1) for n, t in times_s.items() if n != candidate}\n    fits = {n: e for n, e in fits.items() if e <= 0.05}\n    return min(fits, key=fits.get) if fits else None\n',
+        # speed-up upside down (candidate / baseline)
+        'def audit_claim(times_s, baseline, candidate, claimed_speedup, n_samples):\n    speedup = times_s[candidate] / times_s[baseline]\n    error = (claimed_speedup - speedup) / speedup\n    return {\n        "speedup": speedup,\n        "baseline_ms_per_sample": 1000 * times_s[baseline] / n_samples,\n        "candidate_ms_per_sample": 1000 * times_s[candidate] / n_samples,\n        "relative_error": error,\n        "claim_holds": abs(error) <= 0.05,\n    }\n\n\ndef best_baseline(times_s, candidate, claimed_speedup):\n    fits = {n: abs(claimed_speedup * times_s[candidate] / t - 1) for n, t in times_s.items() if n != candidate}\n    fits = {n: e for n, e in fits.items() if e <= 0.05}\n    return min(fits, key=fits.get) if fits else None\n',
+        # the first baseline that fits, not the closest
+        'def audit_claim(times_s, baseline, candidate, claimed_speedup, n_samples):\n    speedup = times_s[baseline] / times_s[candidate]\n    error = (claimed_speedup - speedup) / speedup\n    return {\n        "speedup": speedup,\n        "baseline_ms_per_sample": 1000 * times_s[baseline] / n_samples,\n        "candidate_ms_per_sample": 1000 * times_s[candidate] / n_samples,\n        "relative_error": error,\n        "claim_holds": abs(error) <= 0.05,\n    }\n\n\ndef best_baseline(times_s, candidate, claimed_speedup):\n    for name, t in times_s.items():\n        if name != candidate and abs(claimed_speedup * times_s[candidate] / t - 1) <= 0.05:\n            return name\n    return None\n',
+        # hard-coded from the visible test
+        'def audit_claim(times_s, baseline, candidate, claimed_speedup, n_samples):\n    speedup = times_s[baseline] / times_s[candidate]\n    error = (claimed_speedup - speedup) / speedup\n    return {\n        "speedup": speedup,\n        "baseline_ms_per_sample": 1000 * times_s[baseline] / n_samples,\n        "candidate_ms_per_sample": 1000 * times_s[candidate] / n_samples,\n        "relative_error": error,\n        "claim_holds": abs(error) <= 0.05,\n    }\n\n\ndef best_baseline(times_s, candidate, claimed_speedup):\n    return {3.0: "x", 2.0: "y"}.get(claimed_speedup)\n',
     ],
 }
