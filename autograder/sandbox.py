@@ -582,6 +582,16 @@ class KernelLauncher:
         if not self.info.isolated:
             alive += _kill_marked(self.token)
         _wait_dead([p for p in self._seen.values()], timeout=5.0)
+        # processes of this job outside the tree seen (started after the last look, or left by
+        # the sandbox's wrappers as they die): found by the job's marker, killed, waited for
+        stragglers = []
+        for pid in job_processes_alive(self.token):
+            with contextlib.suppress(psutil.Error):
+                if pid != os.getpid():
+                    proc = psutil.Process(pid)
+                    proc.kill()
+                    stragglers.append(proc)
+        _wait_dead(stragglers, timeout=5.0)
         self.killed.update(alive)
         if self.popen is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
