@@ -13,7 +13,7 @@ SITE_TEST ?= tests/test_site.py
 # tools installed in the venv (nbgrader calls alembic, jupyter finds its kernels) come first
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup course test lint format notebooks release check-release environment.yml benchmarks mutation site pytriton-env clean help
+.PHONY: setup artefacts course test lint format notebooks release check-release environment.yml benchmarks mutation site pytriton-env clean help
 
 help:
 	@echo "make course   set up (first time: a few minutes) and open JupyterLab on the student notebooks"
@@ -38,7 +38,12 @@ $(STAMP): | $(PY)
 
 setup: $(STAMP)
 
-course: setup
+# the costly artefacts the lessons load (transformers exported to ONNX, ...), built once into the
+# course cache; the tests build their own from nothing into a private cache
+artefacts: setup
+	$(PY) -m course.artefacts
+
+course: artefacts
 	@echo "Opening the course at start-here.ipynb; the student notebooks are in release/ (Ctrl-C stops the server)."
 	$(VENV)/bin/jupyter lab --ServerApp.ip=$(HOST) --ServerApp.port=$(PORT) \
 		--ServerApp.root_dir=$(CURDIR) --ServerApp.default_url=/lab/tree/start-here.ipynb \

@@ -1,0 +1,102 @@
+"""Costly artefacts built once at set-up into the course cache (:func:`course.data.cache_dir`).
+
+A lesson must run start to finish in a minute on two cores. Where the thing it teaches from costs
+more to make (a transformer exported to ONNX, its quantized variants), the module that makes it
+registers a builder here; ``make setup`` and Binder's ``postBuild`` run every builder once
+(``python -m course.artefacts``), and the lesson calls the same builder, which finds the file in
+the cache and returns at once. A builder must be idempotent: return the cached path when the file
+is there and readable, else build it, write it atomically, and return it.
+
+Which lab owns which builder is listed in ``_MODULES``; importing a module registers its builders.
+
+Example::
+
+    from course import artefacts
+    sorted(artefacts.builders())           # the names ``python -m course.artefacts`` builds
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build", "builders", "register"]
+
+# the labs that register builders (importing one registers its builders)
+_MODULES: tuple[str, ...] = ()
+
+_BUILDERS: dict[str, Callable[[], Any]] = {}
+
+
+def register(name: str) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+    """Register ``fn`` (no arguments, returns what it built) as the builder called ``name``.
+
+    Example:
+
+    >>> @register("doc-example")
+    ... def _example() -> str:
+    ...     return "built"
+    >>> builders()["doc-example"]()
+    'built'
+    >>> _ = _BUILDERS.pop("doc-example")
+    """
+
+    def decorate(fn: Callable[[], Any]) -> Callable[[], Any]:
+        if name in _BUILDERS and _BUILDERS[name] is not fn:
+            raise ValueError(f"two builders are registered as {name!r}; give one another name")
+        _BUILDERS[name] = fn
+        return fn
+
+    return decorate
+
+
+def builders() -> dict[str, Callable[[], Any]]:
+    """Every registered builder by name, after importing the labs that own them."""
+    for module in _MODULES:
+        importlib.import_module(module)
+    return dict(_BUILDERS)
+
+
+def build(names: list[str] | None = None, *, echo: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Run the named builders (all when ``names`` is None); returns what each built.
+
+    Each line printed says what was built (or found in the cache) and how long it took.
+    """
+    known = builders()
+    unknown = sorted(set(names or ()) - set(known))
+    if unknown:
+        raise KeyError(f"no builder called {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    out: dict[str, Any] = {}
+    for name in names or sorted(known):
+        start = time.perf_counter()
+        out[name] = known[name]()
+        where = out[name] if isinstance(out[name], (str, Path)) else type(out[name]).__name__
+        echo(f"{name}: {where} ({time.perf_counter() - start:.1f} s)")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m course.artefacts",
+        description="Build the course's costly artefacts into the course cache (once).",
+    )
+    parser.add_argument("names", nargs="*", help="builders to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the builders and stop")
+    args = parser.parse_args(argv)
+    if args.list:
+        print("\n".join(sorted(builders())))
+        return 0
+    from course.data import cache_dir
+
+    print(f"course cache: {cache_dir()}")
+    build(args.names or None)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - the command line
+    sys.exit(main())
