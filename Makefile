@@ -76,7 +76,7 @@ environment.yml: requirements.txt tools/environment.py
 	$(PY) -m tools.environment > environment.yml
 
 # the course website: build/site/, from build/executed/ where the tests left a matching run
-site: setup
+site: artefacts
 	$(PY) -m tools.site build
 
 benchmarks: setup

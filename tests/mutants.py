@@ -31,6 +31,7 @@ import hashlib
 import json
 import random
 import re
+import shutil
 import sys
 import tempfile
 import textwrap
@@ -363,13 +364,29 @@ class Outcome:
     equivalent: str | None = None  # why it cannot be killed, from equivalent.json
 
 
-def grade_lesson(lesson: str, mutants: dict[str, list[Mutant]], workdir: Path) -> list[Outcome]:
-    """Grade every mutant with nbgrader; run k carries the k-th mutant of every exercise."""
-    course = harness.Course(lesson, workdir)
-    course.generate()
+def grade_lesson(
+    lesson: str,
+    mutants: dict[str, list[Mutant]],
+    workdir: Path,
+    graded: harness.LessonRun | None = None,
+) -> list[Outcome]:
+    """Grade every mutant with nbgrader; run k carries the k-th mutant of every exercise.
+
+    ``graded``, the lesson's grading by the harness (:func:`harness.graded`), lends its course
+    (generated already) and its solutions' run as the baseline, which is otherwise graded here.
+    """
     source = nbformat.read(harness.notebook_path(lesson), as_version=4)
     runs = max((len(v) for v in mutants.values()), default=0)
-    course.submit("baseline", source)
+    if graded is None:
+        course = harness.Course(lesson, workdir)
+        course.generate()
+        course.submit("baseline", source)
+        students = ["baseline"]
+    else:
+        course = graded.course
+        for done in (course.dir / "submitted").iterdir():  # graded already: not again
+            shutil.rmtree(done)
+        students = []
     plan: dict[str, list[Mutant]] = {}
     for k in range(runs):
         chosen = [group[k] for group in mutants.values() if k < len(group)]
@@ -377,8 +394,8 @@ def grade_lesson(lesson: str, mutants: dict[str, list[Mutant]], workdir: Path) -
         nb = harness.with_cells_replaced(source, {m.grade_id: m.source for m in chosen})
         course.submit(student, nb)
         plan[student] = chosen
-    results = course.autograde(["baseline", *plan])
-    base = results["baseline"]
+    results = course.autograde([*students, *plan])
+    base = results["baseline"] if graded is None else graded.results["solution"]
     lost = {gid: s for gid, s in base.scores.items() if s[0] != s[1]}
     if lost:
         raise RuntimeError(f"{lesson}: the reference solution itself loses points: {lost}")

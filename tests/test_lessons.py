@@ -1,14 +1,22 @@
 """Every lesson, graded by nbgrader itself: solutions earn full marks, the release earns nothing,
 alternative correct answers pass, plausible wrong answers lose points, within the time budget,
-offline. Exercise variants live in tests/exercises/<lesson>.py (ALTERNATIVES and WRONG)."""
+offline. Exercise variants live in tests/exercises/<lesson>.py (ALTERNATIVES and WRONG).
+
+Each lesson is graded once (:func:`harness.graded`); its tests here and in tests/test_memory.py
+are one xdist group, so they run in the worker that graded it. The course artefacts are built
+from nothing once per session (:func:`harness.artefact_cache`).
+"""
 
 from __future__ import annotations
 
 import filecmp
-import importlib.util
+import json
 import os
 import re
-from functools import cache
+import subprocess
+import sys
+import textwrap
+import time
 
 import harness
 import nbformat
@@ -22,51 +30,18 @@ def _params():
     return [pytest.param(name, marks=pytest.mark.xdist_group(name), id=name) for name in LESSONS]
 
 
-@cache
-def variants(lesson: str):
-    path = harness.ROOT / "tests" / "exercises" / f"{lesson.replace('-', '_')}.py"
-    if not path.exists():
-        return None
-    spec = importlib.util.spec_from_file_location(f"variants_{lesson}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+variants = harness.variants
 
 
-@cache
-def graded(lesson: str):
-    """Grade the lesson once: solutions (timed, alone), then the blank release and the variants."""
-    import tempfile
-
-    work = harness.Path(tempfile.mkdtemp(prefix=f"harness-{lesson}-"))
-    course = harness.Course(lesson, work)
-    release_dir = course.generate()
-    source_nb = nbformat.read(harness.notebook_path(lesson), as_version=4)
-    course.submit("solution", source_nb)
-    with harness.timing_lock():  # one timed run at a time across xdist workers
-        results = course.autograde(["solution"])
-    harness.record_timing(lesson, results["solution"].seconds, harness.network_is_blocked())
-
-    shutil_rmtree(work / "submitted" / "solution")
-    release_nb = nbformat.read(release_dir / course.nb_name, as_version=4)
-    course.submit("blank", release_nb)
-    mod = variants(lesson)
-    wrong_runs = []
-    if mod is not None:
-        course.submit("alternative", harness.with_cells_replaced(source_nb, mod.ALTERNATIVES))
-        longest = max((len(v) for v in mod.WRONG.values()), default=0)
-        for k in range(longest):
-            run = {gid: answers[k] for gid, answers in mod.WRONG.items() if k < len(answers)}
-            course.submit(f"wrong{k}", harness.with_cells_replaced(source_nb, run))
-            wrong_runs.append(run)
-    results.update(course.autograde([d.name for d in sorted((work / "submitted").iterdir())]))
-    return {"course": course, "release": release_dir, "results": results, "wrong_runs": wrong_runs}
-
-
-def shutil_rmtree(path):
-    import shutil
-
-    shutil.rmtree(path)
+def graded(lesson: str) -> dict:
+    """The lesson's one grading (:func:`harness.graded`), shared with tests/test_memory.py."""
+    run = harness.graded(lesson)
+    return {
+        "course": run.course,
+        "release": run.release,
+        "results": run.results,
+        "wrong_runs": run.wrong_runs,
+    }
 
 
 def test_lessons_listed_in_config():
@@ -282,3 +257,121 @@ def test_wrong_answers_lose_points(lesson):
             got = sum(s for cid, (s, _) in res.scores.items() if harness.exercise_of(cid) == ex)
             full = sum(m for cid, (_, m) in res.scores.items() if harness.exercise_of(cid) == ex)
             assert got < full, f"{lesson}: wrong answer #{k} for {gid} still earned {got}/{full}"
+
+
+# --------------------------------------------------------------------------- the course artefacts
+
+FAKE_BUILDER = """
+import os, time
+from course import artefacts
+from course.data import cache_dir
+
+
+@artefacts.register("harness-test")
+def build():
+    target = cache_dir() / "harness-test.onnx"
+    if target.is_file():
+        return target
+    with open(os.environ["HARNESS_TEST_LOG"], "a") as log:
+        log.write(f"{os.getpid()}\\n")
+    time.sleep(1)  # long enough for the other workers to be waiting on the lock
+    (cache_dir() / "model-digits-made-on-the-way.pt").write_bytes(b"a trained model")
+    partial = target.with_suffix(".partial")
+    partial.write_bytes(b"an artefact")
+    partial.replace(target)
+    return target
+
+
+@artefacts.register("harness-test-broken")
+def broken():
+    if os.environ.get("HARNESS_TEST_BREAK"):
+        raise RuntimeError("the broken builder broke")
+    return "nothing"
+"""
+
+
+def test_artefacts_are_built_once_per_session_and_found_by_a_lesson(tmp_path, monkeypatch):
+    """With a builder registered for the test: three workers asking at once build it once; a
+    lesson run's cache links the artefact but no trained model; the lesson, sandboxed, finds it
+    with the same builder (no second build)."""
+    (tmp_path / "fake_builder.py").write_text(FAKE_BUILDER)
+    log = tmp_path / "builds.log"
+    monkeypatch.setenv("HARNESS_TEST_LOG", str(log))
+    base = tmp_path / "session"
+    ask = (
+        "import sys; from pathlib import Path; sys.path.insert(0, 'tests'); import harness; "
+        f"harness.artefact_cache(Path({str(base)!r}), ('fake_builder',), ({str(tmp_path)!r},))"
+    )
+    workers = [
+        subprocess.Popen([sys.executable, "-c", ask], cwd=harness.ROOT, stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    errors = [w.communicate(timeout=300)[1].decode() for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0], f"a worker failed: {errors}"
+    builds = log.read_text().splitlines()
+    assert len(builds) == 1, f"expected one build for three workers, got {len(builds)}: {builds}"
+    record = json.loads((base / "built.json").read_text())
+    assert any(line.startswith("harness-test: ") for line in record["built"]), record
+    assert record["seconds"] >= 1, f"expected the build's time recorded, got {record}"
+
+    cache = harness.seed_cache(tmp_path / "lesson-cache", base / "cache")
+    artefact = cache / "harness-test.onnx"
+    assert artefact.read_bytes() == b"an artefact", sorted(p.name for p in cache.iterdir())
+    assert harness.trained_models(cache) == [], "a lesson run must start with no trained model"
+    assert harness.trained_models(base / "cache") == ["model-digits-made-on-the-way.pt"]
+
+    course = harness.Course("00-template", tmp_path / "course", cache=cache)
+    lesson = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import fake_builder; "
+        "from course import artefacts; print(artefacts.builders()['harness-test']())"
+    )
+    proc = subprocess.run(
+        harness.sandbox_prefix() + [sys.executable, "-c", lesson],
+        cwd=harness.ROOT,
+        env=course.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"the lesson could not call the builder:\n{proc.stderr[-2000:]}"
+    assert proc.stdout.strip() == str(artefact), (
+        f"expected the lesson's builder to return {artefact}, got {proc.stdout.strip()!r}"
+    )
+    assert len(log.read_text().splitlines()) == 1, "the lesson built the artefact again"
+
+
+def test_a_failed_artefact_build_is_reported_to_every_lesson(tmp_path, monkeypatch):
+    (tmp_path / "fake_builder.py").write_text(FAKE_BUILDER)
+    monkeypatch.setenv("HARNESS_TEST_LOG", str(tmp_path / "builds.log"))
+    monkeypatch.setenv("HARNESS_TEST_BREAK", "1")
+    for _ in range(2):  # the failure is recorded once and reported to each caller
+        with pytest.raises(RuntimeError, match="the broken builder broke"):
+            harness.artefact_cache(tmp_path / "session", ("fake_builder",), (str(tmp_path),))
+    assert len((tmp_path / "builds.log").read_text().splitlines()) == 1
+
+
+def test_session_artefacts_are_found_again_offline(tmp_path):
+    """The session's artefacts, built from nothing once (time in build/artefacts-build.json),
+    are found in a lesson's cache by their own builders: `python -m course.artefacts` run again,
+    with no network, builds nothing and changes no file."""
+    cache = harness.artefact_cache()
+    record = json.loads((harness.artefact_dir() / "built.json").read_text())
+    print(f"course artefacts built in {record['seconds']} s: {record['built']}")
+    start = time.monotonic()
+    seeded = harness.seed_cache(tmp_path / "cache", cache)
+    before = {p: p.stat().st_mtime_ns for p in seeded.rglob("*")}
+    proc = subprocess.run(
+        harness.sandbox_prefix() + [sys.executable, "-m", "course.artefacts"],
+        cwd=harness.ROOT,
+        env=dict(os.environ, COURSE_CACHE_DIR=str(seeded), PYTHONWARNINGS="ignore"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, f"course.artefacts failed on a built cache:\n{proc.stderr[-3000:]}"
+    after = {p: p.stat().st_mtime_ns for p in seeded.rglob("*")}
+    assert after == before, (
+        "expected the builders to find every artefact in the cache, got changes: "
+        + textwrap.shorten(str(set(after.items()) ^ set(before.items())), 1000)
+    )
+    print(f"found again in {time.monotonic() - start:.1f} s: {proc.stdout.strip()}")

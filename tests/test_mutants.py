@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 
+import harness
 import mutants
 import pytest
 
@@ -90,7 +91,10 @@ def test_template_mutants_are_killed(tmp_path):
         ex: mutants.sample(group, 3, seed=0)
         for ex, group in mutants.lesson_mutants("00-template").items()
     }
-    outcomes = mutants.grade_lesson("00-template", found, tmp_path)
+    # the lesson's own grading (tests/test_lessons.py, same xdist group) gives the course and the
+    # solutions' run: only the mutants are graded here
+    graded = harness.graded("00-template")
+    outcomes = mutants.grade_lesson("00-template", found, tmp_path, graded)
     assert len(outcomes) == sum(len(g) for g in found.values())
     survivors = [f"{o.grade_id} {o.change}" for o in outcomes if not o.killed and not o.equivalent]
     assert not survivors, f"expected every sampled mutant to lose points, survivors: {survivors}"

@@ -3,7 +3,8 @@
 The unit tests check the pieces on the real lessons: solutions and hidden tests never reach a
 page, widgets become static copies of their state, the launch links are README's, a stored run is
 reused only while it matches what it ran. The browser test builds the site (reusing the executed
-notebooks that tests/test_memory.py keeps, so `make test` runs it after the main suite), serves
+notebooks that the lessons' graded runs keep, tests/harness.py `graded`, so `make test` runs it
+after the main suite), serves
 build/site/ on 127.0.0.1 and opens every page in headless Chromium: no console error, no request
 leaving the machine, a figure on every lesson page, the launch link and the download right, the
 search working. Screenshots go to build/screenshots/site-*.png.

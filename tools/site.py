@@ -8,11 +8,12 @@ live. Each page has a launch link to Binder (read from README.md, the one place 
 written) and a download of the student notebook; the navigation follows the course map and
 Sphinx's search index works offline.
 
-The executed notebooks are reused: ``tests/test_memory.py`` runs every source notebook top to
-bottom and keeps the result in ``build/executed/LESSON.ipynb`` with a fingerprint of what it ran
-(the source notebook and the ``course`` package); the build takes the ones whose fingerprint
-matches and executes the others itself (nbclient, the course kernel, no network where bubblewrap
-is installed), so it builds from nothing on a fresh clone.
+The executed notebooks are reused: the test suite's one graded run of each lesson's solutions
+(``tests/harness.py``, ``graded``) keeps the executed notebook in ``build/executed/LESSON.ipynb``
+with a fingerprint of what it ran (the source notebook and the ``course`` package); the build
+takes the ones whose fingerprint matches and executes the others itself (nbclient, the course
+kernel, the course artefacts of ``make artefacts`` and no trained model, no network where
+bubblewrap is installed), so it builds from nothing on a fresh clone.
 
     python -m tools.site build            # build/site/ (make site)
     python -m tools.site execute LESSON   # run one source notebook into build/executed/
@@ -178,17 +179,56 @@ def reusable_executed(lesson: str) -> nbformat.NotebookNode | None:
     return nb if nb.metadata.get(FINGERPRINT_KEY) == fingerprint(lesson) else None
 
 
+def first_run_cache(dest: Path, source: Path) -> Path:
+    """A course cache at ``dest`` as a student's first run after set-up finds it: the artefacts
+    that ``python -m course.artefacts`` built into ``source`` (hard links, copies across file
+    systems) and no trained model (``model-*``, what ``course.data.clear_cache`` deletes).
+
+    Example:
+        >>> import tempfile
+        >>> built = Path(tempfile.mkdtemp())
+        >>> for name in ("encoder.onnx", "model-digits-1.pt"):
+        ...     _ = (built / name).write_bytes(b"x")
+        >>> sorted(p.name for p in first_run_cache(built / "run", built).iterdir())
+        ['encoder.onnx']
+    """
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    if not source.is_dir():
+        dest.mkdir(parents=True, exist_ok=True)
+        return dest
+    shutil.copytree(
+        source,
+        dest,
+        ignore=lambda folder, names: [
+            n
+            for n in names
+            if (Path(folder) == source and n.startswith("model-")) or Path(folder, n) == dest
+        ],
+        copy_function=link,
+    )
+    return dest
+
+
 def execute(lesson: str, timeout: int = 300) -> nbformat.NotebookNode:
     """Run the source notebook of ``lesson`` top to bottom in a fresh course kernel, in a copy
-    of its folder with an empty model cache (as a first-time student would)."""
+    of its folder with a first run's model cache (the course artefacts, no trained model)."""
     from nbclient import NotebookClient
 
+    from course.data import cache_dir
+
     source = source_notebook(lesson)
+    built = cache_dir()  # where `make artefacts` left the artefacts
     with tempfile.TemporaryDirectory(prefix="course-site-") as tmp:
         work = Path(tmp) / lesson
         shutil.copytree(source.parent, work)
         os.environ.update(
-            COURSE_CACHE_DIR=str(Path(tmp) / "cache"),
+            COURSE_CACHE_DIR=str(first_run_cache(Path(tmp) / "cache", built)),
             MPLBACKEND=INLINE_BACKEND,
             PYTHONWARNINGS="ignore",
         )
