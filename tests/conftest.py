@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import pytest  # noqa: E402
 
 _MADE: list[str] = []  # the artefact folder this process made (the controller), removed at the end
 
@@ -21,6 +22,42 @@ def pytest_configure(config):
     path = tempfile.mkdtemp(prefix="course-artefacts-")
     os.environ[harness.ARTEFACTS_ENV] = path
     _MADE.append(path)
+
+
+def _module_fixture_file(item) -> str | None:
+    """The test file of ``item`` when it uses a module-scoped fixture (a server, a browser, a
+    trained model...), else None."""
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in info.name2fixturedefs.values() if info else ():
+        if defs and defs[-1].scope == "module":
+            return item.nodeid.split("::")[0]
+    return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Under ``--dist loadgroup`` (make test), keep each xdist group in one worker, and make the
+    tests of a file that use its module-scoped fixtures a group, so that each such fixture (a
+    JupyterLab and Chromium, a server, trained and quantized models) is built by one worker only.
+
+    pytest-xdist 3.8 names the group by appending ``@GROUP`` to ``item._nodeid``, which pytest 9
+    no longer reads (the node id is ``item._id``): the suffix was lost, loadgroup behaved as load,
+    and a lesson's tests, spread over both workers, had each worker grade the lesson (most lessons
+    graded twice). The suffix is put here where pytest 9 keeps the id.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        groups = {
+            str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+            for m in item.iter_markers("xdist_group")
+        }
+        if not groups and (path := _module_fixture_file(item)):
+            groups = {path}
+        if groups and "@" not in item.nodeid and hasattr(item, "_id"):
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(sorted(groups))}")
 
 
 def pytest_unconfigure(config):

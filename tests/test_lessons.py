@@ -56,6 +56,16 @@ def test_lessons_listed_in_config():
 
 
 @pytest.mark.parametrize("lesson", _params())
+def test_a_lessons_tests_share_its_worker(lesson, request):
+    """Under `--dist loadgroup` (make test) a lesson's tests are one group, run by one worker,
+    which grades the lesson once for all of them (tests/conftest.py keeps the group)."""
+    if getattr(request.config.option, "loadgroup", False):
+        assert request.node.nodeid.endswith(f"@{lesson}"), (
+            f"expected the node id to name the xdist group @{lesson}, got {request.node.nodeid}"
+        )
+
+
+@pytest.mark.parametrize("lesson", _params())
 def test_release_is_generated_exactly(lesson):
     """release/ is what `nbgrader generate_assignment` makes from source/: no drift, no hand edits."""
     fresh = graded(lesson)["release"]
