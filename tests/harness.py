@@ -19,6 +19,7 @@ a private folder; every lesson run's cache starts with hard links to them.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import fcntl
@@ -551,6 +552,7 @@ def _grade(lesson: str) -> LessonRun:
     from tools import site
 
     work = Path(tempfile.mkdtemp(prefix=f"harness-{lesson}-"))
+    atexit.register(shutil.rmtree, work, True)  # the course, its cache and the graded copies
     course = Course(lesson, work)
     release_dir = course.generate()
     source_nb = nbformat.read(notebook_path(lesson), as_version=4)
