@@ -2,15 +2,27 @@
 
 ALTERNATIVES = {
     # sets built from the routes directly, keys in another order, counts cast to int
-    "ex1-counts": """
+    "ex1-counts": [
+        """
 def converter_counts(routes):
     distinct = set(map(tuple, routes))
     frameworks = len({f for f, _ in routes})
     runtimes = len({r for _, r in routes})
     return {"hub": int(frameworks + runtimes), "direct": int(len(distinct))}
 """,
+        # order-keeping dedup with dict.fromkeys, NumPy's unique, NumPy int64 counts
+        """
+def converter_counts(routes):
+    import numpy as np
+    unique = list(dict.fromkeys(map(tuple, routes)))
+    exporters = np.unique([f for f, _ in unique]).size
+    importers = np.unique([r for _, r in unique]).size
+    return dict(hub=np.int64(exporters + importers), direct=np.int64(len(unique)))
+""",
+    ],
     # to_onnx with an example array and a global zipmap option instead of convert_sklearn
-    "ex2-export": """
+    "ex2-export": [
+        """
 def export_with_preprocessing(scaler, classifier, n_features):
     import numpy as np
     from skl2onnx import to_onnx
@@ -18,8 +30,24 @@ def export_with_preprocessing(scaler, classifier, n_features):
     example = np.zeros((1, n_features), dtype=np.float32)
     return to_onnx(make_pipeline(scaler, classifier), example, options={"zipmap": False})
 """,
+        # to_onnx with explicit initial types, a named symbolic batch, zipmap off by class, mixed opsets
+        """
+def export_with_preprocessing(scaler, classifier, n_features):
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.pipeline import Pipeline
+    steps = Pipeline(steps=[("prep", scaler), ("model", classifier)])
+    return to_onnx(
+        steps,
+        initial_types=[("raw", FloatTensorType(["batch", n_features]))],
+        options={type(classifier): {"zipmap": False}},
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+""",
+    ],
     # np.divide with an output dtype, the single output unpacked
-    "ex3-predict": """
+    "ex3-predict": [
+        """
 def predict_digits(session, images):
     import numpy as np
     inp = session.get_inputs()[0]
@@ -27,6 +55,15 @@ def predict_digits(session, images):
     (probabilities,) = session.run(None, {inp.name: x})
     return probabilities
 """,
+        # multiplication by the exact reciprocal 1/16, the output asked for by name
+        """
+def predict_digits(session, images):
+    import numpy as np
+    x = np.asarray(images).astype(np.float32) * np.float32(0.0625)
+    out = session.get_outputs()[0].name
+    return session.run([out], {session.get_inputs()[0].name: x})[0]
+""",
+    ],
 }
 
 WRONG = {

@@ -2,7 +2,8 @@
 
 ALTERNATIVES = {
     # Dim.DYNAMIC hints in the tuple form, a copy in eval mode, the file written and read back
-    "ex1-export": """
+    "ex1-export": [
+        """
 def export_tagger(model, example):
     import copy
     import tempfile
@@ -18,8 +19,19 @@ def export_tagger(model, example):
     program.save(path)
     return onnx.load(path)
 """,
+        # torch.export.export first, the ExportedProgram handed to the ONNX exporter
+        """
+def export_tagger(model, example):
+    import torch
+    model.eval()
+    batch, seq = torch.export.Dim("b"), torch.export.Dim("s")
+    program = torch.export.export(model, (example,), dynamic_shapes={"x": {0: batch, 1: seq}})
+    return torch.onnx.export(program, dynamo=True, verbose=False).model_proto
+""",
+    ],
     # the SavedModel read by tf2onnx's loader, as the command line does
-    "ex2-keras": """
+    "ex2-keras": [
+        """
 def keras_to_onnx(model, export_dir):
     import tf2onnx
     model.export(str(export_dir), verbose=False)
@@ -31,8 +43,25 @@ def keras_to_onnx(model, export_dir):
     )
     return proto
 """,
+        # no SavedModel: a tf.function around the model in inference mode, traced by tf2onnx
+        """
+def keras_to_onnx(model, export_dir):
+    import tensorflow as tf
+    import tf2onnx
+    n = int(model.inputs[0].shape[-1])
+    spec = (tf.TensorSpec((None, n), tf.float32, name="x"),)
+
+    @tf.function(input_signature=spec)
+    def serve(x):
+        return model(x, training=False)
+
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=17)
+    return proto
+""",
+    ],
     # explicit initial types per column, ZipMap off for the classifier by id, ai.onnx.ml 2
-    "ex3-convert": """
+    "ex3-convert": [
+        """
 def convert_table_pipeline(pipeline, sample):
     import pandas as pd
     from skl2onnx import convert_sklearn
@@ -47,8 +76,20 @@ def convert_table_pipeline(pipeline, sample):
         target_opset={"": 17, "ai.onnx.ml": 2},
     )
 """,
+        # to_onnx on one row, ZipMap switched off by the classifier's class, ai.onnx 16
+        """
+def convert_table_pipeline(pipeline, sample):
+    from skl2onnx import to_onnx
+    last = pipeline.steps[-1][1]
+    return to_onnx(
+        pipeline, sample.iloc[:1], options={type(last): {"zipmap": False}},
+        target_opset={"": 16, "ai.onnx.ml": 3},
+    )
+""",
+    ],
     # a copy in eval mode, a batch-3 example, a named dimension with a range
-    "ex4-repair": """
+    "ex4-repair": [
+        """
 def repaired_export(model, X):
     import copy
     import torch
@@ -59,7 +100,19 @@ def repaired_export(model, X):
         frozen, (example,), dynamic_shapes=({0: rows},), dynamo=True, verbose=False
     ).model_proto
 """,
-    "ex5-predict": """
+        # inference mode by train(False), Dim.DYNAMIC in a list, a float32 tensor made by as_tensor
+        """
+def repaired_export(model, X):
+    import torch
+    model.train(False)
+    example = torch.as_tensor(X[:4], dtype=torch.float32)
+    return torch.onnx.export(
+        model, (example,), dynamic_shapes=[{0: torch.export.Dim.DYNAMIC}], dynamo=True, verbose=False
+    ).model_proto
+""",
+    ],
+    "ex5-predict": [
+        """
 def predict_run(signature, batch, dtype):
     import numpy as np
     _, declared, dims = signature
@@ -68,6 +121,21 @@ def predict_run(signature, batch, dtype):
     first = dims[0]
     return "runs" if not isinstance(first, int) or first == batch else "wrong shape"
 """,
+        # a verdict table over (dtype ok, shape ok), dtypes compared as strings
+        """
+def predict_run(signature, batch, dtype):
+    _, declared, dims = signature
+    dtype_ok = str(dtype) == str(declared)
+    shape_ok = not isinstance(dims[0], int) or int(dims[0]) == int(batch)
+    verdicts = {
+        (True, True): "runs",
+        (True, False): "wrong shape",
+        (False, True): "wrong dtype",
+        (False, False): "wrong dtype",
+    }
+    return verdicts[(dtype_ok, shape_ok)]
+""",
+    ],
 }
 
 WRONG = {

@@ -2,7 +2,8 @@
 
 ALTERNATIVES = {
     # script, then freeze, then a save/load round trip through a file
-    "ex1-export": """
+    "ex1-export": [
+        """
 def export_torchscript(module, example):
     import tempfile, os
     frozen = torch.jit.freeze(torch.jit.script(module.eval()))
@@ -10,8 +11,16 @@ def export_torchscript(module, example):
     torch.jit.save(frozen, path)
     return torch.jit.load(path)
 """,
+        # a copy scripted, then eval() on the ScriptModule: the caller's module untouched
+        """
+def export_torchscript(module, example):
+    import copy
+    return torch.jit.script(copy.deepcopy(module)).eval()
+""",
+    ],
     # wildcard namespace lookups ({*}) and a dict from names to columns
-    "ex2-evaluate": """
+    "ex2-evaluate": [
+        """
 def evaluate_regression_pmml(pmml_text, X):
     import xml.etree.ElementTree as ElementTree
     root = ElementTree.fromstring(pmml_text)
@@ -27,8 +36,34 @@ def evaluate_regression_pmml(pmml_text, X):
                                                           float(p.attrib.get("exponent", "1")))
     return y
 """,
+        # local tag names from one pass over the tree; coefficient and exponent vectors and a matrix product
+        """
+def evaluate_regression_pmml(pmml_text, X):
+    def local(tag):
+        return tag.rsplit("}", 1)[-1]
+
+    root = ET.fromstring(pmml_text)
+    found = {}
+    for element in root.iter():
+        found.setdefault(local(element.tag), []).append(element)
+    targets = {
+        f.get("name") for f in found.get("MiningField", []) if f.get("usageType") in ("predicted", "target")
+    }
+    columns = [f.get("name") for f in found["DataField"] if f.get("name") not in targets]
+    (table,) = found["RegressionTable"]
+    coef, power = np.zeros(len(columns)), np.ones(len(columns))
+    for p in table:
+        if local(p.tag) == "NumericPredictor":
+            j = columns.index(p.get("name"))
+            coef[j] = float(p.get("coefficient"))
+            power[j] = float(p.get("exponent", "1"))
+    X = np.asarray(X, dtype=np.float64)
+    return float(table.get("intercept", "0")) + (X**power) @ coef
+""",
+    ],
     # signature runner API, quantization by hand with int8 clipping via np.clip on an int array
-    "ex3-run": """
+    "ex3-run": [
+        """
 def run_int8_tflite(model_content, X):
     interp = Interpreter(model_content=model_content)
     detail = interp.get_input_details()[0]
@@ -42,8 +77,23 @@ def run_int8_tflite(model_content, X):
     s_out, z_out = out["quantization"]
     return ((interp.get_tensor(out["index"]).astype(np.int32) - z_out) * s_out).astype(np.float32)
 """,
+        # the signature runner (it resizes the input itself), quantization in float64
+        """
+def run_int8_tflite(model_content, X):
+    runner = Interpreter(model_content=model_content).get_signature_runner()
+    ((in_name, in_detail),) = runner.get_input_details().items()
+    scale, zero = in_detail["quantization"]
+    x = np.asarray(X, dtype=np.float64)
+    q = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
+    outputs = runner(**{in_name: q})
+    ((out_name, out_detail),) = runner.get_output_details().items()
+    scale, zero = out_detail["quantization"]
+    return ((outputs[out_name].astype(np.float32) - zero) * scale).astype(np.float32)
+""",
+    ],
     # per-layer list, summed at the end
-    "ex4-bytes": """
+    "ex4-bytes": [
+        """
 def parameter_bytes(layer_shapes, quantized, min_elements=1024):
     sizes = []
     for n_in, n_out in layer_shapes:
@@ -52,6 +102,15 @@ def parameter_bytes(layer_shapes, quantized, min_elements=1024):
         sizes.append(count * per_weight + 4 * n_out)
     return int(sum(sizes))
 """,
+        # vectorised with NumPy: a (layers, 2) array, bytes per weight by np.where
+        """
+def parameter_bytes(layer_shapes, quantized, min_elements=1024):
+    shapes = np.array(layer_shapes, dtype=np.int64).reshape(-1, 2)
+    weights = shapes[:, 0] * shapes[:, 1]
+    per_weight = np.where(bool(quantized) & (weights >= min_elements), 1, 4)
+    return int((weights * per_weight).sum() + 4 * shapes[:, 1].sum())
+""",
+    ],
 }
 
 WRONG = {
@@ -61,6 +120,10 @@ WRONG = {
         # tracing with a raw example: now the other branch is baked in
         "def export_torchscript(module, example):\n"
         "    return torch.jit.trace(module, example * 16 + 1)\n",
+        # the eager module returned as it is: not TorchScript, nothing to save
+        """def export_torchscript(module, example):
+    return module.eval()
+""",
     ],
     "ex2-evaluate": [
         # predictors matched to columns by position, not by name

@@ -2,14 +2,46 @@
 
 ALTERNATIVES = {
     # the course's counter, filtered to the two operator types
-    "ex1-flops": """
+    "ex1-flops": [
+        """
 def gemm_conv_flops(model, batch):
     from course import roofline
     cost = roofline.model_cost(model, batch)
     return {n.name: n.flops for n in cost.nodes if n.op_type in ("Gemm", "Conv")}
 """,
+        # the shapes measured by running the graph on zeros in onnx's reference evaluator
+        """
+def gemm_conv_flops(model, batch):
+    import numpy as np
+    from onnx.reference import ReferenceEvaluator
+    weights = {t.name: tuple(t.dims) for t in model.graph.initializer}
+    feeds = {}
+    for inp in model.graph.input:
+        if inp.name in weights:
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else batch for d in inp.type.tensor_type.shape.dim]
+        dims[0] = batch
+        feeds[inp.name] = np.zeros(dims, np.float32)
+    values = ReferenceEvaluator(model).run(None, feeds, intermediate=True)
+    flops = {}
+    for node in model.graph.node:
+        if node.op_type not in ("Gemm", "Conv"):
+            continue
+        outputs = values[node.output[0]].size
+        if node.op_type == "Conv":
+            per_output = int(np.prod(weights[node.input[1]][1:]))
+        else:
+            a = values[node.input[0]].shape
+            trans_a = any(at.name == "transA" and at.i for at in node.attribute)
+            per_output = a[0] if trans_a else a[1]
+        bias = outputs if len(node.input) > 2 and node.input[2] else 0
+        flops[node.name] = int(2 * outputs * per_output + bias)
+    return flops
+""",
+    ],
     # dict.fromkeys keeps the preference order and drops duplicates; SessionOptions passed along
-    "ex2-providers": """
+    "ex2-providers": [
+        """
 def pick_providers(preferred, available):
     cpu = "CPUExecutionProvider"
     kept = [p for p in dict.fromkeys(preferred) if p in set(available) and p != cpu]
@@ -23,8 +55,23 @@ def open_session(model_path, preferred):
         str(model_path), options, providers=pick_providers(preferred, ort.get_available_providers())
     )
 """,
+        # a tuple ordered by first mention; the session opened from the model's bytes
+        """
+def pick_providers(preferred, available):
+    cpu = "CPUExecutionProvider"
+    wanted = [p for p in preferred if p != cpu and p in available]
+    return tuple(sorted(set(wanted), key=wanted.index)) + (cpu,)
+
+
+def open_session(model_path, preferred):
+    from pathlib import Path
+    providers = list(pick_providers(preferred, ort.get_available_providers()))
+    return ort.InferenceSession(Path(model_path).read_bytes(), providers=providers)
+""",
+    ],
     # a doubling search then bisection, with the asymptote checked first
-    "ex3-roofline": """
+    "ex3-roofline": [
+        """
 def attainable_gflops(intensity, peak_gflops, bandwidth_gbs):
     memory = intensity * bandwidth_gbs
     return peak_gflops if memory >= peak_gflops else memory
@@ -50,8 +97,25 @@ def compute_bound_batch(k, n, peak_gflops, bandwidth_gbs, itemsize=4):
             lo = mid
     return hi
 """,
+        # exact rational arithmetic (fractions) for the closed form; NumPy for the bound
+        """
+def attainable_gflops(intensity, peak_gflops, bandwidth_gbs):
+    return float(np.minimum(peak_gflops, np.multiply(intensity, bandwidth_gbs)))
+
+
+def compute_bound_batch(k, n, peak_gflops, bandwidth_gbs, itemsize=4):
+    import math
+    from fractions import Fraction
+    r = Fraction(peak_gflops) / Fraction(bandwidth_gbs) * itemsize
+    slope = 2 * n * k - r * (k + n)
+    if slope <= 0:
+        return None
+    return max(1, math.ceil(r * k * n / slope))
+""",
+    ],
     # pandas, sorted by throughput
-    "ex4-budget": """
+    "ex4-budget": [
+        """
 def pick_configuration(measured, p99_budget_ms):
     import pandas as pd
     rows = [
@@ -64,6 +128,18 @@ def pick_configuration(measured, p99_budget_ms):
         return None
     return ok.sort_values("throughput", ascending=False).iloc[0]["key"]
 """,
+        # vectorised: throughputs of the failing configurations masked to -inf, argmax
+        """
+def pick_configuration(measured, p99_budget_ms):
+    keys = list(measured)
+    p99 = np.array([np.percentile(measured[k], 99) for k in keys])
+    throughput = np.array([k[0] / np.median(measured[k]) for k in keys])
+    throughput = np.where(p99 <= p99_budget_ms, throughput, -np.inf)
+    if not np.isfinite(throughput).any():
+        return None
+    return keys[int(np.argmax(throughput))]
+""",
+    ],
 }
 
 _FLOPS_HEAD = """

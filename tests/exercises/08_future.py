@@ -2,7 +2,8 @@
 
 ALTERNATIVES = {
     # bytes route, with an explicit copy of each tensor's memory
-    "ex1-save-weights": """
+    "ex1-save-weights": [
+        """
 def save_weights(state_dict, path, metadata):
     from pathlib import Path
     from safetensors.torch import save
@@ -11,8 +12,20 @@ def save_weights(state_dict, path, metadata):
         tensors[name] = tensor.detach().cpu().clone(memory_format=torch.contiguous_format)
     Path(path).write_bytes(save(tensors, metadata={str(k): str(v) for k, v in metadata.items()}))
 """,
+        # fresh contiguous tensors filled with copy_, the path passed as is, metadata unpacked
+        """
+def save_weights(state_dict, path, metadata):
+    from safetensors.torch import save_file as write
+    own = {}
+    for key in state_dict:
+        src = state_dict[key].detach()
+        own[key] = torch.empty(src.shape, dtype=src.dtype).copy_(src)
+    write(own, path, metadata={**metadata})
+""",
+    ],
     # onnx.defs directly: the schema in force at the target is newer than the model's opset
-    "ex2-recheck": """
+    "ex2-recheck": [
+        """
 def operators_to_recheck(model, target_opset):
     import onnx.defs
     current = [i.version for i in model.opset_import if i.domain in ("", "ai.onnx")][0]
@@ -24,8 +37,23 @@ def operators_to_recheck(model, target_opset):
             names.append(node.op_type)
     return sorted(names)
 """,
+        # the whole schema history of the default domain gathered once, domains normalised to 'ai.onnx'
+        """
+def operators_to_recheck(model, target_opset):
+    import onnx.defs
+    imports = {(i.domain or "ai.onnx"): i.version for i in model.opset_import}
+    current = imports["ai.onnx"]
+    versions = {}
+    for s in onnx.defs.get_all_schemas_with_history():
+        if s.domain in ("", "ai.onnx"):
+            versions.setdefault(s.name, set()).add(s.since_version)
+    ops = {n.op_type for n in model.graph.node if (n.domain or "ai.onnx") == "ai.onnx"}
+    return sorted(o for o in ops if any(current < v <= target_opset for v in versions.get(o, ())))
+""",
+    ],
     # a real stack simulation of the few opcodes that matter, memo as a list of values
-    "ex3-imports": """
+    "ex3-imports": [
+        """
 def pickle_imports(data):
     text_ops = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE",
                 "SHORT_BINUNICODE", "BINUNICODE8"}
@@ -56,6 +84,50 @@ def pickle_imports(data):
             pushes.append(object())
     return seen
 """,
+        # a generic stack machine driven by each opcode's stack_before/stack_after
+        """
+def pickle_imports(data):
+    texts = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE",
+             "SHORT_BINUNICODE", "BINUNICODE8"}
+    mark = object()
+    stack, memo, found = [], {}, []
+    for op, arg, _ in pickletools.genops(data):
+        if op.name == "MEMOIZE":
+            memo[len(memo)] = stack[-1] if stack else None
+            continue
+        if op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[arg] = stack[-1] if stack else None
+            continue
+        if op.name in ("GET", "BINGET", "LONG_BINGET"):
+            stack.append(memo.get(arg))
+            continue
+        if op.name == "MARK":
+            stack.append(mark)
+            continue
+        before = op.stack_before
+        if pickletools.markobject in before:
+            at = len(stack) - 1 - stack[::-1].index(mark) if mark in stack else 0
+            start = max(0, at - before.index(pickletools.markobject))
+        else:
+            start = max(0, len(stack) - len(before))
+        popped = stack[start:]
+        del stack[start:]
+        if op.name in ("GLOBAL", "INST"):
+            name = arg.replace(" ", ".", 1)
+        elif op.name == "STACK_GLOBAL":
+            name = f"{popped[-2]}.{popped[-1]}"
+        else:
+            name = None
+        if name is not None and name not in found:
+            found.append(name)
+        if op.name in texts:
+            value = arg if isinstance(arg, str) else arg.decode("latin-1")
+        else:
+            value = (op.name, name)
+        stack.extend([value] * len(op.stack_after))
+    return found
+""",
+    ],
 }
 
 WRONG = {
