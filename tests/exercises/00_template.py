@@ -26,7 +26,7 @@ def export_pipeline(pipeline, n_features):
     sample = np.zeros((1, n_features), dtype=np.float32)
     return to_onnx(pipeline, sample, options={id(pipeline.steps[-1][1]): {"zipmap": False}})
 """,
-        # to_onnx with a named symbolic batch, ZipMap off by the classifier's class, opset 17
+        # to_onnx with explicit initial types, ZipMap off by the classifier's class, opset 17
         """
 def export_pipeline(pipeline, n_features):
     from skl2onnx import to_onnx
@@ -34,7 +34,7 @@ def export_pipeline(pipeline, n_features):
     classifier = pipeline.steps[-1][1]
     return to_onnx(
         pipeline,
-        initial_types=[("features", FloatTensorType(["batch", n_features]))],
+        initial_types=[("features", FloatTensorType([None, n_features]))],
         options={type(classifier): {"zipmap": False}},
         target_opset={"": 17, "ai.onnx.ml": 3},
     )

@@ -173,13 +173,17 @@ def _ex1(batch='"batch"', relu=True, dtype="np.float32"):
 
 WRONG = {
     "ex1-linear-relu": [
-        _ex1(batch="1"),  # a batch of one baked into the input
-        _ex1(relu=False),  # the activation forgotten
-        _ex1(dtype="np.float64"),  # NumPy's default float64 weights in a float32 graph
+        (_ex1(batch="1"), {"ex1-batch", "ex1-values"}),  # a batch of one baked into the input
+        (_ex1(relu=False), {"ex1-batch", "ex1-values"}),  # the activation forgotten
+        (
+            _ex1(dtype="np.float64"),
+            {"ex1-batch", "ex1-valid", "ex1-values"},
+        ),  # NumPy's default float64 weights in a float32 graph
     ],
     "ex2-minimum-opsets": [
         # the opset where each operator first appeared, ignoring later signature changes
-        """
+        (
+            """
 def minimum_opsets(model):
     import onnx
     first = {}
@@ -191,13 +195,19 @@ def minimum_opsets(model):
         result[node.domain] = max(result.get(node.domain, 1), first[(node.domain, node.op_type)])
     return result
 """,
+            {"ex2-hidden", "ex2-visible"},
+        ),
         # the declared opsets, unchanged
-        """
+        (
+            """
 def minimum_opsets(model):
     return {i.domain: i.version for i in model.opset_import}
 """,
+            {"ex2-hidden", "ex2-visible"},
+        ),
         # the newest schema of each operator instead of the one in force at the declared opset
-        """
+        (
+            """
 def minimum_opsets(model):
     import onnx
     result = {}
@@ -206,18 +216,24 @@ def minimum_opsets(model):
         result[node.domain] = max(result.get(node.domain, 1), since)
     return result
 """,
+            {"ex2-hidden", "ex2-visible"},
+        ),
     ],
     "ex3-repair": [
         # the opset import and the IR version fixed, the float64 weights left alone
-        """
+        (
+            """
 def repair(model):
     from onnx import helper
     model.opset_import.append(helper.make_opsetid("ai.onnx.ml", 3))
     model.ir_version = 8
     return model
 """,
+            {"ex3-faithful", "ex3-loads", "ex3-values"},
+        ),
         # the ai.onnx.ml import copied from the main domain's version: too new for the runtime
-        """
+        (
+            """
 def repair(model):
     import numpy as np
     from onnx import helper, numpy_helper
@@ -227,8 +243,11 @@ def repair(model):
     model.ir_version = 8
     return model
 """,
+            {"ex3-loads", "ex3-values"},
+        ),
         # rebuilt without the ai.onnx.ml Scaler: right numbers, but not a repair
-        """
+        (
+            """
 def repair(model):
     import numpy as np
     from onnx import helper, numpy_helper
@@ -252,5 +271,7 @@ def repair(model):
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
 """,
+            {"ex3-faithful"},
+        ),
     ],
 }

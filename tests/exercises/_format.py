@@ -57,8 +57,7 @@ def alternatives(mod) -> list[dict[str, str]]:
     per_gid = {gid: _as_list(value, gid) for gid, value in mod.ALTERNATIVES.items()}
     longest = max((len(v) for v in per_gid.values()), default=0)
     return [
-        {gid: codes[k] for gid, codes in per_gid.items() if k < len(codes)}
-        for k in range(longest)
+        {gid: codes[k] for gid, codes in per_gid.items() if k < len(codes)} for k in range(longest)
     ]
 
 
@@ -138,9 +137,7 @@ def shortfalls(mod, exercises: Mapping[str, Iterable[str]]) -> list[str]:
                 f"{ex}: expected at least {MIN_ALTERNATIVES} alternative correct answers, got {n_alt}"
             )
         if len(mine) < MIN_WRONG:
-            problems.append(
-                f"{ex}: expected at least {MIN_WRONG} wrong answers, got {len(mine)}"
-            )
+            problems.append(f"{ex}: expected at least {MIN_WRONG} wrong answers, got {len(mine)}")
         unpinned = sum(w.lost is None for w in mine)
         if unpinned:
             problems.append(
