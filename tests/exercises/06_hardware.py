@@ -167,8 +167,9 @@ def gemm_conv_flops(model, batch):
 WRONG = {
     "ex1-flops": [
         # multiply-adds counted once (MACs, not FLOPs)
-        _FLOPS_HEAD
-        + """
+        (
+            _FLOPS_HEAD
+            + """
         if node.op_type == "Gemm":
             k = shapes[node.input[0]][1]
         else:
@@ -176,9 +177,12 @@ WRONG = {
         result[node.name] = out * k + bias
     return result
 """,
+            {"ex1-cnn", "ex1-gemm", "ex1-strided-grouped"},
+        ),
         # groups ignored: all input channels counted for every output channel
-        _FLOPS_HEAD
-        + """
+        (
+            _FLOPS_HEAD
+            + """
         if node.op_type == "Gemm":
             k = shapes[node.input[0]][1]
         else:
@@ -187,9 +191,12 @@ WRONG = {
         result[node.name] = 2 * out * k + bias
     return result
 """,
+            {"ex1-strided-grouped"},
+        ),
         # input spatial size used for the output (strides ignored)
-        _FLOPS_HEAD
-        + """
+        (
+            _FLOPS_HEAD
+            + """
         if node.op_type == "Gemm":
             result[node.name] = 2 * out * shapes[node.input[0]][1] + bias
         else:
@@ -198,9 +205,12 @@ WRONG = {
             result[node.name] = 2 * out_in * math.prod(w[1:]) + (out_in if bias else 0)
     return result
 """,
+            {"ex1-strided-grouped"},
+        ),
         # the bias forgotten
-        _FLOPS_HEAD
-        + """
+        (
+            _FLOPS_HEAD
+            + """
         if node.op_type == "Gemm":
             k = shapes[node.input[0]][1]
         else:
@@ -208,9 +218,12 @@ WRONG = {
         result[node.name] = 2 * out * k
     return result
 """,
+            {"ex1-cnn", "ex1-gemm"},
+        ),
         # every node with weights counted, MatMul included
-        _FLOPS_HEAD.replace('("Gemm", "Conv")', '("Gemm", "Conv", "MatMul")')
-        + """
+        (
+            _FLOPS_HEAD.replace('("Gemm", "Conv")', '("Gemm", "Conv", "MatMul")')
+            + """
         if node.op_type in ("Gemm", "MatMul"):
             k = shapes[node.input[0]][-1]
         else:
@@ -218,100 +231,141 @@ WRONG = {
         result[node.name] = 2 * out * k + bias
     return result
 """,
+            {"ex1-strided-grouped"},
+        ),
     ],
     "ex2-providers": [
         # the colleague's code, unchanged in spirit: ask for everything, let ORT warn
-        "def pick_providers(preferred, available):\n"
-        "    return list(preferred)\n\n\n"
-        "def open_session(model_path, preferred):\n"
-        "    return ort.InferenceSession(str(model_path), providers=list(preferred))\n",
+        (
+            "def pick_providers(preferred, available):\n"
+            "    return list(preferred)\n\n\n"
+            "def open_session(model_path, preferred):\n"
+            "    return ort.InferenceSession(str(model_path), providers=list(preferred))\n",
+            {"ex2-edge-cases", "ex2-pick", "ex2-session"},
+        ),
         # the order of `available` instead of the preference
-        "def pick_providers(preferred, available):\n"
-        "    chosen = [p for p in available if p in preferred and p != 'CPUExecutionProvider']\n"
-        "    return chosen + ['CPUExecutionProvider']\n\n\n"
-        "def open_session(model_path, preferred):\n"
-        "    return ort.InferenceSession(str(model_path),\n"
-        "        providers=pick_providers(preferred, ort.get_available_providers()))\n",
+        (
+            "def pick_providers(preferred, available):\n"
+            "    chosen = [p for p in available if p in preferred and p != 'CPUExecutionProvider']\n"
+            "    return chosen + ['CPUExecutionProvider']\n\n\n"
+            "def open_session(model_path, preferred):\n"
+            "    return ort.InferenceSession(str(model_path),\n"
+            "        providers=pick_providers(preferred, ort.get_available_providers()))\n",
+            {"ex2-pick"},
+        ),
         # no CPU fallback appended
-        "def pick_providers(preferred, available):\n"
-        "    return [p for p in preferred if p in available]\n\n\n"
-        "def open_session(model_path, preferred):\n"
-        "    return ort.InferenceSession(str(model_path),\n"
-        "        providers=pick_providers(preferred, ort.get_available_providers()) or None)\n",
+        (
+            "def pick_providers(preferred, available):\n"
+            "    return [p for p in preferred if p in available]\n\n\n"
+            "def open_session(model_path, preferred):\n"
+            "    return ort.InferenceSession(str(model_path),\n"
+            "        providers=pick_providers(preferred, ort.get_available_providers()) or None)\n",
+            {"ex2-edge-cases", "ex2-pick"},
+        ),
         # a correct pick, but the session is still opened with the raw preference
-        "def pick_providers(preferred, available):\n"
-        "    out = []\n"
-        "    for p in preferred:\n"
-        "        if p in available and p not in out and p != 'CPUExecutionProvider':\n"
-        "            out.append(p)\n"
-        "    return out + ['CPUExecutionProvider']\n\n\n"
-        "def open_session(model_path, preferred):\n"
-        "    return ort.InferenceSession(str(model_path), providers=list(preferred))\n",
+        (
+            "def pick_providers(preferred, available):\n"
+            "    out = []\n"
+            "    for p in preferred:\n"
+            "        if p in available and p not in out and p != 'CPUExecutionProvider':\n"
+            "            out.append(p)\n"
+            "    return out + ['CPUExecutionProvider']\n\n\n"
+            "def open_session(model_path, preferred):\n"
+            "    return ort.InferenceSession(str(model_path), providers=list(preferred))\n",
+            {"ex2-session"},
+        ),
     ],
     "ex3-roofline": [
         # max instead of min, and a ridge upside down
-        "def attainable_gflops(intensity, peak_gflops, bandwidth_gbs):\n"
-        "    return max(peak_gflops, intensity * bandwidth_gbs)\n\n\n"
-        "def compute_bound_batch(k, n, peak_gflops, bandwidth_gbs, itemsize=4):\n"
-        "    ridge = bandwidth_gbs / peak_gflops\n"
-        "    m = 1\n"
-        "    while 2 * m * n * k < ridge * itemsize * (m * k + k * n + m * n):\n"
-        "        m += 1\n"
-        "    return m\n",
+        (
+            "def attainable_gflops(intensity, peak_gflops, bandwidth_gbs):\n"
+            "    return max(peak_gflops, intensity * bandwidth_gbs)\n\n\n"
+            "def compute_bound_batch(k, n, peak_gflops, bandwidth_gbs, itemsize=4):\n"
+            "    ridge = bandwidth_gbs / peak_gflops\n"
+            "    m = 1\n"
+            "    while 2 * m * n * k < ridge * itemsize * (m * k + k * n + m * n):\n"
+            "        m += 1\n"
+            "    return m\n",
+            {"ex3-attainable", "ex3-batch"},
+        ),
         # one batch too small (floor instead of ceiling)
-        "def attainable_gflops(intensity, peak_gflops, bandwidth_gbs):\n"
-        "    return min(peak_gflops, intensity * bandwidth_gbs)\n\n\n"
-        "def compute_bound_batch(k, n, peak_gflops, bandwidth_gbs, itemsize=4):\n"
-        "    r = peak_gflops / bandwidth_gbs * itemsize\n"
-        "    slope = 2 * n * k - r * (k + n)\n"
-        "    if slope <= 0:\n"
-        "        return None\n"
-        "    return max(1, int(r * k * n // slope))\n",
+        (
+            "def attainable_gflops(intensity, peak_gflops, bandwidth_gbs):\n"
+            "    return min(peak_gflops, intensity * bandwidth_gbs)\n\n\n"
+            "def compute_bound_batch(k, n, peak_gflops, bandwidth_gbs, itemsize=4):\n"
+            "    r = peak_gflops / bandwidth_gbs * itemsize\n"
+            "    slope = 2 * n * k - r * (k + n)\n"
+            "    if slope <= 0:\n"
+            "        return None\n"
+            "    return max(1, int(r * k * n // slope))\n",
+            {"ex3-batch"},
+        ),
         # the output M*N left out of the bytes: too optimistic an intensity
-        "def attainable_gflops(intensity, peak_gflops, bandwidth_gbs):\n"
-        "    return min(peak_gflops, intensity * bandwidth_gbs)\n\n\n"
-        "def compute_bound_batch(k, n, peak_gflops, bandwidth_gbs, itemsize=4):\n"
-        "    ridge = peak_gflops / bandwidth_gbs\n"
-        "    for m in range(1, 10**6):\n"
-        "        if 2 * m * n * k >= ridge * itemsize * (m * k + k * n):\n"
-        "            return m\n"
-        "    return None\n",
+        (
+            "def attainable_gflops(intensity, peak_gflops, bandwidth_gbs):\n"
+            "    return min(peak_gflops, intensity * bandwidth_gbs)\n\n\n"
+            "def compute_bound_batch(k, n, peak_gflops, bandwidth_gbs, itemsize=4):\n"
+            "    ridge = peak_gflops / bandwidth_gbs\n"
+            "    for m in range(1, 10**6):\n"
+            "        if 2 * m * n * k >= ridge * itemsize * (m * k + k * n):\n"
+            "            return m\n"
+            "    return None\n",
+            {"ex3-batch"},
+        ),
         # gives up at a fixed cap instead of recognising the asymptote
-        "def attainable_gflops(intensity, peak_gflops, bandwidth_gbs):\n"
-        "    return min(peak_gflops, intensity * bandwidth_gbs)\n\n\n"
-        "def compute_bound_batch(k, n, peak_gflops, bandwidth_gbs, itemsize=4):\n"
-        "    ridge = peak_gflops / bandwidth_gbs\n"
-        "    m = 1\n"
-        "    while m < 4096 and 2 * m * n * k < ridge * itemsize * (m * k + k * n + m * n):\n"
-        "        m += 1\n"
-        "    return m\n",
+        (
+            "def attainable_gflops(intensity, peak_gflops, bandwidth_gbs):\n"
+            "    return min(peak_gflops, intensity * bandwidth_gbs)\n\n\n"
+            "def compute_bound_batch(k, n, peak_gflops, bandwidth_gbs, itemsize=4):\n"
+            "    ridge = peak_gflops / bandwidth_gbs\n"
+            "    m = 1\n"
+            "    while m < 4096 and 2 * m * n * k < ridge * itemsize * (m * k + k * n + m * n):\n"
+            "        m += 1\n"
+            "    return m\n",
+            {"ex3-batch"},
+        ),
     ],
     "ex4-budget": [
         # the median checked against the budget instead of the p99
-        "def pick_configuration(measured, p99_budget_ms):\n"
-        "    ok = {k: v for k, v in measured.items() if np.median(v) <= p99_budget_ms}\n"
-        "    if not ok:\n"
-        "        return None\n"
-        "    return max(ok, key=lambda k: k[0] / np.median(ok[k]))\n",
+        (
+            "def pick_configuration(measured, p99_budget_ms):\n"
+            "    ok = {k: v for k, v in measured.items() if np.median(v) <= p99_budget_ms}\n"
+            "    if not ok:\n"
+            "        return None\n"
+            "    return max(ok, key=lambda k: k[0] / np.median(ok[k]))\n",
+            {"ex4-tail", "ex4-visible"},
+        ),
         # calls per second instead of samples per second (batch ignored)
-        "def pick_configuration(measured, p99_budget_ms):\n"
-        "    ok = {k: v for k, v in measured.items() if np.percentile(v, 99) <= p99_budget_ms}\n"
-        "    if not ok:\n"
-        "        return None\n"
-        "    return max(ok, key=lambda k: 1 / np.median(ok[k]))\n",
+        (
+            "def pick_configuration(measured, p99_budget_ms):\n"
+            "    ok = {k: v for k, v in measured.items() if np.percentile(v, 99) <= p99_budget_ms}\n"
+            "    if not ok:\n"
+            "        return None\n"
+            "    return max(ok, key=lambda k: 1 / np.median(ok[k]))\n",
+            {"ex4-tail", "ex4-visible"},
+        ),
         # the mean instead of the p99
-        "def pick_configuration(measured, p99_budget_ms):\n"
-        "    ok = {k: v for k, v in measured.items() if np.mean(v) <= p99_budget_ms}\n"
-        "    if not ok:\n"
-        "        return None\n"
-        "    return max(ok, key=lambda k: k[0] / np.median(ok[k]))\n",
+        (
+            "def pick_configuration(measured, p99_budget_ms):\n"
+            "    ok = {k: v for k, v in measured.items() if np.mean(v) <= p99_budget_ms}\n"
+            "    if not ok:\n"
+            "        return None\n"
+            "    return max(ok, key=lambda k: k[0] / np.median(ok[k]))\n",
+            {"ex4-tail", "ex4-visible"},
+        ),
         # a p99 equal to the budget rejected
-        "def pick_configuration(measured, p99_budget_ms):\n"
-        "    ok = {k: v for k, v in measured.items() if np.percentile(v, 99) < p99_budget_ms}\n"
-        "    if not ok:\n"
-        "        return None\n"
-        "    return max(ok, key=lambda k: k[0] / np.median(ok[k]))\n",
+        (
+            "def pick_configuration(measured, p99_budget_ms):\n"
+            "    ok = {k: v for k, v in measured.items() if np.percentile(v, 99) < p99_budget_ms}\n"
+            "    if not ok:\n"
+            "        return None\n"
+            "    return max(ok, key=lambda k: k[0] / np.median(ok[k]))\n",
+            {"ex4-tail"},
+        ),
         # the slowest call instead of the 99th percentile judged against the budget
-        "def pick_configuration(measured, p99_budget_ms):\n    ok = {k: v for k, v in measured.items() if np.max(v) <= p99_budget_ms}\n    if not ok:\n        return None\n    return max(ok, key=lambda k: k[0] / np.median(ok[k]))\n",
+        (
+            "def pick_configuration(measured, p99_budget_ms):\n    ok = {k: v for k, v in measured.items() if np.max(v) <= p99_budget_ms}\n    if not ok:\n        return None\n    return max(ok, key=lambda k: k[0] / np.median(ok[k]))\n",
+            {"ex4-tail"},
+        ),
     ],
 }
