@@ -223,50 +223,101 @@ def nodes_fused(model_path, level):
 WRONG = {
     "ex1-session": [
         # the optimised graph is never saved
-        "def serving_session(model_path, optimized_path):\n    so = ort.SessionOptions()\n    so.intra_op_num_threads = 1\n    so.inter_op_num_threads = 1\n    so.log_severity_level = 3\n    return ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n",
+        (
+            "def serving_session(model_path, optimized_path):\n    so = ort.SessionOptions()\n    so.intra_op_num_threads = 1\n    so.inter_op_num_threads = 1\n    so.log_severity_level = 3\n    return ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n",
+            {"ex1-saved"},
+        ),
         # threads left at ORT's default (0: one per core)
-        "def serving_session(model_path, optimized_path):\n    so = ort.SessionOptions()\n    so.optimized_model_filepath = str(optimized_path)\n    so.log_severity_level = 3\n    return ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n",
+        (
+            "def serving_session(model_path, optimized_path):\n    so = ort.SessionOptions()\n    so.optimized_model_filepath = str(optimized_path)\n    so.log_severity_level = 3\n    return ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n",
+            {"ex1-options"},
+        ),
         # extended instead of all
-        "def serving_session(model_path, optimized_path):\n    so = ort.SessionOptions()\n    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED\n    so.optimized_model_filepath = str(optimized_path)\n    so.intra_op_num_threads = 1\n    so.inter_op_num_threads = 1\n    so.log_severity_level = 3\n    return ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n",
+        (
+            "def serving_session(model_path, optimized_path):\n    so = ort.SessionOptions()\n    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED\n    so.optimized_model_filepath = str(optimized_path)\n    so.intra_op_num_threads = 1\n    so.inter_op_num_threads = 1\n    so.log_severity_level = 3\n    return ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n",
+            {"ex1-options"},
+        ),
     ],
     "ex2-quantize": [
         # flat vectors: the CNN wants N x 1 x 8 x 8
-        "class ImageCalibrationReader(CalibrationDataReader):\n    def __init__(self, images, input_name):\n        self.feeds = iter([{input_name: images[i:i + 1]} for i in range(len(images))])\n\n    def get_next(self):\n        return next(self.feeds, None)\n\n\ndef quantize_cnn(model_path, out_path, images):\n    quantize_static(str(model_path), str(out_path), ImageCalibrationReader(images, 'input'))\n",
+        (
+            "class ImageCalibrationReader(CalibrationDataReader):\n    def __init__(self, images, input_name):\n        self.feeds = iter([{input_name: images[i:i + 1]} for i in range(len(images))])\n\n    def get_next(self):\n        return next(self.feeds, None)\n\n\ndef quantize_cnn(model_path, out_path, images):\n    quantize_static(str(model_path), str(out_path), ImageCalibrationReader(images, 'input'))\n",
+            {"ex2-model", "ex2-reader"},
+        ),
         # dynamic quantization: no calibration, no QDQ nodes
-        _EX2_READER
-        + "\n\ndef quantize_cnn(model_path, out_path, images):\n    quantize_dynamic(str(model_path), str(out_path), weight_type=QuantType.QInt8)\n",
+        (
+            _EX2_READER
+            + "\n\ndef quantize_cnn(model_path, out_path, images):\n    quantize_dynamic(str(model_path), str(out_path), weight_type=QuantType.QInt8)\n",
+            {"ex2-model"},
+        ),
         # the calibration images as 8-bit pixels (0-255): accuracy collapses
-        "class ImageCalibrationReader(CalibrationDataReader):\n    def __init__(self, images, input_name):\n        pixels = np.asarray(images, np.float32).reshape(-1, 1, 1, 8, 8) * 255\n        self.feeds = iter([{input_name: p} for p in pixels])\n\n    def get_next(self):\n        return next(self.feeds, None)\n\n\ndef quantize_cnn(model_path, out_path, images):\n    quantize_static(str(model_path), str(out_path), ImageCalibrationReader(images, 'input'))\n",
+        (
+            "class ImageCalibrationReader(CalibrationDataReader):\n    def __init__(self, images, input_name):\n        pixels = np.asarray(images, np.float32).reshape(-1, 1, 1, 8, 8) * 255\n        self.feeds = iter([{input_name: p} for p in pixels])\n\n    def get_next(self):\n        return next(self.feeds, None)\n\n\ndef quantize_cnn(model_path, out_path, images):\n    quantize_static(str(model_path), str(out_path), ImageCalibrationReader(images, 'input'))\n",
+            {"ex2-model", "ex2-reader"},
+        ),
         # QOperator format: QLinearConv instead of QDQ pairs
-        _EX2_READER
-        + "\n\ndef quantize_cnn(model_path, out_path, images):\n    quantize_static(str(model_path), str(out_path), ImageCalibrationReader(images, 'input'), quant_format=QuantFormat.QOperator)\n",
+        (
+            _EX2_READER
+            + "\n\ndef quantize_cnn(model_path, out_path, images):\n    quantize_static(str(model_path), str(out_path), ImageCalibrationReader(images, 'input'), quant_format=QuantFormat.QOperator)\n",
+            {"ex2-model"},
+        ),
     ],
     "ex3-fused": [
         # the colleague's code as given
-        "def nodes_fused(model_path, level):\n    out = str(WORK / 'ex3-optimized.onnx')\n    so = ort.SessionOptions()\n    session = ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n    so.graph_optimization_level = level\n    so.optimized_model_filepath = out\n    before = len(onnx.load(str(model_path)).graph.node)\n    after = len(onnx.load(out).graph.node)\n    return after - before\n",
+        (
+            "def nodes_fused(model_path, level):\n    out = str(WORK / 'ex3-optimized.onnx')\n    so = ort.SessionOptions()\n    session = ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n    so.graph_optimization_level = level\n    so.optimized_model_filepath = out\n    before = len(onnx.load(str(model_path)).graph.node)\n    after = len(onnx.load(out).graph.node)\n    return after - before\n",
+            {"ex3-levels", "ex3-mlp"},
+        ),
         # options fixed, the sign not
-        _EX3_FIXED_OPTIONS.format(result="after - before"),
+        (_EX3_FIXED_OPTIONS.format(result="after - before"), {"ex3-levels", "ex3-mlp"}),
         # the level is never applied (ORT's default, all, every time)
-        "def nodes_fused(model_path, level):\n    out = str(WORK / 'ex3-optimized.onnx')\n    so = ort.SessionOptions()\n    so.log_severity_level = 3\n    so.optimized_model_filepath = out\n    ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n    return len(onnx.load(str(model_path)).graph.node) - len(onnx.load(out).graph.node)\n",
+        (
+            "def nodes_fused(model_path, level):\n    out = str(WORK / 'ex3-optimized.onnx')\n    so = ort.SessionOptions()\n    so.log_severity_level = 3\n    so.optimized_model_filepath = out\n    ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n    return len(onnx.load(str(model_path)).graph.node) - len(onnx.load(out).graph.node)\n",
+            {"ex3-levels"},
+        ),
         # counts the fused operators the optimiser added instead of the nodes it removed
-        "def nodes_fused(model_path, level):\n    out = str(WORK / 'ex3-optimized.onnx')\n    so = ort.SessionOptions()\n    so.graph_optimization_level = level\n    so.optimized_model_filepath = out\n    so.log_severity_level = 3\n    ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n    return sum(n.op_type.startswith('Fused') for n in onnx.load(out).graph.node)\n",
+        (
+            "def nodes_fused(model_path, level):\n    out = str(WORK / 'ex3-optimized.onnx')\n    so = ort.SessionOptions()\n    so.graph_optimization_level = level\n    so.optimized_model_filepath = out\n    so.log_severity_level = 3\n    ort.InferenceSession(str(model_path), so, providers=['CPUExecutionProvider'])\n    return sum(n.op_type.startswith('Fused') for n in onnx.load(out).graph.node)\n",
+            {"ex3-levels"},
+        ),
     ],
     "ex4-decide": [
         # means, no interval: noise and outliers decide
-        "def speedup_interval(baseline_ms, candidate_ms):\n    r = np.mean(baseline_ms) / np.mean(candidate_ms)\n    return r * 0.95, r * 1.05\n\n\ndef verdict(baseline_ms, candidate_ms):\n    return 'faster' if np.mean(candidate_ms) < np.mean(baseline_ms) else 'slower'\n",
+        (
+            "def speedup_interval(baseline_ms, candidate_ms):\n    r = np.mean(baseline_ms) / np.mean(candidate_ms)\n    return r * 0.95, r * 1.05\n\n\ndef verdict(baseline_ms, candidate_ms):\n    return 'faster' if np.mean(candidate_ms) < np.mean(baseline_ms) else 'slower'\n",
+            {"ex4-verdict"},
+        ),
         # the ratio upside down (candidate / baseline)
-        "def speedup_interval(baseline_ms, candidate_ms):\n    rng = np.random.default_rng(0)\n    b, c = np.asarray(baseline_ms), np.asarray(candidate_ms)\n    r = [np.median(rng.choice(c, len(c))) / np.median(rng.choice(b, len(b))) for _ in range(1000)]\n    return tuple(np.quantile(r, [0.025, 0.975]))\n\n\ndef verdict(baseline_ms, candidate_ms):\n    low, high = speedup_interval(baseline_ms, candidate_ms)\n    return 'faster' if low > 1 else 'slower' if high < 1 else 'no measurable difference'\n",
+        (
+            "def speedup_interval(baseline_ms, candidate_ms):\n    rng = np.random.default_rng(0)\n    b, c = np.asarray(baseline_ms), np.asarray(candidate_ms)\n    r = [np.median(rng.choice(c, len(c))) / np.median(rng.choice(b, len(b))) for _ in range(1000)]\n    return tuple(np.quantile(r, [0.025, 0.975]))\n\n\ndef verdict(baseline_ms, candidate_ms):\n    low, high = speedup_interval(baseline_ms, candidate_ms)\n    return 'faster' if low > 1 else 'slower' if high < 1 else 'no measurable difference'\n",
+            {"ex4-interval", "ex4-verdict"},
+        ),
         # medians compared, the interval ignored
-        "def speedup_interval(baseline_ms, candidate_ms):\n    r = np.median(baseline_ms) / np.median(candidate_ms)\n    return r, r\n\n\ndef verdict(baseline_ms, candidate_ms):\n    return 'faster' if np.median(candidate_ms) < np.median(baseline_ms) else 'slower'\n",
+        (
+            "def speedup_interval(baseline_ms, candidate_ms):\n    r = np.median(baseline_ms) / np.median(candidate_ms)\n    return r, r\n\n\ndef verdict(baseline_ms, candidate_ms):\n    return 'faster' if np.median(candidate_ms) < np.median(baseline_ms) else 'slower'\n",
+            {"ex4-verdict"},
+        ),
     ],
     "ex5-audit": [
         # 5% of the claim instead of the measurement
-        'def audit_claim(times_s, baseline, candidate, claimed_speedup, n_samples):\n    speedup = times_s[baseline] / times_s[candidate]\n    error = (claimed_speedup - speedup) / claimed_speedup\n    return {\n        "speedup": speedup,\n        "baseline_ms_per_sample": 1000 * times_s[baseline] / n_samples,\n        "candidate_ms_per_sample": 1000 * times_s[candidate] / n_samples,\n        "relative_error": error,\n        "claim_holds": abs(error) <= 0.05,\n    }\n\n\ndef best_baseline(times_s, candidate, claimed_speedup):\n    fits = {n: abs(claimed_speedup * times_s[candidate] / t - 1) for n, t in times_s.items() if n != candidate}\n    fits = {n: e for n, e in fits.items() if e <= 0.05}\n    return min(fits, key=fits.get) if fits else None\n',
+        (
+            'def audit_claim(times_s, baseline, candidate, claimed_speedup, n_samples):\n    speedup = times_s[baseline] / times_s[candidate]\n    error = (claimed_speedup - speedup) / claimed_speedup\n    return {\n        "speedup": speedup,\n        "baseline_ms_per_sample": 1000 * times_s[baseline] / n_samples,\n        "candidate_ms_per_sample": 1000 * times_s[candidate] / n_samples,\n        "relative_error": error,\n        "claim_holds": abs(error) <= 0.05,\n    }\n\n\ndef best_baseline(times_s, candidate, claimed_speedup):\n    fits = {n: abs(claimed_speedup * times_s[candidate] / t - 1) for n, t in times_s.items() if n != candidate}\n    fits = {n: e for n, e in fits.items() if e <= 0.05}\n    return min(fits, key=fits.get) if fits else None\n',
+            {"ex5-ratios"},
+        ),
         # speed-up upside down (candidate / baseline)
-        'def audit_claim(times_s, baseline, candidate, claimed_speedup, n_samples):\n    speedup = times_s[candidate] / times_s[baseline]\n    error = (claimed_speedup - speedup) / speedup\n    return {\n        "speedup": speedup,\n        "baseline_ms_per_sample": 1000 * times_s[baseline] / n_samples,\n        "candidate_ms_per_sample": 1000 * times_s[candidate] / n_samples,\n        "relative_error": error,\n        "claim_holds": abs(error) <= 0.05,\n    }\n\n\ndef best_baseline(times_s, candidate, claimed_speedup):\n    fits = {n: abs(claimed_speedup * times_s[candidate] / t - 1) for n, t in times_s.items() if n != candidate}\n    fits = {n: e for n, e in fits.items() if e <= 0.05}\n    return min(fits, key=fits.get) if fits else None\n',
+        (
+            'def audit_claim(times_s, baseline, candidate, claimed_speedup, n_samples):\n    speedup = times_s[candidate] / times_s[baseline]\n    error = (claimed_speedup - speedup) / speedup\n    return {\n        "speedup": speedup,\n        "baseline_ms_per_sample": 1000 * times_s[baseline] / n_samples,\n        "candidate_ms_per_sample": 1000 * times_s[candidate] / n_samples,\n        "relative_error": error,\n        "claim_holds": abs(error) <= 0.05,\n    }\n\n\ndef best_baseline(times_s, candidate, claimed_speedup):\n    fits = {n: abs(claimed_speedup * times_s[candidate] / t - 1) for n, t in times_s.items() if n != candidate}\n    fits = {n: e for n, e in fits.items() if e <= 0.05}\n    return min(fits, key=fits.get) if fits else None\n',
+            {"ex5-bert", "ex5-ratios"},
+        ),
         # the first baseline that fits, not the closest
-        'def audit_claim(times_s, baseline, candidate, claimed_speedup, n_samples):\n    speedup = times_s[baseline] / times_s[candidate]\n    error = (claimed_speedup - speedup) / speedup\n    return {\n        "speedup": speedup,\n        "baseline_ms_per_sample": 1000 * times_s[baseline] / n_samples,\n        "candidate_ms_per_sample": 1000 * times_s[candidate] / n_samples,\n        "relative_error": error,\n        "claim_holds": abs(error) <= 0.05,\n    }\n\n\ndef best_baseline(times_s, candidate, claimed_speedup):\n    for name, t in times_s.items():\n        if name != candidate and abs(claimed_speedup * times_s[candidate] / t - 1) <= 0.05:\n            return name\n    return None\n',
+        (
+            'def audit_claim(times_s, baseline, candidate, claimed_speedup, n_samples):\n    speedup = times_s[baseline] / times_s[candidate]\n    error = (claimed_speedup - speedup) / speedup\n    return {\n        "speedup": speedup,\n        "baseline_ms_per_sample": 1000 * times_s[baseline] / n_samples,\n        "candidate_ms_per_sample": 1000 * times_s[candidate] / n_samples,\n        "relative_error": error,\n        "claim_holds": abs(error) <= 0.05,\n    }\n\n\ndef best_baseline(times_s, candidate, claimed_speedup):\n    for name, t in times_s.items():\n        if name != candidate and abs(claimed_speedup * times_s[candidate] / t - 1) <= 0.05:\n            return name\n    return None\n',
+            {"ex5-bert"},
+        ),
         # hard-coded from the visible test
-        'def audit_claim(times_s, baseline, candidate, claimed_speedup, n_samples):\n    speedup = times_s[baseline] / times_s[candidate]\n    error = (claimed_speedup - speedup) / speedup\n    return {\n        "speedup": speedup,\n        "baseline_ms_per_sample": 1000 * times_s[baseline] / n_samples,\n        "candidate_ms_per_sample": 1000 * times_s[candidate] / n_samples,\n        "relative_error": error,\n        "claim_holds": abs(error) <= 0.05,\n    }\n\n\ndef best_baseline(times_s, candidate, claimed_speedup):\n    return {3.0: "x", 2.0: "y"}.get(claimed_speedup)\n',
+        (
+            'def audit_claim(times_s, baseline, candidate, claimed_speedup, n_samples):\n    speedup = times_s[baseline] / times_s[candidate]\n    error = (claimed_speedup - speedup) / speedup\n    return {\n        "speedup": speedup,\n        "baseline_ms_per_sample": 1000 * times_s[baseline] / n_samples,\n        "candidate_ms_per_sample": 1000 * times_s[candidate] / n_samples,\n        "relative_error": error,\n        "claim_holds": abs(error) <= 0.05,\n    }\n\n\ndef best_baseline(times_s, candidate, claimed_speedup):\n    return {3.0: "x", 2.0: "y"}.get(claimed_speedup)\n',
+            {"ex5-bert"},
+        ),
     ],
 }
