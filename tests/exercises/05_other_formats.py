@@ -116,97 +116,139 @@ def parameter_bytes(layer_shapes, quantized, min_elements=1024):
 WRONG = {
     "ex1-export": [
         # the colleague's export: tracing keeps only the branch the example took
-        "def export_torchscript(module, example):\n    return torch.jit.trace(module, example)\n",
+        (
+            "def export_torchscript(module, example):\n    return torch.jit.trace(module, example)\n",
+            {"ex1-other-module", "ex1-raw"},
+        ),
         # tracing with a raw example: now the other branch is baked in
-        "def export_torchscript(module, example):\n"
-        "    return torch.jit.trace(module, example * 16 + 1)\n",
+        (
+            "def export_torchscript(module, example):\n"
+            "    return torch.jit.trace(module, example * 16 + 1)\n",
+            {"ex1-other-module", "ex1-raw", "ex1-roundtrip"},
+        ),
         # the eager module returned as it is: not TorchScript, nothing to save
-        """def export_torchscript(module, example):
+        (
+            """def export_torchscript(module, example):
     return module.eval()
 """,
+            {"ex1-other-module", "ex1-raw", "ex1-roundtrip"},
+        ),
     ],
     "ex2-evaluate": [
         # predictors matched to columns by position, not by name
-        "def evaluate_regression_pmml(pmml_text, X):\n"
-        "    root = ET.fromstring(pmml_text)\n"
-        "    table = root.find('{*}RegressionModel/{*}RegressionTable')\n"
-        "    X = np.asarray(X, dtype=np.float64)\n"
-        "    y = np.full(len(X), float(table.get('intercept')))\n"
-        "    for j, p in enumerate(table.findall('{*}NumericPredictor')):\n"
-        "        y += float(p.get('coefficient')) * X[:, j] ** float(p.get('exponent', 1))\n"
-        "    return y\n",
+        (
+            "def evaluate_regression_pmml(pmml_text, X):\n"
+            "    root = ET.fromstring(pmml_text)\n"
+            "    table = root.find('{*}RegressionModel/{*}RegressionTable')\n"
+            "    X = np.asarray(X, dtype=np.float64)\n"
+            "    y = np.full(len(X), float(table.get('intercept')))\n"
+            "    for j, p in enumerate(table.findall('{*}NumericPredictor')):\n"
+            "        y += float(p.get('coefficient')) * X[:, j] ** float(p.get('exponent', 1))\n"
+            "    return y\n",
+            {"ex2-exponent", "ex2-order"},
+        ),
         # the exponent attribute ignored, as sklearn-pmml-model does
-        "def evaluate_regression_pmml(pmml_text, X):\n"
-        "    root = ET.fromstring(pmml_text)\n"
-        "    fields = [f.get('name') for f in root.iter() if f.tag.endswith('DataField')][:-1]\n"
-        "    table = next(e for e in root.iter() if e.tag.endswith('RegressionTable'))\n"
-        "    X = np.asarray(X, dtype=np.float64)\n"
-        "    y = np.full(len(X), float(table.get('intercept')))\n"
-        "    for p in table:\n"
-        "        y += float(p.get('coefficient')) * X[:, fields.index(p.get('name'))]\n"
-        "    return y\n",
+        (
+            "def evaluate_regression_pmml(pmml_text, X):\n"
+            "    root = ET.fromstring(pmml_text)\n"
+            "    fields = [f.get('name') for f in root.iter() if f.tag.endswith('DataField')][:-1]\n"
+            "    table = next(e for e in root.iter() if e.tag.endswith('RegressionTable'))\n"
+            "    X = np.asarray(X, dtype=np.float64)\n"
+            "    y = np.full(len(X), float(table.get('intercept')))\n"
+            "    for p in table:\n"
+            "        y += float(p.get('coefficient')) * X[:, fields.index(p.get('name'))]\n"
+            "    return y\n",
+            {"ex2-exponent"},
+        ),
         # the PMML 4.4 namespace hard-coded
-        "def evaluate_regression_pmml(pmml_text, X):\n"
-        "    ns = {'p': 'http://www.dmg.org/PMML-4_4'}\n"
-        "    root = ET.fromstring(pmml_text)\n"
-        "    fields = [f.get('name') for f in root.findall('p:DataDictionary/p:DataField', ns)][:-1]\n"
-        "    table = root.find('p:RegressionModel/p:RegressionTable', ns)\n"
-        "    X = np.asarray(X, dtype=np.float64)\n"
-        "    y = np.full(len(X), float(table.get('intercept')))\n"
-        "    for p in table.findall('p:NumericPredictor', ns):\n"
-        "        y += float(p.get('coefficient')) * X[:, fields.index(p.get('name'))] ** float(p.get('exponent', 1))\n"
-        "    return y\n",
+        (
+            "def evaluate_regression_pmml(pmml_text, X):\n"
+            "    ns = {'p': 'http://www.dmg.org/PMML-4_4'}\n"
+            "    root = ET.fromstring(pmml_text)\n"
+            "    fields = [f.get('name') for f in root.findall('p:DataDictionary/p:DataField', ns)][:-1]\n"
+            "    table = root.find('p:RegressionModel/p:RegressionTable', ns)\n"
+            "    X = np.asarray(X, dtype=np.float64)\n"
+            "    y = np.full(len(X), float(table.get('intercept')))\n"
+            "    for p in table.findall('p:NumericPredictor', ns):\n"
+            "        y += float(p.get('coefficient')) * X[:, fields.index(p.get('name'))] ** float(p.get('exponent', 1))\n"
+            "    return y\n",
+            {"ex2-exponent", "ex2-order"},
+        ),
         # columns taken in MiningSchema order instead of DataDictionary order
-        "def evaluate_regression_pmml(pmml_text, X):\n    import numpy as np\n    root = ET.fromstring(pmml_text)\n    ns = root.tag.split('}')[0] + '}' if root.tag.startswith('{') else ''\n    model = root.find(ns + 'RegressionModel')\n    fields = model.find(ns + 'MiningSchema').findall(ns + 'MiningField')\n    columns = [f.get('name') for f in fields if f.get('usageType') not in ('predicted', 'target')]\n    table = model.find(ns + 'RegressionTable')\n    X = np.asarray(X, dtype=np.float64)\n    out = np.full(len(X), float(table.get('intercept', 0)))\n    for p in table.findall(ns + 'NumericPredictor'):\n        out += float(p.get('coefficient')) * X[:, columns.index(p.get('name'))] ** float(p.get('exponent', 1))\n    return out\n",
+        (
+            "def evaluate_regression_pmml(pmml_text, X):\n    import numpy as np\n    root = ET.fromstring(pmml_text)\n    ns = root.tag.split('}')[0] + '}' if root.tag.startswith('{') else ''\n    model = root.find(ns + 'RegressionModel')\n    fields = model.find(ns + 'MiningSchema').findall(ns + 'MiningField')\n    columns = [f.get('name') for f in fields if f.get('usageType') not in ('predicted', 'target')]\n    table = model.find(ns + 'RegressionTable')\n    X = np.asarray(X, dtype=np.float64)\n    out = np.full(len(X), float(table.get('intercept', 0)))\n    for p in table.findall(ns + 'NumericPredictor'):\n        out += float(p.get('coefficient')) * X[:, columns.index(p.get('name'))] ** float(p.get('exponent', 1))\n    return out\n",
+            {"ex2-exponent"},
+        ),
     ],
     "ex3-run": [
         # float pixels fed to the int8 input: LiteRT refuses the dtype
-        "def run_int8_tflite(model_content, X):\n"
-        "    interp = Interpreter(model_content=model_content)\n"
-        "    d = interp.get_input_details()[0]\n"
-        "    interp.resize_tensor_input(d['index'], X.shape)\n"
-        "    interp.allocate_tensors()\n"
-        "    interp.set_tensor(d['index'], X.astype(np.float32))\n"
-        "    interp.invoke()\n"
-        "    return interp.get_tensor(interp.get_output_details()[0]['index']).astype(np.float32)\n",
+        (
+            "def run_int8_tflite(model_content, X):\n"
+            "    interp = Interpreter(model_content=model_content)\n"
+            "    d = interp.get_input_details()[0]\n"
+            "    interp.resize_tensor_input(d['index'], X.shape)\n"
+            "    interp.allocate_tensors()\n"
+            "    interp.set_tensor(d['index'], X.astype(np.float32))\n"
+            "    interp.invoke()\n"
+            "    return interp.get_tensor(interp.get_output_details()[0]['index']).astype(np.float32)\n",
+            {"ex3-batches", "ex3-parity", "ex3-runs"},
+        ),
         # input quantized, but the output returned as raw int8 codes
-        "def run_int8_tflite(model_content, X):\n"
-        "    interp = Interpreter(model_content=model_content)\n"
-        "    d = interp.get_input_details()[0]\n"
-        "    interp.resize_tensor_input(d['index'], X.shape)\n"
-        "    interp.allocate_tensors()\n"
-        "    s, z = d['quantization']\n"
-        "    interp.set_tensor(d['index'], np.clip(np.round(X / s) + z, -128, 127).astype(np.int8))\n"
-        "    interp.invoke()\n"
-        "    return interp.get_tensor(interp.get_output_details()[0]['index']).astype(np.float32)\n",
+        (
+            "def run_int8_tflite(model_content, X):\n"
+            "    interp = Interpreter(model_content=model_content)\n"
+            "    d = interp.get_input_details()[0]\n"
+            "    interp.resize_tensor_input(d['index'], X.shape)\n"
+            "    interp.allocate_tensors()\n"
+            "    s, z = d['quantization']\n"
+            "    interp.set_tensor(d['index'], np.clip(np.round(X / s) + z, -128, 127).astype(np.int8))\n"
+            "    interp.invoke()\n"
+            "    return interp.get_tensor(interp.get_output_details()[0]['index']).astype(np.float32)\n",
+            {"ex3-parity", "ex3-runs"},
+        ),
         # no resize: the tensors stay allocated for a batch of one
-        "def run_int8_tflite(model_content, X):\n"
-        "    interp = Interpreter(model_content=model_content)\n"
-        "    interp.allocate_tensors()\n"
-        "    d = interp.get_input_details()[0]\n"
-        "    s, z = d['quantization']\n"
-        "    interp.set_tensor(d['index'], np.clip(np.round(X / s) + z, -128, 127).astype(np.int8))\n"
-        "    interp.invoke()\n"
-        "    o = interp.get_output_details()[0]\n"
-        "    so, zo = o['quantization']\n"
-        "    return (so * (interp.get_tensor(o['index']).astype(np.float32) - zo)).astype(np.float32)\n",
+        (
+            "def run_int8_tflite(model_content, X):\n"
+            "    interp = Interpreter(model_content=model_content)\n"
+            "    interp.allocate_tensors()\n"
+            "    d = interp.get_input_details()[0]\n"
+            "    s, z = d['quantization']\n"
+            "    interp.set_tensor(d['index'], np.clip(np.round(X / s) + z, -128, 127).astype(np.int8))\n"
+            "    interp.invoke()\n"
+            "    o = interp.get_output_details()[0]\n"
+            "    so, zo = o['quantization']\n"
+            "    return (so * (interp.get_tensor(o['index']).astype(np.float32) - zo)).astype(np.float32)\n",
+            {"ex3-batches", "ex3-parity", "ex3-runs"},
+        ),
         # no clipping: pixels above 1 wrap around int8
-        "def run_int8_tflite(model_content, X):\n    interpreter = Interpreter(model_content=model_content)\n    inp = interpreter.get_input_details()[0]\n    interpreter.resize_tensor_input(inp['index'], X.shape)\n    interpreter.allocate_tensors()\n    scale, zero = inp['quantization']\n    q = (np.round(np.asarray(X, dtype=np.float32) / scale) + zero).astype(np.int8)\n    interpreter.set_tensor(inp['index'], q)\n    interpreter.invoke()\n    out = interpreter.get_output_details()[0]\n    scale, zero = out['quantization']\n    return (scale * (interpreter.get_tensor(out['index']).astype(np.float32) - zero)).astype(np.float32)\n",
+        (
+            "def run_int8_tflite(model_content, X):\n    interpreter = Interpreter(model_content=model_content)\n    inp = interpreter.get_input_details()[0]\n    interpreter.resize_tensor_input(inp['index'], X.shape)\n    interpreter.allocate_tensors()\n    scale, zero = inp['quantization']\n    q = (np.round(np.asarray(X, dtype=np.float32) / scale) + zero).astype(np.int8)\n    interpreter.set_tensor(inp['index'], q)\n    interpreter.invoke()\n    out = interpreter.get_output_details()[0]\n    scale, zero = out['quantization']\n    return (scale * (interpreter.get_tensor(out['index']).astype(np.float32) - zero)).astype(np.float32)\n",
+            {"ex3-parity"},
+        ),
     ],
     "ex4-bytes": [
         # every weight matrix int8, however small
-        "def parameter_bytes(layer_shapes, quantized, min_elements=1024):\n"
-        "    return int(sum(i * o * (1 if quantized else 4) + 4 * o for i, o in layer_shapes))\n",
+        (
+            "def parameter_bytes(layer_shapes, quantized, min_elements=1024):\n"
+            "    return int(sum(i * o * (1 if quantized else 4) + 4 * o for i, o in layer_shapes))\n",
+            {"ex4-dynamic", "ex4-other-shapes"},
+        ),
         # biases forgotten
-        "def parameter_bytes(layer_shapes, quantized, min_elements=1024):\n"
-        "    return int(sum(i * o * (1 if quantized and i * o >= min_elements else 4)\n"
-        "                   for i, o in layer_shapes))\n",
+        (
+            "def parameter_bytes(layer_shapes, quantized, min_elements=1024):\n"
+            "    return int(sum(i * o * (1 if quantized and i * o >= min_elements else 4)\n"
+            "                   for i, o in layer_shapes))\n",
+            {"ex4-dynamic", "ex4-float", "ex4-other-shapes"},
+        ),
         # biases quantized to int8 along with the weights
-        "def parameter_bytes(layer_shapes, quantized, min_elements=1024):\n"
-        "    total = 0\n"
-        "    for i, o in layer_shapes:\n"
-        "        q = quantized and i * o >= min_elements\n"
-        "        total += (i * o + o) * (1 if q else 4)\n"
-        "    return int(total)\n",
+        (
+            "def parameter_bytes(layer_shapes, quantized, min_elements=1024):\n"
+            "    total = 0\n"
+            "    for i, o in layer_shapes:\n"
+            "        q = quantized and i * o >= min_elements\n"
+            "        total += (i * o + o) * (1 if q else 4)\n"
+            "    return int(total)\n",
+            {"ex4-dynamic", "ex4-other-shapes"},
+        ),
     ],
 }
