@@ -45,22 +45,40 @@ def export_pipeline(pipeline, n_features):
 WRONG = {
     # the classic mix-up, and forgetting the hub case entirely
     "ex1-converters": [
-        "def converters_needed(n_frameworks, n_runtimes, hub):\n    return n_frameworks * n_runtimes if hub else n_frameworks + n_runtimes\n",
-        "def converters_needed(n_frameworks, n_runtimes, hub):\n    return n_frameworks * n_runtimes\n",
+        (
+            "def converters_needed(n_frameworks, n_runtimes, hub):\n    return n_frameworks * n_runtimes if hub else n_frameworks + n_runtimes\n",
+            {"ex1-hidden", "ex1-visible"},
+        ),
+        (
+            "def converters_needed(n_frameworks, n_runtimes, hub):\n    return n_frameworks * n_runtimes\n",
+            {"ex1-hidden"},
+        ),
         # hard-coded to the visible test
-        """def converters_needed(n_frameworks, n_runtimes, hub):
+        (
+            """def converters_needed(n_frameworks, n_runtimes, hub):
     return 12
 """,
+            {"ex1-hidden"},
+        ),
     ],
     # ZipMap left on (probabilities become a list of dicts); a fixed batch of one
     "ex2-export": [
-        "def export_pipeline(pipeline, n_features):\n    import numpy as np\n    from skl2onnx import to_onnx\n    return to_onnx(pipeline, np.zeros((1, n_features), dtype=np.float32))\n",
-        "def export_pipeline(pipeline, n_features):\n    from skl2onnx import convert_sklearn\n    from skl2onnx.common.data_types import FloatTensorType\n    return convert_sklearn(pipeline, initial_types=[('x', FloatTensorType([1, n_features]))], options={'zipmap': False})\n",
+        (
+            "def export_pipeline(pipeline, n_features):\n    import numpy as np\n    from skl2onnx import to_onnx\n    return to_onnx(pipeline, np.zeros((1, n_features), dtype=np.float32))\n",
+            {"ex2-hidden"},
+        ),
+        (
+            "def export_pipeline(pipeline, n_features):\n    from skl2onnx import convert_sklearn\n    from skl2onnx.common.data_types import FloatTensorType\n    return convert_sklearn(pipeline, initial_types=[('x', FloatTensorType([1, n_features]))], options={'zipmap': False})\n",
+            {"ex2-hidden"},
+        ),
         # ZipMap's 'columns' mode: one output per class instead of a probability tensor
-        """def export_pipeline(pipeline, n_features):
+        (
+            """def export_pipeline(pipeline, n_features):
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
     return convert_sklearn(pipeline, initial_types=[('x', FloatTensorType([None, n_features]))], options={'zipmap': 'columns'}, target_opset=18)
 """,
+            {"ex2-hidden"},
+        ),
     ],
 }

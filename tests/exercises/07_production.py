@@ -176,7 +176,7 @@ def write_config(model, name, max_batch_size, max_queue_delay_us):
     return text_format.MessageToString(config)
 """,
         # the text assembled as indented blocks, types from onnx's NumPy dtype names
-        """
+        r"""
 def write_config(model, name, max_batch_size, max_queue_delay_us):
     import onnx
     triton = {
@@ -281,7 +281,8 @@ def export_encoder(model, tokens):
 WRONG = {
     # NumPy's dtype names instead of the protocol's; a parser that forgets shape and dtype
     "ex1-protocol": [
-        """
+        (
+            """
 def build_infer_request(inputs):
     import numpy as np
     return {"inputs": [{"name": n, "shape": list(np.shape(v)), "datatype": np.asarray(v).dtype.name,
@@ -292,7 +293,10 @@ def parse_infer_response(response):
     import numpy as np
     return {o["name"]: np.array(o["data"]).reshape(o["shape"]) for o in response["outputs"]}
 """,
-        """
+            {"ex1-hidden", "ex1-visible"},
+        ),
+        (
+            """
 def build_infer_request(inputs):
     import numpy as np
     names = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32",
@@ -306,8 +310,11 @@ def parse_infer_response(response):
     import numpy as np
     return {o["name"]: np.array(o["data"], dtype=np.float32) for o in response["outputs"]}
 """,
+            {"ex1-hidden", "ex1-visible"},
+        ),
         # every tensor declared FP32: right for the visible test's float32 rows only
-        """
+        (
+            """
 def build_infer_request(inputs):
     import numpy as np
     return {"inputs": [{"name": n, "shape": list(np.shape(v)), "datatype": "FP32",
@@ -319,10 +326,13 @@ def parse_infer_response(response):
     types = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64, "INT32": np.int32, "BOOL": np.bool_, "UINT8": np.uint8}
     return {o["name"]: np.array(o["data"], dtype=types[o["datatype"]]).reshape(o["shape"]) for o in response["outputs"]}
 """,
+            {"ex1-hidden"},
+        ),
     ],
     # the dtype fixed but no chunking; chunking with the input name and batch limit hard-coded
     "ex2-client": [
-        """
+        (
+            """
 def classify_remote(url, model_name, images):
     import httpx
     import numpy as np
@@ -333,7 +343,10 @@ def classify_remote(url, model_name, images):
     out = httpx.post(f"{url}/v2/models/{model_name}/infer", json=body).json()["outputs"][0]
     return np.array(out["data"]).reshape(out["shape"]).argmax(1)
 """,
-        """
+            {"ex2-hidden"},
+        ),
+        (
+            """
 def classify_remote(url, model_name, images):
     import httpx
     import numpy as np
@@ -347,8 +360,11 @@ def classify_remote(url, model_name, images):
         labels.append(np.array(out["data"]).reshape(out["shape"]).argmax(1))
     return np.concatenate(labels)
 """,
+            {"ex2-hidden"},
+        ),
         # chunking off by one: the last, partial chunk is never sent
-        """
+        (
+            """
 def classify_remote(url, model_name, images):
     import numpy as np
     meta = httpx.get(f"{url}/v2/models/{model_name}", timeout=10).json()
@@ -362,10 +378,13 @@ def classify_remote(url, model_name, images):
         labels.append(np.array(out["data"]).reshape(out["shape"]).argmax(1))
     return np.concatenate(labels).astype(np.int64) if labels else np.zeros(0, np.int64)
 """,
+            {"ex2-hidden", "ex2-visible"},
+        ),
     ],
     # totals instead of differences; requests per run instead of rows per run
     "ex3-stats": [
-        """
+        (
+            """
 def batching_summary(before, after):
     runs = after["execution_count"]
     if runs == 0:
@@ -375,7 +394,10 @@ def batching_summary(before, after):
     return {"requests": requests, "rows": rows, "executions": runs, "mean_batch": rows / runs,
             "runs_saved": 1 - runs / requests}
 """,
-        """
+            {"ex3-hidden"},
+        ),
+        (
+            """
 def batching_summary(before, after):
     requests = after["inference_stats"]["success"]["count"] - before["inference_stats"]["success"]["count"]
     rows = after["inference_count"] - before["inference_count"]
@@ -385,8 +407,11 @@ def batching_summary(before, after):
     return {"requests": requests, "rows": rows, "executions": runs, "mean_batch": requests / runs,
             "runs_saved": runs / requests}
 """,
+            {"ex3-hidden"},
+        ),
         # no ValueError: a snapshot pair without runs gives NaN instead
-        """
+        (
+            """
 def batching_summary(before, after):
     requests = after["inference_stats"]["success"]["count"] - before["inference_stats"]["success"]["count"]
     rows = after["inference_count"] - before["inference_count"]
@@ -395,10 +420,13 @@ def batching_summary(before, after):
     return {"requests": requests, "rows": rows, "executions": runs,
             "mean_batch": rows / runs if runs else nan, "runs_saved": 1 - runs / requests if requests else nan}
 """,
+            {"ex3-hidden"},
+        ),
     ],
     # the batch dimension kept in dims; a rank-1 output without the reshape Triton needs
     "ex4-config": [
-        """
+        (
+            """
 def write_config(model, name, max_batch_size, max_queue_delay_us):
     types = {1: "TYPE_FP32", 2: "TYPE_UINT8", 7: "TYPE_INT64"}
     lines = [f'name: "{name}"', 'platform: "onnxruntime_onnx"', f"max_batch_size: {max_batch_size}"]
@@ -410,7 +438,10 @@ def write_config(model, name, max_batch_size, max_queue_delay_us):
     lines.append(f"dynamic_batching {{ max_queue_delay_microseconds: {max_queue_delay_us} }}")
     return "\\n".join(lines)
 """,
-        """
+            {"ex4-hidden", "ex4-visible"},
+        ),
+        (
+            """
 def write_config(model, name, max_batch_size, max_queue_delay_us):
     types = {1: "TYPE_FP32", 2: "TYPE_UINT8", 7: "TYPE_INT64"}
     lines = [f'name: "{name}"', 'platform: "onnxruntime_onnx"', f"max_batch_size: {max_batch_size}"]
@@ -422,12 +453,18 @@ def write_config(model, name, max_batch_size, max_queue_delay_us):
     lines.append(f"dynamic_batching {{ max_queue_delay_microseconds: {max_queue_delay_us} }}")
     return "\\n".join(lines)
 """,
+            {"ex4-hidden"},
+        ),
         # a type table that knows only the visible tests' types (float32, uint8, int64)
-        "def write_config(model, name, max_batch_size, max_queue_delay_us):\n    types = {1: 'TYPE_FP32', 2: 'TYPE_UINT8', 7: 'TYPE_INT64'}\n    lines = [f'name: \"{name}\"', 'platform: \"onnxruntime_onnx\"', f'max_batch_size: {max_batch_size}']\n    for kind, values in (('input', model.graph.input), ('output', model.graph.output)):\n        for v in values:\n            t = v.type.tensor_type\n            dims = [d.dim_value if d.HasField('dim_value') else -1 for d in t.shape.dim][1:]\n            shape = f\"dims: [ {', '.join(map(str, dims))} ]\" if dims else 'dims: [ 1 ] reshape: { shape: [ ] }'\n            lines.append(f'{kind} {{ name: \"{v.name}\" data_type: {types.get(t.elem_type, \"TYPE_FP32\")} {shape} }}')\n    lines.append(f'dynamic_batching {{ max_queue_delay_microseconds: {max_queue_delay_us} }}')\n    return '\\n'.join(lines) + '\\n'\n",
+        (
+            "def write_config(model, name, max_batch_size, max_queue_delay_us):\n    types = {1: 'TYPE_FP32', 2: 'TYPE_UINT8', 7: 'TYPE_INT64'}\n    lines = [f'name: \"{name}\"', 'platform: \"onnxruntime_onnx\"', f'max_batch_size: {max_batch_size}']\n    for kind, values in (('input', model.graph.input), ('output', model.graph.output)):\n        for v in values:\n            t = v.type.tensor_type\n            dims = [d.dim_value if d.HasField('dim_value') else -1 for d in t.shape.dim][1:]\n            shape = f\"dims: [ {', '.join(map(str, dims))} ]\" if dims else 'dims: [ 1 ] reshape: { shape: [ ] }'\n            lines.append(f'{kind} {{ name: \"{v.name}\" data_type: {types.get(t.elem_type, \"TYPE_FP32\")} {shape} }}')\n    lines.append(f'dynamic_batching {{ max_queue_delay_microseconds: {max_queue_delay_us} }}')\n    return '\\n'.join(lines) + '\\n'\n",
+            {"ex4-hidden"},
+        ),
     ],
     # multiplying by the standard deviation; the right arithmetic under a new input name
     "ex5-standardize": [
-        """
+        (
+            """
 def with_standardization(model, mean, std):
     import numpy as np
     import onnx_ir as ir
@@ -447,7 +484,10 @@ def with_standardization(model, mean, std):
     ir.convenience.rename_values([old, raw], ["x_std", old.name])
     return ir.to_proto(m)
 """,
-        """
+            {"ex5-hidden"},
+        ),
+        (
+            """
 def with_standardization(model, mean, std):
     import numpy as np
     import onnx_ir as ir
@@ -466,8 +506,11 @@ def with_standardization(model, mean, std):
     g.inputs[0] = raw
     return ir.to_proto(m)
 """,
+            {"ex5-visible"},
+        ),
         # the right graph, but built by editing the caller's model in place
-        """
+        (
+            """
 def with_standardization(model, mean, std):
     import numpy as np
     from onnx import helper, numpy_helper
@@ -486,27 +529,36 @@ def with_standardization(model, mean, std):
     graph.node.extend(nodes + old)
     return model
 """,
+            {"ex5-hidden", "ex5-visible"},
+        ),
     ],
     # the default export (only the batch dynamic); only the sequence dynamic
     "ex6-encoder": [
-        """
+        (
+            """
 def export_encoder(model, tokens):
     from course import convert
     return convert.torch_to_onnx(model, tokens).model
 """,
-        """
+            {"ex6-hidden", "ex6-visible"},
+        ),
+        (
+            """
 def export_encoder(model, tokens):
     import torch
     from course import convert
     length = torch.export.Dim("length", min=2, max=512)
     return convert.torch_to_onnx(model, tokens, dynamic_shapes=({1: length},)).model
 """,
-        # both dimensions dynamic, but the length capped at 32 tokens
+            {"ex6-hidden", "ex6-visible"},
+        ),
+        # int32 token ids in the example: the exported input is int32, the int64 tokens are refused
         """
 def export_encoder(model, tokens):
     import torch
-    shapes = ({0: torch.export.Dim("batch"), 1: torch.export.Dim("length", min=2, max=32)},)
-    return torch.onnx.export(model, (tokens,), dynamic_shapes=shapes, dynamo=True, verbose=False).model_proto
+    shapes = ({0: torch.export.Dim("batch"), 1: torch.export.Dim("length", min=2, max=512)},)
+    example = tokens.to(torch.int32)
+    return torch.onnx.export(model, (example,), dynamic_shapes=shapes, dynamo=True, verbose=False).model_proto
 """,
     ],
 }
