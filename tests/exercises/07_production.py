@@ -553,12 +553,15 @@ def export_encoder(model, tokens):
             {"ex6-hidden", "ex6-visible"},
         ),
         # int32 token ids in the example: the exported input is int32, the int64 tokens are refused
-        """
+        (
+            """
 def export_encoder(model, tokens):
     import torch
     shapes = ({0: torch.export.Dim("batch"), 1: torch.export.Dim("length", min=2, max=512)},)
     example = tokens.to(torch.int32)
     return torch.onnx.export(model, (example,), dynamic_shapes=shapes, dynamo=True, verbose=False).model_proto
 """,
+            {"ex6-hidden", "ex6-visible"},
+        ),
     ],
 }
