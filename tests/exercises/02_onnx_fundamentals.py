@@ -2,7 +2,8 @@
 
 ALTERNATIVES = {
     # ONNX's text syntax and a Gemm node instead of onnx.helper with MatMul + Add
-    "ex1-linear-relu": '''
+    "ex1-linear-relu": [
+        '''
 def build_linear_relu(W, b):
     import numpy as np
     import onnx
@@ -23,8 +24,35 @@ linear_relu (float[N,{n_in}] x) => (float[N,{n_out}] y) {{
     )
     return model
 ''',
+        # weights as Constant nodes, Max(z, 0) for the ReLU, opset 13 and IR 7
+        """
+def build_linear_relu(W, b):
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    W = np.asarray(W, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    def const(name, value):
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value, name + "_value"))
+    nodes = [
+        const("W", W),
+        const("b", b),
+        const("zero", np.zeros((), np.float32)),
+        helper.make_node("MatMul", ["x", "W"], ["xW"]),
+        helper.make_node("Add", ["xW", "b"], ["z"]),
+        helper.make_node("Max", ["z", "zero"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "linear_relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", W.shape[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", W.shape[1]])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7)
+""",
+    ],
     # the full schema history instead of get_schema's version lookup
-    "ex2-minimum-opsets": """
+    "ex2-minimum-opsets": [
+        """
 def minimum_opsets(model):
     import onnx
 
@@ -42,8 +70,37 @@ def minimum_opsets(model):
         result[d] = max(result.get(d, 0), in_force)
     return result
 """,
+        # an upward search: the first opset at which every operator already has its declared schema
+        """
+def minimum_opsets(model):
+    import onnx
+
+    def norm(domain):
+        return "" if domain == "ai.onnx" else domain
+
+    def since(op, version, domain):
+        try:
+            return onnx.defs.get_schema(op, version, domain).since_version
+        except Exception:
+            return None
+
+    declared = {norm(i.domain): int(i.version) for i in model.opset_import}
+    used = {}
+    for node in model.graph.node:
+        used.setdefault(norm(node.domain), set()).add(node.op_type)
+    result = {}
+    for domain, ops in used.items():
+        target = {op: since(op, declared[domain], domain) for op in ops}
+        version = 1
+        while any(since(op, version, domain) != want for op, want in target.items()):
+            version += 1
+        result[domain] = version
+    return result
+""",
+    ],
     # a round trip through bytes, a rebuilt initializer list, other valid version numbers
-    "ex3-repair": """
+    "ex3-repair": [
+        """
 def repair(model):
     import numpy as np
     import onnx
@@ -61,6 +118,21 @@ def repair(model):
     m.ir_version = 10
     return m
 """,
+        # a new model built with make_model and make_tensor; default opset 17, ai.onnx.ml 2, IR 8
+        """
+def repair(model):
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    g = model.graph
+    weights = []
+    for t in g.initializer:
+        values = numpy_helper.to_array(t).astype(np.float32)
+        weights.append(helper.make_tensor(t.name, TensorProto.FLOAT, values.shape, values.ravel().tolist()))
+    graph = helper.make_graph(list(g.node), g.name, list(g.input), list(g.output), initializer=weights)
+    imports = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 2)]
+    return helper.make_model(graph, opset_imports=imports, ir_version=8)
+""",
+    ],
 }
 
 _EX1_TEMPLATE = """
@@ -101,13 +173,17 @@ def _ex1(batch='"batch"', relu=True, dtype="np.float32"):
 
 WRONG = {
     "ex1-linear-relu": [
-        _ex1(batch="1"),  # a batch of one baked into the input
-        _ex1(relu=False),  # the activation forgotten
-        _ex1(dtype="np.float64"),  # NumPy's default float64 weights in a float32 graph
+        (_ex1(batch="1"), {"ex1-batch", "ex1-values"}),  # a batch of one baked into the input
+        (_ex1(relu=False), {"ex1-batch", "ex1-values"}),  # the activation forgotten
+        (
+            _ex1(dtype="np.float64"),
+            {"ex1-batch", "ex1-valid", "ex1-values"},
+        ),  # NumPy's default float64 weights in a float32 graph
     ],
     "ex2-minimum-opsets": [
         # the opset where each operator first appeared, ignoring later signature changes
-        """
+        (
+            """
 def minimum_opsets(model):
     import onnx
     first = {}
@@ -119,13 +195,19 @@ def minimum_opsets(model):
         result[node.domain] = max(result.get(node.domain, 1), first[(node.domain, node.op_type)])
     return result
 """,
+            {"ex2-hidden", "ex2-visible"},
+        ),
         # the declared opsets, unchanged
-        """
+        (
+            """
 def minimum_opsets(model):
     return {i.domain: i.version for i in model.opset_import}
 """,
+            {"ex2-hidden", "ex2-visible"},
+        ),
         # the newest schema of each operator instead of the one in force at the declared opset
-        """
+        (
+            """
 def minimum_opsets(model):
     import onnx
     result = {}
@@ -134,18 +216,24 @@ def minimum_opsets(model):
         result[node.domain] = max(result.get(node.domain, 1), since)
     return result
 """,
+            {"ex2-hidden", "ex2-visible"},
+        ),
     ],
     "ex3-repair": [
         # the opset import and the IR version fixed, the float64 weights left alone
-        """
+        (
+            """
 def repair(model):
     from onnx import helper
     model.opset_import.append(helper.make_opsetid("ai.onnx.ml", 3))
     model.ir_version = 8
     return model
 """,
+            {"ex3-faithful", "ex3-loads", "ex3-values"},
+        ),
         # the ai.onnx.ml import copied from the main domain's version: too new for the runtime
-        """
+        (
+            """
 def repair(model):
     import numpy as np
     from onnx import helper, numpy_helper
@@ -155,8 +243,11 @@ def repair(model):
     model.ir_version = 8
     return model
 """,
+            {"ex3-loads", "ex3-values"},
+        ),
         # rebuilt without the ai.onnx.ml Scaler: right numbers, but not a repair
-        """
+        (
+            """
 def repair(model):
     import numpy as np
     from onnx import helper, numpy_helper
@@ -180,5 +271,7 @@ def repair(model):
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
 """,
+            {"ex3-faithful"},
+        ),
     ],
 }
