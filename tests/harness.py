@@ -509,14 +509,25 @@ def variants(lesson: str) -> ModuleType | None:
     return mod
 
 
+@functools.cache
+def exercise_format() -> ModuleType:
+    """tests/exercises/_format.py: how ALTERNATIVES and WRONG are read and checked."""
+    path = ROOT / "tests" / "exercises" / "_format.py"
+    spec = importlib.util.spec_from_file_location("exercise_format", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @dataclass
 class LessonRun:
     """Everything one lesson's grading gave: the solutions' run serves every check of them."""
 
     course: Course
     release: Path  # the release nbgrader generated
-    results: dict[str, GradedNotebook]  # solution, blank, alternative, wrong0...
-    wrong_runs: list[dict[str, str]]  # the answers of wrong{k}, by grade_id
+    results: dict[str, GradedNotebook]  # solution, blank, alternative0..., wrong0...
+    alternative_runs: list[dict[str, str]]  # the answers of alternative{k}, by grade_id
+    wrong_runs: list[Any]  # the answers of wrong{k} (tests/exercises/_format.py's Wrong)
     memory: dict[str, Any]  # the solutions' run: peak memory (MemoryProbe.peak and MB figures)
     cold_start: list[str]  # trained models in the cache as the solutions' run began (none)
     trained: list[str]  # ... and as it ended
@@ -586,19 +597,22 @@ def _grade(lesson: str) -> LessonRun:
     release_nb = nbformat.read(release_dir / course.nb_name, as_version=4)
     course.submit("blank", release_nb)
     mod = variants(lesson)
-    wrong_runs: list[dict[str, str]] = []
+    alternative_runs: list[dict[str, str]] = []
+    wrong_runs: list[Any] = []
     if mod is not None:
-        course.submit("alternative", with_cells_replaced(source_nb, mod.ALTERNATIVES))
-        longest = max((len(v) for v in mod.WRONG.values()), default=0)
-        for k in range(longest):
-            run = {gid: answers[k] for gid, answers in mod.WRONG.items() if k < len(answers)}
-            course.submit(f"wrong{k}", with_cells_replaced(source_nb, run))
-            wrong_runs.append(run)
+        fmt = exercise_format()
+        alternative_runs = fmt.alternatives(mod)  # run k: the k-th alternative of each exercise
+        for k, run in enumerate(alternative_runs):
+            course.submit(f"alternative{k}", with_cells_replaced(source_nb, run))
+        wrong_runs = fmt.wrong_runs(mod)  # run k: at most one wrong answer per exercise
+        for k, run in enumerate(wrong_runs):
+            course.submit(f"wrong{k}", with_cells_replaced(source_nb, fmt.run_cells(run)))
     results.update(course.autograde([d.name for d in sorted((work / "submitted").iterdir())]))
     return LessonRun(
         course,
         release_dir,
         results,
+        alternative_runs,
         wrong_runs,
         memory,
         cold_start,

@@ -1,6 +1,7 @@
 """Every lesson, graded by nbgrader itself: solutions earn full marks, the release earns nothing,
-alternative correct answers pass, plausible wrong answers lose points, within the time budget,
-offline. Exercise variants live in tests/exercises/<lesson>.py (ALTERNATIVES and WRONG).
+alternative correct answers pass, plausible wrong answers lose exactly the points they should,
+within the time budget, offline. Exercise variants live in tests/exercises/<lesson>.py
+(ALTERNATIVES and WRONG, in the format of tests/exercises/_format.py).
 
 Each lesson is graded once (:func:`harness.graded`); its tests here and in tests/test_memory.py
 are one xdist group, so they run in the worker that graded it. The course artefacts are built
@@ -31,6 +32,7 @@ def _params():
 
 
 variants = harness.variants
+fmt = harness.exercise_format()
 
 
 def graded(lesson: str) -> dict:
@@ -40,6 +42,7 @@ def graded(lesson: str) -> dict:
         "course": run.course,
         "release": run.release,
         "results": run.results,
+        "alternative_runs": run.alternative_runs,
         "wrong_runs": run.wrong_runs,
     }
 
@@ -233,26 +236,24 @@ def test_exercises_meet_the_standard(lesson):
     assert mod is not None, (
         f"{lesson}: tests/exercises/{lesson.replace('-', '_')}.py (ALTERNATIVES, WRONG) is missing"
     )
-    for ex in exercises:
-        ids = [g for g in solutions if harness.exercise_of(g) == ex]
-        assert any(g in mod.ALTERNATIVES for g in ids), (
-            f"{lesson}/{ex}: no alternative correct answer to grade"
-        )
-        assert any(g in mod.WRONG for g in ids), (
-            f"{lesson}/{ex}: no plausible wrong answer to grade"
-        )
+    cells = {ex: [g for g in solutions if harness.exercise_of(g) == ex] for ex in exercises}
+    short = fmt.shortfalls(mod, cells)  # issue 21: >= 2 alternatives, >= 3 pinned wrong answers
+    assert not short, f"{lesson}: " + "; ".join(short)
 
 
 @pytest.mark.parametrize("lesson", _params())
 def test_alternative_answers_earn_full_marks(lesson):
     if variants(lesson) is None:
         pytest.fail(f"{lesson}: no exercise variants file")
-    alt = graded(lesson)["results"]["alternative"]
-    lost = {gid: s for gid, s in alt.scores.items() if s[0] != s[1]}
-    assert not lost, (
-        f"{lesson}: alternative correct answers lost points (got, max): {lost}\n"
-        + "\n".join(alt.problems)
-    )
+    g = graded(lesson)
+    assert g["alternative_runs"], f"{lesson}: no alternative correct answers to grade"
+    for k, run in enumerate(g["alternative_runs"]):
+        alt = g["results"][f"alternative{k}"]
+        lost = {gid: s for gid, s in alt.scores.items() if s[0] != s[1]}
+        assert not lost, (
+            f"{lesson}: alternative correct answers #{k} ({sorted(run)}) lost points "
+            f"(got, max): {lost}\n" + "\n".join(alt.problems)
+        )
 
 
 @pytest.mark.parametrize("lesson", _params())
@@ -260,13 +261,18 @@ def test_wrong_answers_lose_points(lesson):
     if variants(lesson) is None:
         pytest.fail(f"{lesson}: no exercise variants file")
     g = graded(lesson)
+    problems = []
     for k, run in enumerate(g["wrong_runs"]):
-        res = g["results"][f"wrong{k}"]
-        for gid in run:
-            ex = harness.exercise_of(gid)
-            got = sum(s for cid, (s, _) in res.scores.items() if harness.exercise_of(cid) == ex)
-            full = sum(m for cid, (_, m) in res.scores.items() if harness.exercise_of(cid) == ex)
-            assert got < full, f"{lesson}: wrong answer #{k} for {gid} still earned {got}/{full}"
+        scores = g["results"][f"wrong{k}"].scores
+        problems += [p for w in run if (p := fmt.wrong_answer_problem(w, scores, f"#{k} "))]
+        # the exercises not in this run kept their solutions: they must keep full marks
+        others = {harness.exercise_of(gid) for gid in scores} - {
+            harness.exercise_of(w.gid) for w in run
+        }
+        strays = sorted(c for ex in others for c in fmt.lost_cells(scores, ex))
+        if strays:
+            problems.append(f"wrong run #{k} also cost points in untouched exercises: {strays}")
+    assert not problems, f"{lesson}: " + "\n".join(problems)
 
 
 # --------------------------------------------------------------------------- the course artefacts
