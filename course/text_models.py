@@ -63,6 +63,8 @@ __all__ = [
     "VARIANTS",
     "agreement",
     "build_encoder",
+    "calibration_reader",
+    "cpu_flags",
     "encoder_config",
     "encoder_onnx",
     "encoder_variants",
@@ -70,7 +72,18 @@ __all__ = [
     "export_torchscript",
     "fused_operator_counts",
     "load_encoder",
+    "matmul_feeds",
+    "matmul_models",
+    "operator_counts",
+    "optimize",
+    "outputs_by_variant",
+    "quantize_int4",
+    "quantize_int8_dynamic",
+    "quantize_qdq",
     "sample_inputs",
+    "size_mb",
+    "to_fp16",
+    "encoder_files",
 ]
 
 #: The encoder's shape: BERT-base width, four layers, a small vocabulary.
@@ -85,6 +98,18 @@ ENCODER: dict[str, int] = {
 
 #: The variants :func:`encoder_variants` builds, in the order lessons show them.
 VARIANTS: tuple[str, ...] = ("optimized_dynamo", "optimized", "int8", "qdq", "int4", "fp16")
+
+#: the CPU features that decide how fast int8 (and bfloat16) kernels can be
+ISA_FLAGS: tuple[str, ...] = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+)
 
 INPUT_NAMES: tuple[str, str] = ("input_ids", "attention_mask")
 OUTPUT_NAMES: tuple[str, str] = ("last_hidden_state", "pooler_output")
@@ -324,7 +349,8 @@ def _torchscript_onnx() -> Path:
 # variants
 
 
-def _optimize(source: Path, out: Path) -> None:
+def optimize(source: Path, out: Path) -> None:
+    """onnxruntime's transformer optimizer (BERT fusions) on ``source``, saved to ``out``."""
     from onnxruntime.transformers.optimizer import optimize_model
 
     optimized = optimize_model(
@@ -336,7 +362,8 @@ def _optimize(source: Path, out: Path) -> None:
     optimized.save_model_to_file(str(out))
 
 
-def _fp16(source: Path, out: Path) -> None:
+def to_fp16(source: Path, out: Path) -> None:
+    """Optimize ``source``, then store weights and activations in float16 (float32 inputs/outputs)."""
     from onnxruntime.transformers.optimizer import optimize_model
 
     optimized = optimize_model(
@@ -349,7 +376,8 @@ def _fp16(source: Path, out: Path) -> None:
     optimized.save_model_to_file(str(out))
 
 
-def _int8_dynamic(source: Path, out: Path) -> None:
+def quantize_int8_dynamic(source: Path, out: Path) -> None:
+    """Dynamic int8: int8 weights, activations quantized on every call (MatMulInteger)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -363,7 +391,8 @@ def _int8_dynamic(source: Path, out: Path) -> None:
     )
 
 
-def _calibration(batches: int = 4, seq: int = 64) -> Any:
+def calibration_reader(batches: int = 4, seq: int = 64) -> Any:
+    """A CalibrationDataReader over ``batches`` held sequences of ``seq`` tokens."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
@@ -376,13 +405,14 @@ def _calibration(batches: int = 4, seq: int = 64) -> Any:
     return Reader()
 
 
-def _qdq(source: Path, out: Path) -> None:
+def quantize_qdq(source: Path, out: Path) -> None:
+    """Static int8 in QDQ format: activation ranges calibrated once on held sequences."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     quantize_static(
         source,
         out,
-        _calibration(),
+        calibration_reader(),
         quant_format=QuantFormat.QDQ,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
@@ -390,7 +420,9 @@ def _qdq(source: Path, out: Path) -> None:
     )
 
 
-def _int4(source: Path, out: Path) -> None:
+def quantize_int4(source: Path, out: Path) -> None:
+    """Weight-only int4 in blocks of 32 (MatMulNBits for MatMul, GatherBlockQuantized for the
+    embeddings); activations stay float32."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
@@ -420,17 +452,17 @@ def encoder_variants() -> dict[str, Path]:
     torchscript = _torchscript_onnx()
     out: dict[str, Path] = {}
     out["optimized_dynamo"] = _build_file(
-        folder / "optimized-dynamo.onnx", lambda tmp: _optimize(fp32, tmp)
+        folder / "optimized-dynamo.onnx", lambda tmp: optimize(fp32, tmp)
     )
     out["optimized"] = _build_file(
-        folder / "optimized.onnx", lambda tmp: _optimize(torchscript, tmp)
+        folder / "optimized.onnx", lambda tmp: optimize(torchscript, tmp)
     )
     out["int8"] = _build_file(
-        folder / "int8.onnx", lambda tmp: _int8_dynamic(out["optimized"], tmp)
+        folder / "int8.onnx", lambda tmp: quantize_int8_dynamic(out["optimized"], tmp)
     )
-    out["qdq"] = _build_file(folder / "qdq.onnx", lambda tmp: _qdq(fp32, tmp))
-    out["int4"] = _build_file(folder / "int4.onnx", lambda tmp: _int4(fp32, tmp))
-    out["fp16"] = _build_file(folder / "fp16.onnx", lambda tmp: _fp16(torchscript, tmp))
+    out["qdq"] = _build_file(folder / "qdq.onnx", lambda tmp: quantize_qdq(fp32, tmp))
+    out["int4"] = _build_file(folder / "int4.onnx", lambda tmp: quantize_int4(fp32, tmp))
+    out["fp16"] = _build_file(folder / "fp16.onnx", lambda tmp: to_fp16(torchscript, tmp))
     return out
 
 
@@ -533,3 +565,80 @@ def outputs_by_variant(
         out[name] = sess.run([OUTPUT_NAMES[0]], dict(feeds))[0]
         del sess
     return out
+
+
+def cpu_flags(names: tuple[str, ...] = ISA_FLAGS) -> dict[str, bool]:
+    """Which of the instruction-set extensions in ``names`` this CPU reports (``/proc/cpuinfo``).
+
+    ``avx512_vnni`` / ``avx_vnni`` add int8 dot products (4 multiply-adds in one instruction),
+    ``amx_int8`` / ``amx_bf16`` add matrix tiles, ``avx512_bf16`` bfloat16 dot products; every
+    value is False where the file is missing (macOS, Windows).
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:  # pragma: no cover - not Linux
+        return dict.fromkeys(names, False)
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags = set(value.split())
+            break
+    return {name: name in flags for name in names}
+
+
+def matmul_models(rows: int, k: int, n: int, seed: int = 0) -> dict[str, onnx.ModelProto]:
+    """One encoder-sized matrix product three ways, to time the int8 kernel against float32.
+
+    ``fp32``: ``MatMul`` of float32 ``x`` ``[rows, k]`` by a float32 weight ``[k, n]``;
+    ``int8``: ``DynamicQuantizeLinear`` of ``x`` then ``MatMulInteger`` (uint8 x int8 weight),
+    what dynamic quantization writes, without the rescale; ``int8_kernel``: ``MatMulInteger``
+    alone on an already-uint8 input ``xq``, the integer kernel that VNNI or AMX speed up.
+
+    Example:
+
+    >>> models = matmul_models(4, 8, 16)
+    >>> sorted(models), [n.op_type for n in models["int8"].graph.node]
+    (['fp32', 'int8', 'int8_kernel'], ['DynamicQuantizeLinear', 'MatMulInteger'])
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((k, n)).astype(np.float32)
+    weight8 = np.clip(np.round(weight * 32), -127, 127).astype(np.int8)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, k])
+    xq = helper.make_tensor_value_info("xq", TensorProto.UINT8, [rows, k])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, n])
+    y32 = helper.make_tensor_value_info("y", TensorProto.INT32, [rows, n])
+    opset = [helper.make_opsetid("", 17)]
+
+    def model(nodes: list[Any], inputs: list[Any], output: Any, init: Any) -> onnx.ModelProto:
+        graph = helper.make_graph(nodes, "matmul", inputs, [output], [init])
+        return helper.make_model(graph, opset_imports=opset)
+
+    fp32 = model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        [x],
+        y,
+        numpy_helper.from_array(weight, "w"),
+    )
+    w8 = numpy_helper.from_array(weight8, "w")
+    int8 = model(
+        [
+            helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "scale", "zero"]),
+            helper.make_node("MatMulInteger", ["q", "w", "zero"], ["y"]),
+        ],
+        [x],
+        y32,
+        w8,
+    )
+    kernel = model([helper.make_node("MatMulInteger", ["xq", "w"], ["y"])], [xq], y32, w8)
+    return {"fp32": fp32, "int8": int8, "int8_kernel": kernel}
+
+
+def matmul_feeds(rows: int, k: int, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """Inputs for :func:`matmul_models`, by model name."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, k)).astype(np.float32)
+    xq = rng.integers(0, 256, size=(rows, k), dtype=np.uint8)
+    return {"fp32": {"x": x}, "int8": {"x": x}, "int8_kernel": {"xq": xq}}
