@@ -43,7 +43,6 @@ import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +66,7 @@ __all__ = [
     "cpu_flags",
     "encoder_config",
     "encoder_onnx",
+    "encoder_session",
     "encoder_variants",
     "export_dynamo",
     "export_torchscript",
@@ -139,9 +139,9 @@ def _folder() -> Path:
     return path
 
 
-def _manifest(folder: Path) -> dict[str, int]:
+def _manifest(folder: Path, name: str = "manifest.json") -> dict[str, Any]:
     try:
-        return json.loads((folder / "manifest.json").read_text())
+        return json.loads((folder / name).read_text())
     except (OSError, ValueError):
         return {}
 
@@ -173,6 +173,10 @@ def _build_file(path: Path, make: Callable[[Path], None]) -> Path:
         shutil.rmtree(tmp.parent, ignore_errors=True)
     manifest = _manifest(path.parent)
     manifest[path.name] = _size(path)
+    if path.suffix == ".onnx":  # counted once here, so that a lesson need not parse 143 MB again
+        ops = _manifest(path.parent, "operators.json")
+        ops[path.name] = _count_operators(path)
+        (path.parent / "operators.json").write_text(json.dumps(ops, indent=1, sort_keys=True))
     (path.parent / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return path
 
@@ -226,10 +230,13 @@ def build_encoder() -> Path:
 
 def load_encoder() -> torch.nn.Module:
     """The cached encoder as a PyTorch module in eval mode (``transformers.BertModel``)."""
-    from transformers import BertModel
-
+    folder = build_encoder()
     with _quiet():
-        return BertModel.from_pretrained(build_encoder(), attn_implementation="eager").eval()
+        from transformers import BertModel
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        return BertModel.from_pretrained(folder, attn_implementation="eager").eval()
 
 
 class _Outputs:
@@ -254,9 +261,9 @@ class _Outputs:
 def sample_inputs(batch: int, seq: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Token ids and an attention mask (int64, ``[batch, seq]``) for the encoder.
 
-    The first row fills all ``seq`` positions; the others are padded after a random length
-    between ``seq // 2`` and ``seq`` (mask 0, token id 0), as a batch of sentences of unequal
-    length is. Deterministic for a given ``seed``.
+    The first row fills all ``seq`` positions; the others (when ``seq > 1``) are padded after a
+    random length from ``seq // 2`` to ``seq - 1`` (mask 0, token id 0), as a batch of sentences
+    of unequal length is. Deterministic for a given ``seed``.
 
     Example:
 
@@ -275,7 +282,8 @@ def sample_inputs(batch: int, seq: int, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     ids = rng.integers(1, ENCODER["vocab_size"], size=(batch, seq), dtype=np.int64)
     lengths = np.full(batch, seq)
-    lengths[1:] = rng.integers(max(seq // 2, 1), seq + 1, size=batch - 1)
+    if seq > 1:
+        lengths[1:] = rng.integers(max(seq // 2, 1), seq, size=batch - 1)
     mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
     return {"input_ids": ids * mask, "attention_mask": mask}
 
@@ -487,19 +495,52 @@ FUSED_OPS: tuple[str, ...] = (
 )
 
 
-def operator_counts(model: str | Path | onnx.ModelProto) -> dict[str, int]:
-    """How many nodes of each operator type the main graph has (weights are not read)."""
+def _count_operators(model: str | Path | onnx.ModelProto) -> dict[str, int]:
     import onnx
 
-    proto = model if isinstance(model, onnx.ModelProto) else _graph_only(str(model))
+    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
     return dict(Counter(node.op_type for node in proto.graph.node))
 
 
-@lru_cache(maxsize=16)
-def _graph_only(path: str) -> onnx.ModelProto:
-    import onnx
+def operator_counts(model: str | Path | onnx.ModelProto) -> dict[str, int]:
+    """How many nodes of each operator type the main graph has.
 
-    return onnx.load(path, load_external_data=False)
+    For a file this module built, the counts recorded when it was built are returned (parsing a
+    143 MB file takes a second and its size in memory); any other model is parsed.
+
+    Example:
+
+    >>> from onnx import helper
+    >>> g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [], [])
+    >>> operator_counts(helper.make_model(g))
+    {'Relu': 1}
+    """
+    if not isinstance(model, (str, Path)):
+        return _count_operators(model)
+    path = Path(model)
+    if _is_built(path):
+        recorded = _manifest(path.parent, "operators.json").get(path.name)
+        if recorded is not None:
+            return dict(recorded)
+    return _count_operators(path)
+
+
+def encoder_session(model: str | Path, threads: int | None = 2) -> Any:
+    """An onnxruntime CPU session for one of the encoder files, frugal with memory.
+
+    The memory arena is off: with it, each session keeps its largest activations' buffers
+    reserved, which for six variants of a 143 MB model side by side costs hundreds of megabytes
+    for little speed. ``threads`` intra-op threads (None: onnxruntime's default); errors only
+    in the log.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.enable_cpu_mem_arena = False
+    options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
 
 
 def fused_operator_counts(model: str | Path | onnx.ModelProto) -> dict[str, int]:
@@ -556,12 +597,10 @@ def outputs_by_variant(
     feeds: Mapping[str, np.ndarray], names: tuple[str, ...] | None = None, threads: int = 2
 ) -> dict[str, np.ndarray]:
     """``last_hidden_state`` of each encoder file on ``feeds`` (onnxruntime, CPU)."""
-    from course import _model
-
     files = encoder_files()
     out = {}
     for name in names or tuple(files):
-        sess = _model.session(files[name], intra_op_threads=threads)
+        sess = encoder_session(files[name], threads)
         out[name] = sess.run([OUTPUT_NAMES[0]], dict(feeds))[0]
         del sess
     return out
