@@ -168,3 +168,40 @@ def test_agreement_rejects_shapes_that_differ():
         text_models.agreement(np.zeros((1, 2, 3)), np.zeros((1, 3, 3)))
     pooled = text_models.agreement(np.ones((2, 3)), -np.ones((2, 3)))
     assert pooled["cosine_mean"] == pytest.approx(-1.0), f"got {pooled}"
+
+
+def test_cpu_flags_report_each_feature_as_a_bool():
+    flags = text_models.cpu_flags()
+    assert set(flags) == set(text_models.ISA_FLAGS), f"got {sorted(flags)}"
+    assert all(isinstance(v, bool) for v in flags.values()), f"got {flags}"
+
+
+def test_matmul_models_compute_the_same_product_three_ways():
+    from onnx import numpy_helper
+
+    from course import bench
+
+    models = text_models.matmul_models(8, 32, 16, seed=3)
+    feeds = text_models.matmul_feeds(8, 32, seed=3)
+    out = {n: bench.ort_session(m).run(None, feeds[n])[0] for n, m in models.items()}
+    weight8 = numpy_helper.to_array(models["int8_kernel"].graph.initializer[0]).astype(np.int64)
+    want = feeds["int8_kernel"]["xq"].astype(np.int64) @ weight8
+    assert np.array_equal(out["int8_kernel"], want), (
+        "expected MatMulInteger's exact integer product"
+    )
+    weight32 = numpy_helper.to_array(models["fp32"].graph.initializer[0])
+    np.testing.assert_allclose(out["fp32"], feeds["fp32"]["x"] @ weight32, rtol=1e-5, atol=1e-5)
+    assert out["int8"].shape == (8, 16) and out["int8"].dtype == np.int32, (
+        f"expected int32 (8, 16), got {out['int8'].dtype} {out['int8'].shape}"
+    )
+
+
+def test_operator_counts_of_a_file_outside_the_cache_parse_it(tmp_path):
+    import onnx
+
+    model = text_models.matmul_models(2, 4, 4)["int8"]
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    assert text_models.operator_counts(path) == {"DynamicQuantizeLinear": 1, "MatMulInteger": 1}
+    fused = text_models.fused_operator_counts(path)
+    assert fused["MatMulInteger"] == 1 and fused["Attention"] == 0, f"got {fused}"
