@@ -303,12 +303,22 @@ def write_results(frame: pd.DataFrame, name: str, title: str, out_dir: Path = RE
     """Write ``name.csv`` (every column) and ``name.md`` (the figures, then machine facts)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out_dir / f"{name}.csv", index=False, float_format="%.4g")
-    shown = frame.drop(columns=[c for c in MACHINE_COLUMNS if c in frame.columns])
     machine = bench.machine_info()
-    facts = {
-        k: frame[k].iloc[0]
+    per_run = ("torch_threads", "load_average_1min")
+    # a partial run (--only encoder) keeps the other rows of the last full run, which may come
+    # from another machine: a fact that differs between rows stays in the table as a column
+    varying = [
+        k
         for k in MACHINE_COLUMNS
-        if k in frame.columns and k not in ("torch_threads", "load_average_1min")
+        if k in frame.columns and k not in per_run and frame[k].nunique(dropna=False) > 1
+    ]
+    shown = frame.drop(
+        columns=[c for c in MACHINE_COLUMNS if c in frame.columns and c not in varying]
+    )
+    facts = {
+        k: frame[k].iloc[0] if k not in varying else "differs between rows: see the table's column"
+        for k in MACHINE_COLUMNS
+        if k in frame.columns and k not in per_run
     }
     low, high = frame["load_average_1min"].min(), frame["load_average_1min"].max()
     facts["load_average_1min"] = f"{low} to {high} during the run"
@@ -326,7 +336,13 @@ def write_results(frame: pd.DataFrame, name: str, title: str, out_dir: Path = RE
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} with `python -m benchmarks`; medians with "
         "95% bootstrap confidence intervals; candidates timed interleaved. Where intervals "
-        "overlap, read the difference as not shown.",
+        "overlap, read the difference as not shown."
+        + (
+            " Rows measured on different machines (a partial run kept the rest of the last "
+            "full run's rows): the columns " + ", ".join(varying) + " say which."
+            if varying
+            else ""
+        ),
         "",
         _markdown_table(shown),
         "",
