@@ -263,6 +263,7 @@ def encoder_study(repeat: int = 10, threads: tuple[int | None, ...] = THREADS) -
             }
             cmp = bench.compare(runners, repeat=repeat, warmup=2, warn=False)
             del runners
+            base = cmp["float32"]
             for label, path in paths.items():
                 res = cmp[label]
                 others = [b for a, b in cmp.overlapping if a == label] + [
@@ -283,6 +284,9 @@ def encoder_study(repeat: int = 10, threads: tuple[int | None, ...] = THREADS) -
                         "ci_low_ms": res.ci_low * 1e3,
                         "ci_high_ms": res.ci_high * 1e3,
                         "speedup_vs_fp32": cmp.speedup(label),
+                        # the speed-up's range from the two medians' intervals (conservative)
+                        "speedup_low": base.ci_low / res.ci_high,
+                        "speedup_high": base.ci_high / res.ci_low,
                         "ci_overlaps_with": ", ".join(others),
                         "repeat": res.repeat,
                         **_machine_row(res.machine),
