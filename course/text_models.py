@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -190,7 +191,14 @@ def _quiet() -> Iterator[None]:
         contextlib.redirect_stdout(io.StringIO()),
     ):
         warnings.simplefilter("ignore")
-        yield
+        # loggers with their own handlers (torch's pytree notices on importing transformers)
+        # write to the stream they were given, past any redirection: mute them for the block
+        before = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(before)
 
 
 # --------------------------------------------------------------------------------------------
