@@ -1,4 +1,8 @@
-"""``python -m benchmarks [--repeat N] [--only runtime|quantization] [--out DIR]``."""
+"""``python -m benchmarks [--repeat N] [--only runtime|quantization|encoder] [--out DIR]``.
+
+``quantization`` writes the digits rows and the encoder's rows into one table; ``encoder`` runs
+the encoder's rows alone and merges them into that table (the digits rows already there stay).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,18 @@ from pathlib import Path
 
 from benchmarks import inference
 
+QUANTIZATION_TITLE = (
+    "float32 versus dynamic int8, static int8, int4 and float16 "
+    "(digits MLP and CNN, and a transformer encoder)"
+)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--repeat", type=int, default=50, help="timed runs per candidate")
-    parser.add_argument("--only", choices=["runtime", "quantization"], help="run one study")
+    parser.add_argument(
+        "--only", choices=["runtime", "quantization", "encoder"], help="run one study"
+    )
     parser.add_argument("--out", type=Path, default=inference.RESULTS, help="results folder")
     args = parser.parse_args(argv)
     studies = {
@@ -21,15 +32,18 @@ def main(argv: list[str] | None = None) -> int:
             "ONNX Runtime versus PyTorch eager (digits MLP and CNN)",
         ),
         "quantization": (
-            inference.quantization_study,
+            inference.quantization_with_encoder,
             "quantization",
-            "float32 versus dynamic int8, static int8 and float16 (digits MLP and CNN)",
+            QUANTIZATION_TITLE,
         ),
+        "encoder": (inference.encoder_study, "quantization", QUANTIZATION_TITLE),
     }
     for key, (study, name, title) in studies.items():
-        if args.only and key != args.only:
+        if (args.only and key != args.only) or (not args.only and key == "encoder"):
             continue
         frame = study(repeat=args.repeat)
+        if key == "encoder":  # keep the digits rows of the last full run
+            frame = inference.merge_rows(args.out / f"{name}.csv", frame, "encoder")
         path = inference.write_results(frame, name, title, args.out)
         print(path.read_text())
     return 0

@@ -6,6 +6,12 @@ Two studies on the course's own models (``course.data``: the digits MLP and CNN)
 - ``quantization``: float32 versus dynamic int8, static int8 (QDQ, per-channel) and float16
   for size, accuracy and latency at batch 1 and 64.
 
+The quantization study also has rows for a transformer encoder at realistic width
+(``course.text_models``: BERT-base width, four layers, 35.6 M parameters, built offline): float32,
+onnxruntime's transformer optimizer, dynamic int8, static int8 (QDQ), weight-only int4 and
+float16, at 1 and 8 sequences of 128 tokens, with their agreement with float32 (mean cosine of
+the token vectors, largest absolute difference) in place of an accuracy.
+
 Both run each configuration with each library's default threads and with one thread. On a
 small shared machine the one-thread rows are the reliable ones: a multi-threaded pool stalls
 whenever another process takes one of its cores.
@@ -215,16 +221,108 @@ def quantization_study(
     return pd.DataFrame(rows)
 
 
+ENCODER_BATCHES = (1, 8)
+ENCODER_TOKENS = 128
+ENCODER_VARIANTS = {
+    "float32": "fp32",
+    "optimized (fused)": "optimized",
+    "dynamic int8": "int8",
+    "static int8 (QDQ)": "qdq",
+    "int4 weight-only": "int4",
+    "float16": "fp16",
+}
+
+
+def encoder_study(repeat: int = 10, threads: tuple[int | None, ...] = THREADS) -> pd.DataFrame:
+    """The encoder's variants (``course.text_models``, built once into the course cache): size,
+    agreement with float32 on held sequences, and latency at ``ENCODER_BATCHES`` sequences of
+    ``ENCODER_TOKENS`` tokens per onnxruntime thread setting, timed interleaved. A float32 call
+    takes tens to hundreds of milliseconds, so ``repeat`` is capped at 20."""
+    from course import text_models
+
+    repeat = min(repeat, 20)
+    files = text_models.encoder_files()
+    paths = {label: files[key] for label, key in ENCODER_VARIANTS.items()}
+    held = text_models.sample_inputs(4, 64, seed=11)
+    hidden = text_models.outputs_by_variant(held, tuple(ENCODER_VARIANTS.values()))
+    agree = {
+        label: text_models.agreement(hidden["fp32"], hidden[key], held["attention_mask"])
+        for label, key in ENCODER_VARIANTS.items()
+    }
+    fp32_bytes = paths["float32"].stat().st_size
+    params = sum(p.numel() for p in text_models.load_encoder().parameters())
+    rows = []
+    for n_threads in threads:
+        for batch in ENCODER_BATCHES:
+            feeds = text_models.sample_inputs(batch, ENCODER_TOKENS, seed=12)
+            runners = {
+                label: bench.session_runner(
+                    bench.ort_session(path, intra_op_threads=n_threads), feeds
+                )
+                for label, path in paths.items()
+            }
+            cmp = bench.compare(runners, repeat=repeat, warmup=2, warn=False)
+            del runners
+            base = cmp["float32"]
+            for label, path in paths.items():
+                res = cmp[label]
+                others = [b for a, b in cmp.overlapping if a == label] + [
+                    a for a, b in cmp.overlapping if b == label
+                ]
+                rows.append(
+                    {
+                        "model": f"encoder ({params / 1e6:.1f} M, {ENCODER_TOKENS} tokens)",
+                        "variant": label,
+                        "threads": "default" if n_threads is None else n_threads,
+                        "batch": batch,
+                        "size_kb": path.stat().st_size / 1024,
+                        "size_ratio_vs_fp32": fp32_bytes / path.stat().st_size,
+                        "accuracy": float("nan"),
+                        "cosine_vs_fp32": agree[label]["cosine_mean"],
+                        "max_abs_diff_vs_fp32": agree[label]["max_abs_diff"],
+                        "median_ms": res.median * 1e3,
+                        "ci_low_ms": res.ci_low * 1e3,
+                        "ci_high_ms": res.ci_high * 1e3,
+                        "speedup_vs_fp32": cmp.speedup(label),
+                        # the speed-up's range from the two medians' intervals (conservative)
+                        "speedup_low": base.ci_low / res.ci_high,
+                        "speedup_high": base.ci_high / res.ci_low,
+                        "ci_overlaps_with": ", ".join(others),
+                        "repeat": res.repeat,
+                        **_machine_row(res.machine),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def quantization_with_encoder(
+    repeat: int = 50, folder: Path | None = None, threads: tuple[int | None, ...] = THREADS
+) -> pd.DataFrame:
+    """:func:`quantization_study`'s digits rows, then :func:`encoder_study`'s rows."""
+    digits = quantization_study(repeat=repeat, folder=folder, threads=threads)
+    return pd.concat([digits, encoder_study(repeat=repeat, threads=threads)], ignore_index=True)
+
+
 def write_results(frame: pd.DataFrame, name: str, title: str, out_dir: Path = RESULTS) -> Path:
     """Write ``name.csv`` (every column) and ``name.md`` (the figures, then machine facts)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out_dir / f"{name}.csv", index=False, float_format="%.4g")
-    shown = frame.drop(columns=[c for c in MACHINE_COLUMNS if c in frame.columns])
     machine = bench.machine_info()
-    facts = {
-        k: frame[k].iloc[0]
+    per_run = ("torch_threads", "load_average_1min")
+    # a partial run (--only encoder) keeps the other rows of the last full run, which may come
+    # from another machine: a fact that differs between rows stays in the table as a column
+    varying = [
+        k
         for k in MACHINE_COLUMNS
-        if k in frame.columns and k not in ("torch_threads", "load_average_1min")
+        if k in frame.columns and k not in per_run and frame[k].nunique(dropna=False) > 1
+    ]
+    shown = frame.drop(
+        columns=[c for c in MACHINE_COLUMNS if c in frame.columns and c not in varying]
+    )
+    facts = {
+        k: frame[k].iloc[0] if k not in varying else "differs between rows: see the table's column"
+        for k in MACHINE_COLUMNS
+        if k in frame.columns and k not in per_run
     }
     low, high = frame["load_average_1min"].min(), frame["load_average_1min"].max()
     facts["load_average_1min"] = f"{low} to {high} during the run"
@@ -242,7 +340,13 @@ def write_results(frame: pd.DataFrame, name: str, title: str, out_dir: Path = RE
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} with `python -m benchmarks`; medians with "
         "95% bootstrap confidence intervals; candidates timed interleaved. Where intervals "
-        "overlap, read the difference as not shown.",
+        "overlap, read the difference as not shown."
+        + (
+            " Rows measured on different machines (a partial run kept the rest of the last "
+            "full run's rows): the columns " + ", ".join(varying) + " say which."
+            if varying
+            else ""
+        ),
         "",
         _markdown_table(shown),
         "",
@@ -279,3 +383,12 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([head, rule, *body])
+
+
+def merge_rows(csv: Path, new: pd.DataFrame, model_prefix: str) -> pd.DataFrame:
+    """The rows of ``csv`` whose model does not start with ``model_prefix``, then ``new``."""
+    if not csv.exists():
+        return new
+    old = pd.read_csv(csv)
+    kept = old[~old["model"].astype(str).str.startswith(model_prefix)]
+    return pd.concat([kept, new], ignore_index=True)

@@ -18,7 +18,8 @@ Module map:
   bytes or a Conversion; input helpers; the session factory) and ``_capture`` (what libraries
   print, kept off a notebook's stderr);
 - per-lesson labs: ``parity`` (lesson 01), ``anatomy`` and ``opsets`` (02), ``troubleshoot``
-  (03, 05), ``profiling``, ``tradeoffs`` and ``graph_optimization`` (04, 06), ``formats`` (05),
+  (03, 05), ``text_models`` (03, 04: a transformer encoder and its variants, built offline),
+  ``profiling``, ``tradeoffs`` and ``graph_optimization`` (04, 06), ``formats`` (05),
   ``roofline`` (06), ``loadtest`` and ``triton_config`` (07), ``ecosystem`` (08);
 - learner tools: ``selfcheck`` (``course.check()``) and ``progress`` (start-here's overview).
 

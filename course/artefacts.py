@@ -28,7 +28,7 @@ from typing import Any
 __all__ = ["build", "builders", "register"]
 
 # the labs that register builders (importing one registers its builders)
-_MODULES: tuple[str, ...] = ()
+_MODULES: tuple[str, ...] = ("course.text_models",)
 
 _BUILDERS: dict[str, Callable[[], Any]] = {}
 
@@ -99,4 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - the command line
-    sys.exit(main())
+    # run as ``python -m course.artefacts`` this file is ``__main__``, while the labs register
+    # their builders in ``course.artefacts``: call that module's main, or the registry is empty
+    from course.artefacts import main as _main
+
+    sys.exit(_main())

@@ -46,6 +46,7 @@ import logging
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -424,6 +425,111 @@ for x in (positive, negative):
 # *What to notice*: `ReduceSum`, `Greater`, then `If` with two subgraphs; both inputs give the
 # eager answer. When a branch is cheap, `torch.where(condition, a, b)` (compute both, select) is
 # an alternative that needs no subgraphs.
+
+# %% [markdown]
+# ### 1.8 A transformer encoder at realistic width
+#
+# **Why it matters.** The digits network has a few thousand parameters: exporting it proves the
+# mechanics, but it hides what a real text model brings, two dynamic dimensions (batch *and*
+# sequence length), an attention mask, and enough weights that a file's size and a call's
+# latency are dominated by matrix products. `course.text_models` builds a BERT-shaped encoder of
+# BERT-base width (768 hidden units, 12 heads, 3072 intermediate) with four layers, from a
+# `transformers` config alone: random, seeded weights, saved with `save_pretrained` to a folder
+# in the course cache, nothing downloaded. This is the code that builds and exports it:
+
+# %%
+from inspect import getsource
+
+from course import text_models
+
+print(getsource(text_models.build_encoder))
+print(getsource(text_models.export_dynamo))
+
+# %% [markdown]
+# Building and exporting take about a minute, so `make course` (`python -m course.artefacts`) ran
+# them once; here the same calls find the files in the cache and return at once.
+
+# %%
+start = time.perf_counter()
+hf_folder = text_models.build_encoder()
+encoder_path = text_models.encoder_onnx()
+encoder = text_models.load_encoder()
+print(f"cached build + load: {time.perf_counter() - start:.1f} s")
+print("Hugging Face folder:", sorted(p.name for p in hf_folder.iterdir()))
+print(f"parameters: {sum(p.numel() for p in encoder.parameters()) / 1e6:.1f} M")
+print(f"ONNX file: {encoder_path.stat().st_size / 1e6:.1f} MB")
+print("inputs:", troubleshoot.input_signature(onnx.load(encoder_path, load_external_data=False)))
+
+# %% [markdown]
+# *What to notice*: the parameter count and the file's size (four bytes a parameter), and the
+# symbolic `batch` and `sequence` dimensions that `dynamic_shapes` gave both inputs.
+#
+# Parity, on shapes the export never saw (it was traced with batch 2 and 16 tokens): three
+# sentences of 37 tokens with padding, then one of 128.
+
+# %%
+encoder_report = None
+for n_rows, n_tokens in ((3, 37), (1, 128)):
+    enc_feeds = text_models.sample_inputs(n_rows, n_tokens, seed=1)
+    with torch.no_grad():
+        enc_out = encoder(**{k: torch.from_numpy(v) for k, v in enc_feeds.items()})
+    enc_case = verify.verify(
+        encoder_path, enc_feeds, [enc_out.last_hidden_state.numpy(), enc_out.pooler_output.numpy()],
+        atol=1e-4, rtol=1e-3, runtimes=("onnxruntime",), case=f"{n_rows} x {n_tokens}",
+    )  # fmt: skip
+    encoder_report = enc_case if encoder_report is None else encoder_report + enc_case
+del encoder, enc_out  # 143 MB of weights this lesson needs no more
+encoder_report
+
+# %% [markdown]
+# *What to notice*: the report's verdict for both outputs at both shapes. The tolerances are
+# looser than the digits model's (`atol=1e-4`): four layers of 768-wide sums accumulate more
+# float32 rounding; the largest errors, in the report, are what to compare them with.
+#
+# The attention mask is an input, not decoration: a padded sentence must give its real tokens the
+# same vectors as the sentence alone. Measured on the ONNX model:
+
+# %%
+encoder_session = ort.InferenceSession(str(encoder_path), providers=["CPUExecutionProvider"])
+enc_padded = text_models.sample_inputs(2, 24, seed=2)  # row 1 is padded
+real_tokens = int(enc_padded["attention_mask"][1].sum())
+enc_alone = {k: v[1:2, :real_tokens] for k, v in enc_padded.items()}
+in_batch = encoder_session.run(["last_hidden_state"], enc_padded)[0][1, :real_tokens]
+by_itself = encoder_session.run(["last_hidden_state"], enc_alone)[0][0]
+print(f"row 1: {real_tokens} real tokens of 24; largest difference, padded vs alone:")
+print(f"  with its mask:    {np.abs(in_batch - by_itself).max():.2e}")
+no_mask = dict(enc_padded, attention_mask=np.ones_like(enc_padded["attention_mask"]))
+unmasked = encoder_session.run(["last_hidden_state"], no_mask)[0][1, :real_tokens]
+print(f"  mask set to ones: {np.abs(unmasked - by_itself).max():.2e}")
+del encoder_session
+
+# %% [markdown]
+# *What to notice*: with the mask, the padding changes the real tokens' vectors by float32
+# rounding at most; with the mask set to ones, the real tokens attend to the padding too, and
+# the second line shows how far their vectors move. A serving stack that batches sentences of
+# unequal length must send the mask.
+#
+# **Hugging Face's own exporter.** `optimum-onnx` wraps this export for Hub models (`optimum-cli
+# export onnx`) and works offline from a local folder such as `hf_folder`. Can it run here? Its
+# version 0.1.0 declares `transformers>=4.36,<4.58` and `optimum~=2.1.0` (its wheel's metadata);
+# checked against what is installed:
+
+# %%
+
+from packaging.specifiers import SpecifierSet
+
+optimum_needs = SpecifierSet(">=4.36,<4.58")  # optimum-onnx 0.1.0's transformers requirement
+transformers_version = metadata.version("transformers")
+print(f"transformers installed: {transformers_version}; optimum-onnx 0.1.0 accepts it: "
+      f"{transformers_version in optimum_needs}")  # fmt: skip
+print("optimum importable here:", importlib.util.find_spec("optimum") is not None)
+
+# %% [markdown]
+# *What to notice*: the course's transformers 5 is outside optimum-onnx's range, so pip cannot
+# install both (the course pins transformers 5 for the current PyTorch); until an optimum-onnx
+# release accepts transformers 5, `torch.onnx.export(dynamo=True)` as above is the route, and
+# what optimum adds (task-specific output names, a config for each architecture) is a few lines
+# of your own.
 
 # %% [markdown]
 # ## Exercise 1 (build, 4 points): a sequence model with two dynamic dimensions

@@ -1199,6 +1199,157 @@ widgets.explorer(
 # measures each choice on demand instead.
 
 # %% [markdown]
+# ### 4.7 At realistic width: a transformer encoder
+#
+# *Why it matters*: every figure so far came from models of a few thousand parameters, where a
+# call's fixed cost is the whole latency and a quantized file's metadata is a fair share of its
+# size. Conclusions drawn there (int8 is slower, dynamic quantization shrinks a file 2-3x) do not
+# carry over to transformers. Here is Lesson 3's encoder (BERT-base width, four layers, 35.6 M
+# parameters, random weights built offline by `course.text_models`), optimized and quantized
+# five ways. `make course` built the variants once; this is the code that did it:
+
+# %%
+from inspect import getsource
+
+from course import text_models
+
+for builder in (text_models.optimize, text_models.quantize_int8_dynamic, text_models.quantize_int4):
+    print(getsource(builder))
+
+# %% [markdown]
+# `quantize_qdq` calls `quantize_static(..., quant_format=QuantFormat.QDQ)` with four
+# calibration sequences, and `to_fp16` calls the optimizer's `convert_float_to_float16` (print
+# them the same way). The same builder, called here, finds every file in the cache:
+
+# %%
+encoder_files = text_models.encoder_files()  # fp32 first, then the variants
+for name, path in encoder_files.items():
+    print(f"{name:17s} {text_models.size_mb(path):6.1f} MB  {path.name}")
+
+# %% [markdown]
+# **Fusion.** `onnxruntime.transformers.optimizer.optimize_model` rewrites known subgraphs into
+# single contrib operators. Which fusions happen depends on the pattern the exporter wrote:
+# the optimizer is run once on the dynamo export (`optimized_dynamo`) and once on the same model
+# exported with the TorchScript exporter (`optimized`).
+
+# %%
+fused = pd.DataFrame(
+    {name: text_models.fused_operator_counts(encoder_files[name])
+     for name in ("fp32", "optimized_dynamo", "optimized", "int8", "int4")}
+)  # fmt: skip
+fused[(fused != 0).any(axis=1)]
+
+# %% [markdown]
+# *What to notice*: on the dynamo export the optimizer fuses the residual adds with their
+# layer norms (`SkipLayerNormalization`) and the bias with GELU (`BiasGelu`), but finds no
+# `Attention`: it does not yet recognise the attention pattern the dynamo exporter writes. On the
+# TorchScript export each layer's attention block (three projections, the scores, softmax, the
+# mask) becomes one `Attention` node and the embeddings one `EmbedLayerNormalization`; that is
+# the graph the int8 file was made from (`QAttention`, `MatMulInteger`).
+#
+# **Size.** The int8 file keeps the weights of every `MatMul`, of `Attention` and of the
+# embedding tables in int8; int4 packs two weights a byte with one scale per block of 32.
+
+# %%
+fp32_mb = text_models.size_mb(encoder_files["fp32"])
+encoder_mb = {name: text_models.size_mb(path) for name, path in encoder_files.items()}
+encoder_sizes = pd.DataFrame({"MB": encoder_mb}).assign(smaller_by=lambda f: fp32_mb / f["MB"])
+encoder_sizes.round(2)
+
+# %% [markdown]
+# *What to notice*: the int8 ratio comes close to 4, the ratio of 32-bit to 8-bit weights,
+# because the weights are nearly the whole file; on the digits MLP of 4.4 the same method gave
+# less (scales, zero points and the graph are a large share of a tiny file). The published anchor: ONNX
+# Runtime's BERT quantization notebook reports 417.7 MB -> 104.8 MB (3.99x) for BERT-base.
+#
+# **Agreement.** Quantized weights are approximations; how far do the outputs move? One session
+# per file (`text_models.encoder_session`: two threads, no memory arena, so that six sessions of
+# this model fit in memory side by side), run on held sequences, two sentences of 64 tokens, one
+# padded, against the float32 export:
+
+# %%
+encoder_sessions = {
+    name: text_models.encoder_session(path, threads=2)
+    for name, path in encoder_files.items()
+    if name != "optimized_dynamo"  # its counts made the point; it is timed in make benchmarks
+}
+held = text_models.sample_inputs(batch=2, seq=64, seed=11)
+hidden = {n: s.run(["last_hidden_state"], held)[0] for n, s in encoder_sessions.items()}
+encoder_agreement = pd.DataFrame(
+    {n: text_models.agreement(hidden["fp32"], h, held["attention_mask"]) for n, h in hidden.items()}
+).T
+encoder_agreement.style.format("{:.5f}")
+
+# %% [markdown]
+# *What to notice*: how far each cosine is from 1 and each largest difference from 0. Graph
+# fusion should only reorder float32 arithmetic; float16 rounds every weight and activation;
+# int8 and int4 round the weights to 256 and 16 levels. These weights are random; trained
+# weights have outliers that make int8 and int4 harder, so measure on your own model and task
+# (accuracy on a labelled set, not only cosine).
+#
+# **Latency.** One sentence of 64 tokens, the same sessions, interleaved runs with 95% intervals
+# (`course.bench`); few repeats, since a float32 call takes tens of milliseconds (`make
+# benchmarks` runs more, at 128 tokens and batch 8).
+
+# %%
+sequence = text_models.sample_inputs(batch=1, seq=64, seed=12)
+runners = {name: bench.session_runner(s, sequence) for name, s in encoder_sessions.items()}
+encoder_cmp = bench.compare(runners, warmup=1, repeat=5, warn=False)
+del runners, encoder_sessions  # about 600 MB of sessions
+encoder_columns = ["median_ms", "ci_low_ms", "ci_high_ms", "speedup_vs_fp32", "overlaps_with"]
+encoder_cmp.to_frame()[encoder_columns].round(2)
+
+# %%
+fig = encoder_cmp.plot()
+fig.axes[0].set_title("Encoder, 1 x 64 tokens, 2 threads: median latency (95% CI)")
+fig
+
+# %% [markdown]
+# *What to see*: each variant's median against float32's, with the intervals; a variant whose
+# interval overlaps float32's (the table's `overlaps_with` column) is neither shown faster nor
+# slower by this run, whatever its speed-up column says (Exercise 4 builds that judgement).
+#
+# *What to notice*: compare with 4.5, where on the digits models int8 lost or tied. At this
+# width a call is matrix products, so what the variant does to them shows: dynamic int8 runs
+# them on integer kernels; the fused graph saves memory passes between them; int4 weights are
+# unpacked to float for each product (it saves memory and bandwidth, not arithmetic, on a CPU);
+# the CPU provider has few float16 kernels, so float16 adds casts. On a busy machine rerun the
+# cell before trusting a verdict.
+#
+# **What the instruction set contributes.** int8 pays when the CPU has integer dot-product
+# instructions: AVX-512 VNNI or AVX-VNNI (four 8-bit multiply-adds into a 32-bit sum in one
+# instruction), or AMX tiles on recent Xeons. Which does this CPU report?
+
+# %%
+flags = text_models.cpu_flags()
+print(", ".join(f"{name}: {'yes' if present else 'no'}" for name, present in flags.items()))
+
+# %% [markdown]
+# A flag says an instruction exists, not what it buys. One of the encoder's matrix products
+# (128 tokens x 768 -> 3072), timed as float32 `MatMul`, as dynamic int8 (quantize, then
+# `MatMulInteger`) and as the integer kernel alone, on one thread (what one core's instructions
+# do, and less exposed to other processes than a pool of threads):
+
+# %%
+mm_models, mm_feeds = text_models.matmul_models(128, 768, 3072), text_models.matmul_feeds(128, 768)
+mm_cmp = bench.compare(
+    {name: bench.session_runner(bench.ort_session(m, intra_op_threads=1), mm_feeds[name])
+     for name, m in mm_models.items()},
+    warmup=2, repeat=15, warn=False,
+)  # fmt: skip
+macs = 128 * 768 * 3072
+mm_frame = mm_cmp.to_frame()[["median_ms", "ci_low_ms", "ci_high_ms", "speedup_vs_fp32"]]
+mm_frame.assign(GMAC_per_s=macs / mm_frame["median_ms"] / 1e6).round(2)
+
+# %% [markdown]
+# *What to notice*: the multiply-adds per second of the integer kernel against float32's. An
+# AVX-512 VNNI instruction does 64 int8 multiply-adds where an AVX-512 FMA does 16 float32 ones,
+# so up to about 4x is what the instruction set offers; the rest of the gap, or the lack of one,
+# is memory and kernel quality. On a CPU without these instructions (older x86, many ARM cores)
+# the int8 kernel emulates the dot product and the gap shrinks or reverses, which is the reason
+# behind 4.5's "measure before shipping".
+
+# %% [markdown]
 # ## Exercises
 #
 # ## Exercise 1 (build, 4 points): a session configured for batch-1 serving
