@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ import onnxruntime as ort
 from course.serve import add_model, encode_request, start
 
 CONCURRENCY = (1, 8, 32)
+RESULTS = Path(__file__).resolve().parent / "results" / "serve.json"
 MAX_BATCH = 32
 
 
@@ -125,6 +127,19 @@ def wide_mlp(
     return model, rng.random((512, features), dtype=np.float32)
 
 
+#: Tokens per encoder request. Short on purpose: a search query or a chat turn, the requests
+#: where a server gathers many small ones; longer sequences make each row costlier, so batching
+#: then shares less per-request overhead (and at 2 cores a 128-token run already takes tens of ms).
+ENCODER_SEQ = 32
+
+
+def encoder(batch: int = 256, seq: int = ENCODER_SEQ) -> tuple[Path, Rows]:
+    """The course's text encoder (``course.text_models``) and ``batch`` token rows of ``seq``."""
+    from course import text_models
+
+    return text_models.encoder_onnx(), text_models.sample_inputs(batch, seq, seed=1)
+
+
 # ---- the client ----------------------------------------------------------------------------------
 
 
@@ -202,27 +217,41 @@ def batch_histogram(before: dict[str, Any], after: dict[str, Any]) -> dict[int, 
 # ---- the ceiling ---------------------------------------------------------------------------------
 
 
+Rows = dict[str, np.ndarray]  # every input of the model by name, rows along the first axis
+
+
+def take_rows(rows: Rows, batch: int) -> Rows:
+    """The first ``batch`` rows of every input (cycled when there are fewer)."""
+    return {
+        name: value[:batch] if batch <= len(value) else np.resize(value, (batch, *value.shape[1:]))
+        for name, value in rows.items()
+    }
+
+
 def ort_seconds_per_run(
-    session: ort.InferenceSession, rows: np.ndarray, batch: int, budget_s: float = 0.15
+    session: ort.InferenceSession, rows: Rows, batch: int, budget_s: float = 0.3
 ) -> float:
-    """Median seconds of one session.run on ``batch`` rows (blocks of runs within a time budget)."""
-    x = rows[:batch] if batch <= len(rows) else np.resize(rows, (batch, rows.shape[1]))
-    feed = {session.get_inputs()[0].name: x}
-    for _ in range(3):
+    """Median seconds of one session.run on ``batch`` rows: blocks of runs within a time budget,
+    at least 5 blocks (on a shared machine a short window may catch a burst of other work)."""
+    feed = take_rows(rows, batch)
+    started = time.perf_counter()
+    for _ in range(2):
         session.run(None, feed)
+    per_run = (time.perf_counter() - started) / 2
+    block = max(1, min(10, int(budget_s / 5 / max(per_run, 1e-9))))  # about 5 blocks in budget
     timings = []
     deadline = time.perf_counter() + budget_s
     while time.perf_counter() < deadline or len(timings) < 5:
         started = time.perf_counter()
-        for _ in range(10):
+        for _ in range(block):
             session.run(None, feed)
-        timings.append((time.perf_counter() - started) / 10)
+        timings.append((time.perf_counter() - started) / block)
     return float(np.median(timings))
 
 
 def ceiling(
     session: ort.InferenceSession,
-    rows: np.ndarray,
+    rows: Rows,
     histogram: dict[int, int],
     cache: dict[int, float],
 ) -> float:
@@ -245,8 +274,7 @@ def measure(
     config: str,
     host: str,
     port: int,
-    input_name: str,
-    rows: np.ndarray,
+    rows: Rows,
     count: int,
     concurrency: int,
     session: ort.InferenceSession,
@@ -256,7 +284,7 @@ def measure(
     url = f"http://{host}:{port}"
     requests = []
     for i in range(count):
-        body, header_length = encode_request({input_name: rows[i % len(rows)][None, :]})
+        body, header_length = encode_request({k: v[i % len(v)][None] for k, v in rows.items()})
         requests.append(raw_request(host, port, f"/v2/models/{config}/infer", body, header_length))
     asyncio.run(_load(host, port, requests[: max(concurrency * 4, 20)], concurrency))  # warm-up
     before = stats(url, config)
@@ -284,8 +312,8 @@ def measure(
 
 def bench_model(
     name: str,
-    model: onnx.ModelProto,
-    rows: np.ndarray,
+    model: onnx.ModelProto | Path,
+    rows: np.ndarray | Rows,
     requests_at: dict[int, int],
     delay_us: int,
     pytriton: str | None = None,
@@ -304,16 +332,17 @@ def bench_model(
         model_path = str(Path(root) / "plain" / "1" / "model.onnx")
         session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
         cache: dict[int, float] = {}
-        input_name = session.get_inputs()[0].name
+        if isinstance(rows, np.ndarray):
+            rows = {session.get_inputs()[0].name: rows}
+        feed: Rows = rows
 
         def load(server: str, configs: tuple[str, ...], host: str, port: int) -> None:
             for config in configs:
                 for concurrency in CONCURRENCY:
                     count = requests_at[concurrency]
                     row = measure(
-                        server, name, config, host, port, input_name, rows, count, concurrency,
-                        session, cache,
-                    )  # fmt: skip
+                        server, name, config, host, port, feed, count, concurrency, session, cache
+                    )
                     table.append(row)
                     print(format_row(row), flush=True)
 
@@ -348,13 +377,75 @@ def _free_ports(count: int) -> int:
     raise RuntimeError("no run of free ports found for Triton")
 
 
-class pytriton_server:  # noqa: N801 (a context manager used like a function)
-    """Start ``benchmarks/pytriton_server.py`` with ``python``; yields the HTTP port."""
+def wait_ready(
+    url: str,
+    deadline_s: float,
+    paths: tuple[str, ...] = ("/v2/health/ready",),
+    alive: Any = lambda: True,
+    log: Any = lambda: "",
+    what: str = "the server",
+    interval_s: float = 0.25,
+) -> float:
+    """Poll ``url`` + each of ``paths`` until all answer 200; return the seconds it took.
 
-    def __init__(self, python: str, model_path: str, delay_us: int, timeout: float = 300) -> None:
+    Readiness comes from the protocol's own endpoint, never from the server's log: Triton's log
+    lines and the side process's own prints share one pipe and interleave mid-line. Raises
+    RuntimeError, with ``log()`` (the side process's output so far), when ``alive()`` turns false
+    or ``deadline_s`` seconds pass first.
+    """
+    started = time.monotonic()
+    pending = list(paths)
+    probe = f"{url}{pending[0]}"
+    last = "no answer yet"
+    while True:
+        while pending:
+            probe = f"{url}{pending[0]}"
+            try:
+                with urllib.request.urlopen(probe, timeout=max(interval_s, 1.0)) as response:
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError as exc:  # refused, reset, timed out: not listening yet
+                last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+                break
+            last = f"HTTP {status}"
+            if status != 200:
+                break
+            pending.pop(0)
+        if not pending:
+            return time.monotonic() - started
+        waited = time.monotonic() - started
+        if not alive():
+            raise RuntimeError(
+                f"{what} exited before {probe} answered 200 (after {waited:.1f} s, last: {last}); "
+                f"its output:\n{log()}"
+            )
+        if waited > deadline_s:
+            raise RuntimeError(
+                f"{what} was not ready within {deadline_s:.0f} s: {probe} last gave {last}; "
+                f"its output:\n{log()}"
+            )
+        time.sleep(interval_s)
+
+
+class pytriton_server:  # noqa: N801 (a context manager used like a function)
+    """Start ``benchmarks/pytriton_server.py`` with ``python``; yields the HTTP port.
+
+    Ready when Triton's ``/v2/health/ready`` and the model's ``/ready`` answer 200 (polled, at
+    most ``timeout`` seconds; the process's output is not parsed, it is shown on failure).
+    """
+
+    def __init__(
+        self,
+        python: str,
+        model_path: str,
+        delay_us: int,
+        timeout: float = 180,
+        script: str | None = None,
+    ) -> None:
         self.command = [
             python,
-            str(Path(__file__).with_name("pytriton_server.py")),
+            script or str(Path(__file__).with_name("pytriton_server.py")),
             model_path,
             "--http-port",
             str(_free_ports(3)),
@@ -388,22 +479,25 @@ class pytriton_server:  # noqa: N801 (a context manager used like a function)
             env=env,
             start_new_session=True,  # Triton's own processes are stopped with the group
         )
-        ready = threading.Event()
 
         def pump() -> None:
             assert self.process.stdout is not None
             for line in self.process.stdout:
                 self.log.append(line.rstrip())
-                if line.strip() == "READY":
-                    ready.set()
 
         threading.Thread(target=pump, daemon=True).start()
-        deadline = time.monotonic() + self.timeout
-        while not ready.wait(0.5):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self._stop()
-                tail = "\n".join(self.log[-25:])
-                raise RuntimeError(f"PyTriton did not start ({' '.join(self.command)}):\n{tail}")
+        try:
+            wait_ready(
+                f"http://127.0.0.1:{self.port}",
+                self.timeout,
+                ("/v2/health/ready", "/v2/models/batched/ready"),
+                alive=lambda: self.process.poll() is None,
+                log=lambda: "\n".join(self.log[-40:]),
+                what=f"PyTriton ({' '.join(self.command)})",
+            )
+        except BaseException:
+            self._stop()
+            raise
         return self.port
 
     def _stop(self) -> None:
@@ -435,6 +529,32 @@ def format_row(row: Row) -> str:
     )
 
 
+def summarise(table: list[Row]) -> dict[str, dict[str, Any]]:
+    """Per model: batching's gain at 32 clients, the server's fraction of in-process onnxruntime,
+    and (with Triton rows) course.serve's throughput as a ratio to Triton's at each concurrency."""
+    summary: dict[str, dict[str, Any]] = {}
+    ours, triton = "course.serve", "triton (PyTriton)"
+    for name in dict.fromkeys(row.model for row in table):
+        by = {(r.server, r.batching, r.concurrency): r for r in table if r.model == name}
+        entry: dict[str, Any] = {
+            "batching_gain_at_32": by[(ours, "on", 32)].throughput
+            / by[(ours, "off", 32)].throughput,
+            "server_vs_in_process_at_32": by[(ours, "on", 32)].ratio,
+            # what batching can give at best: in-process onnxruntime on the batches the server ran
+            # with batching, against batch 1
+            "in_process_batching_gain_at_32": by[(ours, "on", 32)].ceiling
+            / by[(ours, "off", 32)].ceiling,
+        }
+        if (triton, "on", 32) in by:
+            entry["course_serve_vs_triton"] = {
+                c: by[(ours, "on", c)].throughput / by[(triton, "on", c)].throughput
+                for c in CONCURRENCY
+            }
+            entry["triton_vs_in_process_at_32"] = by[(triton, "on", 32)].ratio
+        summary[name] = entry
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.serve_bench",
@@ -444,14 +564,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few requests: a smoke run")
     parser.add_argument(
         "--models",
-        default="course_mlp,wide_mlp,heavy_mlp",
+        default="course_mlp,wide_mlp,heavy_mlp,encoder",
         help="comma-separated: course_mlp (64-64-64-10, the course's digits MLP), wide_mlp "
-        "(64-1024-1024-10), heavy_mlp (64-4096-4096-10)",
+        "(64-1024-1024-10), heavy_mlp (64-4096-4096-10), encoder (course.text_models' BERT-like "
+        f"encoder, {ENCODER_SEQ} tokens per request)",
     )
     parser.add_argument(
         "--delay-us", type=int, default=1000, help="max_queue_delay_microseconds with batching"
     )
-    parser.add_argument("--json", type=Path, default=None, help="write the rows as JSON here")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=RESULTS,
+        help=f"write the rows, the summary and the machine's load here (default: {RESULTS}; "
+        "lesson 7 shows this file when it exists)",
+    )
     parser.add_argument(
         "--pytriton",
         metavar="PYTHON",
@@ -460,10 +587,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     requests_at = {1: 100, 8: 300, 32: 400} if args.quick else {1: 500, 8: 2000, 32: 3000}
+    load_before = os.getloadavg()[0]
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores "
         f"shared by client, server and anything else running (load average before: "
-        f"{os.getloadavg()[0]:.1f}); Python {sys.version.split()[0]}, "
+        f"{load_before:.1f}); Python {sys.version.split()[0]}, "
         f"onnxruntime {ort.__version__}"
     )
     print(HEADER)
@@ -472,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         "course_mlp": (course_mlp, 1),
         "wide_mlp": (wide_mlp, 1),
         "heavy_mlp": (lambda: wide_mlp(width=4096), 8),
+        "encoder": (encoder, 10),
     }
     table: list[Row] = []
     for name in args.models.split(","):
@@ -479,27 +608,44 @@ def main(argv: list[str] | None = None) -> int:
         model, rows = build()
         counts = {c: max(n // fewer, 4 * c) for c, n in requests_at.items()}
         table += bench_model(name, model, rows, counts, args.delay_us, args.pytriton)
+    load_after = os.getloadavg()[0]
     print(
-        f"load average after the run: {os.getloadavg()[0]:.1f} (other work on the machine inflates times)"
+        f"load average after the run: {load_after:.1f} (other work on the machine inflates times)"
     )
-    for name in dict.fromkeys(row.model for row in table):
-        by = {(r.server, r.batching, r.concurrency): r for r in table if r.model == name}
-        ours = "course.serve"
-        gain = by[(ours, "on", 32)].throughput / by[(ours, "off", 32)].throughput
+    summary = summarise(table)
+    for name, entry in summary.items():
         print(
-            f"{name}: batching at concurrency 32 gives {gain:.2f}x the throughput without batching; "
-            f"the server reaches {by[(ours, 'on', 32)].ratio:.1%} of in-process onnxruntime on the "
-            "same batches"
+            f"{name}: batching at concurrency 32 gives {entry['batching_gain_at_32']:.2f}x the "
+            "throughput without batching; the server reaches "
+            f"{entry['server_vs_in_process_at_32']:.1%} of in-process onnxruntime on the same batches "
+            f"(in-process, those batches give {entry['in_process_batching_gain_at_32']:.2f}x batch 1)"
         )
-        triton = "triton (PyTriton)"
-        if (triton, "on", 32) in by:
+        if "course_serve_vs_triton" in entry:
             ratios = ", ".join(
-                f"{by[(ours, 'on', c)].throughput / by[(triton, 'on', c)].throughput:.2f}x at {c}"
-                for c in CONCURRENCY
+                f"{r:.2f}x at {c}" for c, r in entry["course_serve_vs_triton"].items()
             )
             print(f"{name}: course.serve's throughput / Triton's (PyTriton), batching on: {ratios}")
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) | {"ratio": r.ratio} for r in table], indent=2))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "command": "python -m benchmarks.serve_bench " + " ".join(argv or sys.argv[1:]),
+            "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "quick": args.quick,
+            "machine": {
+                "processor": platform.processor() or platform.machine(),
+                "logical_cores": os.cpu_count(),
+                "load_before": load_before,
+                "load_after": load_after,
+                "python": sys.version.split()[0],
+                "onnxruntime": ort.__version__,
+            },
+            "encoder_tokens": ENCODER_SEQ,
+            "delay_us": args.delay_us,
+            "rows": [asdict(r) | {"ratio": r.ratio} for r in table],
+            "summary": summary,
+        }
+        args.json.write_text(json.dumps(record, indent=2))
+        print(f"written: {args.json}")
     return 0
 
 

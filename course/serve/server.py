@@ -202,7 +202,9 @@ def start(
     background thread of this process (the model repository is loaded first, so its errors raise
     here); with ``subprocess=True`` it runs ``python -m course.serve`` in a child process, which
     keeps the server's work off this interpreter's GIL. ``workers`` threads run onnxruntime
-    (default: one per CPU core); ``intra_op_threads`` sets each session's thread count.
+    (default: one per CPU core); ``intra_op_threads`` sets each session's thread count (default:
+    all cores for a batched model, which runs one batch at a time; ``cores // workers`` for the
+    others, whose runs overlap).
 
     Example::
 
@@ -221,7 +223,7 @@ def start(
             graceful_timeout=graceful_timeout,
             startup_timeout=startup_timeout,
         )
-    repository = load_repository(model_dir, intra_op_threads=intra_op_threads)
+    repository = load_repository(model_dir, intra_op_threads=intra_op_threads, workers=workers)
     app = create_app(repository, max_body_bytes=max_body_bytes, workers=workers)
     sock = _bind(host, port)
     url = _url(host, sock.getsockname()[1])
@@ -350,7 +352,11 @@ def _parser(description: str) -> argparse.ArgumentParser:
         "--workers", type=int, default=None, help="threads running onnxruntime (default: CPU cores)"
     )
     parser.add_argument(
-        "--intra-op-threads", type=int, default=None, help="onnxruntime threads per session"
+        "--intra-op-threads",
+        type=int,
+        default=None,
+        help="onnxruntime threads per session (default: all cores with dynamic batching, "
+        "cores // workers without)",
     )
     parser.add_argument(
         "--graceful-timeout",
@@ -382,7 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = _parser(course.serve.__doc__ or "").parse_args(argv)
     try:
-        repository = load_repository(args.model_dir, intra_op_threads=args.intra_op_threads)
+        repository = load_repository(
+            args.model_dir, intra_op_threads=args.intra_op_threads, workers=args.workers
+        )
         app = create_app(repository, max_body_bytes=args.max_body_bytes, workers=args.workers)
         sock = _bind(args.host, args.port)
     except (RepositoryError, ServerError, ValueError) as exc:
