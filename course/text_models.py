@@ -40,6 +40,18 @@ def encoder_onnx() -> Path:
     path = data.cache_dir() / f"stand-in-encoder-{key}.onnx"
     if path.is_file():
         return path
+    import warnings
+
+    from course._capture import quiet_native
+
+    # the import and the export print notes and tracer warnings: none of the learner's business
+    with quiet_native(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _export(path)
+    return path
+
+
+def _export(path: Path) -> None:
     import torch
     from transformers import BertConfig, BertModel
 
@@ -73,7 +85,6 @@ def encoder_onnx() -> Path:
             dynamo=False,
         )
     tmp.replace(path)
-    return path
 
 
 def sample_inputs(batch: int, seq: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from course.serve.app import DEFAULT_MAX_BODY_BYTES, create_app
 from course.serve.repository import RepositoryError, load_repository
@@ -55,6 +56,57 @@ class _UvicornServer(uvicorn.Server):
         await super().startup(sockets)
         if self.started:
             self._on_started()
+
+
+class _CoalescingTransport:
+    """A transport that sends a response's head and body in one ``send`` system call.
+
+    uvicorn writes the status line and headers, then the body: two writes, and asyncio sends
+    each at once. Profiled at 32 clients on a small model, those sends took 22% of the server's
+    time, half of them for heads alone. The head of a final response (not ``1xx``) is held until
+    the body's write joins it, or until the event loop's next iteration if none comes (a HEAD
+    request, a response without a body).
+    """
+
+    __slots__ = ("_held", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held + bytes(data))
+            return
+        head = bytes(data[:12])
+        if head.startswith(b"HTTP/1.") and head[9:10] != b"1" and bytes(data[-4:]) == b"\r\n\r\n":
+            self._held = bytes(data)
+            asyncio.get_running_loop().call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        """Send a held head now."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, writing each response with one system call."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.transport = _CoalescingTransport(transport)  # type: ignore[assignment]
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -90,6 +142,7 @@ def _config(
         kwargs["log_config"] = None
     return uvicorn.Config(
         app,
+        http=_HttpProtocol,
         log_level=log_level,
         access_log=access_log,
         lifespan="on",
