@@ -133,9 +133,10 @@ def wide_mlp(
     return model, rng.random((512, features), dtype=np.float32)
 
 
-#: Tokens per encoder request. Short on purpose: a search query or a chat turn, the requests
-#: where a server gathers many small ones; longer sequences make each row costlier, so batching
-#: then shares less per-request overhead (and at 2 cores a 128-token run already takes tens of ms).
+#: Tokens per encoder request. Short on purpose: a search query or a chat turn, the requests a
+#: server gathers in numbers; a longer sequence gives each request's matrix products more rows
+#: already, leaving batching less to gain, and costs more per request on 2 cores. Every request
+#: has the same length: course.serve batches requests of the same shape only.
 ENCODER_SEQ = 32
 
 
