@@ -616,6 +616,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{load_before:.1f}); Python {sys.version.split()[0]}, "
         f"onnxruntime {ort.__version__}"
     )
+    if load_before > (os.cpu_count() or 1) / 2:
+        print(
+            f"warning: the machine is busy (load {load_before:.1f} on {os.cpu_count()} cores): "
+            "the scheduler shares the cores per task, so the server and its client (several "
+            "tasks) get a larger share than the in-process reference (one run at a time), and "
+            "ratios to in-process onnxruntime can pass 100%; measure on a quiet machine"
+        )
     print(HEADER)
     print("|" + "---|" * 12)
     builders = {
