@@ -79,8 +79,10 @@ environment.yml: requirements.txt tools/environment.py
 site: artefacts
 	$(PY) -m tools.site build
 
+# the serving benchmark adds a real Triton (PyTriton) when `make pytriton-env` has built its side environment
 benchmarks: setup
 	$(PY) -m benchmarks
+	$(PY) -m benchmarks.serve_bench $(if $(wildcard build/pytriton-venv/bin/python),--pytriton build/pytriton-venv/bin/python)
 
 # every exercise's tests against automatic mutants of its solution; writes tests/mutation/report.md
 MUTATION_ARGS ?=

@@ -9,11 +9,14 @@ It is not imported by the course and imports nothing from it. Triton runs the mo
 Python backend: each batch goes from Triton's C++ HTTP front end to this process (shared memory)
 and onnxruntime runs it here, with the same dynamic batching settings as course.serve's
 ``batched`` model (``max_batch_size``, ``max_queue_delay_microseconds``). Triton's own
-onnxruntime backend is not in PyTriton's wheel.
+onnxruntime backend is not in PyTriton's wheel. Every input and output of the model is served
+(float32 and int64 tensors; dimensions after the batch one may be dynamic).
 
     PYTHON benchmarks/pytriton_server.py MODEL.onnx --http-port 8200 [--max-batch 32] [--delay-us 1000]
 
-Prints ``READY`` once the model is loaded, then serves until it is terminated.
+Serves until it is terminated. Readiness is not announced on stdout (Triton's own log shares the
+pipe and interleaves mid-line): the benchmark polls ``/v2/health/ready`` and the model's
+``/v2/models/batched/ready``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,19 @@ from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import DEFAULT_PROTECTED_ENDPOINTS, Triton, TritonConfig, TritonSecurityConfig
 
+DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
+
+
+def tensor(arg: ort.NodeArg) -> Tensor:
+    """A PyTriton tensor for an onnxruntime input or output (batch dimension left out)."""
+    shape = tuple(d if isinstance(d, int) else -1 for d in arg.shape[1:])
+    return Tensor(name=arg.name, dtype=DTYPES[arg.type], shape=shape)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -37,12 +53,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     session = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
-    (source,) = session.get_inputs()
-    (target,) = session.get_outputs()
+    names = [o.name for o in session.get_outputs()]
 
     @batch
     def infer(**inputs: np.ndarray) -> dict[str, np.ndarray]:
-        return {target.name: session.run(None, {source.name: inputs[source.name]})[0]}
+        return dict(zip(names, session.run(names, inputs), strict=True))
 
     config = TritonConfig(
         http_port=args.http_port, grpc_port=args.http_port + 1, metrics_port=args.http_port + 2
@@ -56,14 +71,13 @@ def main() -> None:
         triton.bind(
             model_name="batched",
             infer_func=infer,
-            inputs=[Tensor(name=source.name, dtype=np.float32, shape=tuple(source.shape[1:]))],
-            outputs=[Tensor(name=target.name, dtype=np.float32, shape=tuple(target.shape[1:]))],
+            inputs=[tensor(a) for a in session.get_inputs()],
+            outputs=[tensor(a) for a in session.get_outputs()],
             config=ModelConfig(
                 max_batch_size=args.max_batch,
                 batcher=DynamicBatcher(max_queue_delay_microseconds=args.delay_us),
             ),
         )
-        print("READY", flush=True)
         triton.serve()
 
 

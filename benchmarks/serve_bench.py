@@ -5,16 +5,22 @@ For each model, the same run measures:
 - the server (``python -m course.serve`` in a subprocess, on 127.0.0.1) at concurrency 1, 8 and
   32, with dynamic batching off and on, one row per request, requests in the binary tensor format
   that ``tritonclient.http`` sends, over keep-alive connections from a lean asyncio client;
-- the ceiling: onnxruntime in this process on the same rows, at the same batch sizes as the server
-  ran (batch 1 without batching; the server's own batch-size histogram with batching);
+- the ceiling: onnxruntime in this process on the same rows, one run at a time, at the same batch
+  sizes as the server ran (batch 1 without batching; the server's own batch-size histogram with
+  batching), with the faster of onnxruntime's default threads and one thread for each size;
 - with ``--pytriton PYTHON``: a real Triton Inference Server started by PyTriton
   (``benchmarks/pytriton_server.py``, run by PYTHON from a separate environment: ``make
   pytriton-env``), serving the same model with the same dynamic batching settings, measured with
   the same client and requests after course.serve has stopped; course.serve's throughput is then
   given as a ratio to Triton's.
 
-Run: ``python -m benchmarks.serve_bench`` (``--quick`` for a smoke run, ``--json PATH`` to keep the
-table). Client and server share this machine's cores: say how many with the figures.
+The models: the course's digits MLP, two wider MLPs with random weights, and the course's text
+encoder (``course.text_models``, a BERT-style encoder) on requests of ``ENCODER_SEQ`` tokens.
+
+Run: ``python -m benchmarks.serve_bench`` (``--quick`` for a shorter run); the table, a summary and
+the machine's load go to ``benchmarks/results/serve.json`` (``--json PATH`` elsewhere), which
+lesson 7 shows. Client and server share this machine's cores: say how many with the figures, and
+the load average (printed before and after), which other work on the machine raises.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +51,7 @@ import onnxruntime as ort
 from course.serve import add_model, encode_request, start
 
 CONCURRENCY = (1, 8, 32)
+RESULTS = Path(__file__).resolve().parent / "results" / "serve.json"
 MAX_BATCH = 32
 
 
@@ -125,6 +133,20 @@ def wide_mlp(
     return model, rng.random((512, features), dtype=np.float32)
 
 
+#: Tokens per encoder request. Short on purpose: a search query or a chat turn, the requests a
+#: server gathers in numbers; a longer sequence gives each request's matrix products more rows
+#: already, leaving batching less to gain, and costs more per request on 2 cores. Every request
+#: has the same length: course.serve batches requests of the same shape only.
+ENCODER_SEQ = 32
+
+
+def encoder(batch: int = 256, seq: int = ENCODER_SEQ) -> tuple[Path, Rows]:
+    """The course's text encoder (``course.text_models``) and ``batch`` token rows of ``seq``."""
+    from course import text_models
+
+    return text_models.encoder_onnx(), text_models.sample_inputs(batch, seq, seed=1)
+
+
 # ---- the client ----------------------------------------------------------------------------------
 
 
@@ -202,36 +224,65 @@ def batch_histogram(before: dict[str, Any], after: dict[str, Any]) -> dict[int, 
 # ---- the ceiling ---------------------------------------------------------------------------------
 
 
+Rows = dict[str, np.ndarray]  # every input of the model by name, rows along the first axis
+
+
+def take_rows(rows: Rows, batch: int) -> Rows:
+    """The first ``batch`` rows of every input (cycled when there are fewer)."""
+    return {
+        name: value[:batch] if batch <= len(value) else np.resize(value, (batch, *value.shape[1:]))
+        for name, value in rows.items()
+    }
+
+
 def ort_seconds_per_run(
-    session: ort.InferenceSession, rows: np.ndarray, batch: int, budget_s: float = 0.15
+    session: ort.InferenceSession, rows: Rows, batch: int, budget_s: float = 0.3
 ) -> float:
-    """Median seconds of one session.run on ``batch`` rows (blocks of runs within a time budget)."""
-    x = rows[:batch] if batch <= len(rows) else np.resize(rows, (batch, rows.shape[1]))
-    feed = {session.get_inputs()[0].name: x}
-    for _ in range(3):
+    """Median seconds of one session.run on ``batch`` rows: blocks of runs within a time budget,
+    at least 5 blocks, 3 for runs over 0.1 s (a short window may catch a burst of other work)."""
+    feed = take_rows(rows, batch)
+    started = time.perf_counter()
+    for _ in range(2):
         session.run(None, feed)
+    per_run = (time.perf_counter() - started) / 2
+    block = max(1, min(10, int(budget_s / 5 / max(per_run, 1e-9))))  # about 5 blocks in budget
     timings = []
     deadline = time.perf_counter() + budget_s
-    while time.perf_counter() < deadline or len(timings) < 5:
+    while time.perf_counter() < deadline or len(timings) < (5 if per_run < 0.1 else 3):
         started = time.perf_counter()
-        for _ in range(10):
+        for _ in range(block):
             session.run(None, feed)
-        timings.append((time.perf_counter() - started) / 10)
+        timings.append((time.perf_counter() - started) / block)
     return float(np.median(timings))
 
 
+def ceiling_sessions(model_path: str) -> list[ort.InferenceSession]:
+    """The in-process candidates: onnxruntime's default threads (all cores) and one thread.
+
+    On a quiet machine the default is the faster; on a busy one a multi-threaded run waits for
+    its slowest thread, and one thread may win. The ceiling takes the better of the two.
+    """
+    single = ort.SessionOptions()
+    single.intra_op_num_threads = 1
+    return [
+        ort.InferenceSession(model_path, providers=["CPUExecutionProvider"]),
+        ort.InferenceSession(model_path, single, providers=["CPUExecutionProvider"]),
+    ]
+
+
 def ceiling(
-    session: ort.InferenceSession,
-    rows: np.ndarray,
+    sessions: list[ort.InferenceSession],
+    rows: Rows,
     histogram: dict[int, int],
     cache: dict[int, float],
 ) -> float:
-    """Rows per second onnxruntime reaches in-process when it runs the same batches."""
+    """Rows per second onnxruntime reaches in-process, one run at a time, on the same batches
+    (the faster of ``sessions`` for each batch size)."""
     total_rows = sum(size * count for size, count in histogram.items())
     seconds = 0.0
     for size, count in histogram.items():
         if size not in cache:
-            cache[size] = ort_seconds_per_run(session, rows, size)
+            cache[size] = min(ort_seconds_per_run(s, rows, size) for s in sessions)
         seconds += cache[size] * count
     return total_rows / seconds
 
@@ -245,18 +296,17 @@ def measure(
     config: str,
     host: str,
     port: int,
-    input_name: str,
-    rows: np.ndarray,
+    rows: Rows,
     count: int,
     concurrency: int,
-    session: ort.InferenceSession,
+    sessions: list[ort.InferenceSession],
     cache: dict[int, float],
 ) -> Row:
     """Load model ``config`` of a v2 server at ``host:port``; one row of the table."""
     url = f"http://{host}:{port}"
     requests = []
     for i in range(count):
-        body, header_length = encode_request({input_name: rows[i % len(rows)][None, :]})
+        body, header_length = encode_request({k: v[i % len(v)][None] for k, v in rows.items()})
         requests.append(raw_request(host, port, f"/v2/models/{config}/infer", body, header_length))
     asyncio.run(_load(host, port, requests[: max(concurrency * 4, 20)], concurrency))  # warm-up
     before = stats(url, config)
@@ -277,15 +327,15 @@ def measure(
         p50_ms=float(np.percentile(lat, 50)),
         p99_ms=float(np.percentile(lat, 99)),
         mean_batch=(after["inference_count"] - before["inference_count"]) / max(runs, 1),
-        ceiling=ceiling(session, rows, histogram, cache),
+        ceiling=ceiling(sessions, rows, histogram, cache),
         errors=len(errors) + count - len(latencies),
     )
 
 
 def bench_model(
     name: str,
-    model: onnx.ModelProto,
-    rows: np.ndarray,
+    model: onnx.ModelProto | Path,
+    rows: np.ndarray | Rows,
     requests_at: dict[int, int],
     delay_us: int,
     pytriton: str | None = None,
@@ -302,18 +352,19 @@ def bench_model(
             max_queue_delay_microseconds=delay_us,
         )
         model_path = str(Path(root) / "plain" / "1" / "model.onnx")
-        session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+        sessions = ceiling_sessions(model_path)
         cache: dict[int, float] = {}
-        input_name = session.get_inputs()[0].name
+        if isinstance(rows, np.ndarray):
+            rows = {sessions[0].get_inputs()[0].name: rows}
+        feed: Rows = rows
 
         def load(server: str, configs: tuple[str, ...], host: str, port: int) -> None:
             for config in configs:
                 for concurrency in CONCURRENCY:
                     count = requests_at[concurrency]
                     row = measure(
-                        server, name, config, host, port, input_name, rows, count, concurrency,
-                        session, cache,
-                    )  # fmt: skip
+                        server, name, config, host, port, feed, count, concurrency, sessions, cache
+                    )
                     table.append(row)
                     print(format_row(row), flush=True)
 
@@ -348,13 +399,75 @@ def _free_ports(count: int) -> int:
     raise RuntimeError("no run of free ports found for Triton")
 
 
-class pytriton_server:  # noqa: N801 (a context manager used like a function)
-    """Start ``benchmarks/pytriton_server.py`` with ``python``; yields the HTTP port."""
+def wait_ready(
+    url: str,
+    deadline_s: float,
+    paths: tuple[str, ...] = ("/v2/health/ready",),
+    alive: Any = lambda: True,
+    log: Any = lambda: "",
+    what: str = "the server",
+    interval_s: float = 0.25,
+) -> float:
+    """Poll ``url`` + each of ``paths`` until all answer 200; return the seconds it took.
 
-    def __init__(self, python: str, model_path: str, delay_us: int, timeout: float = 300) -> None:
+    Readiness comes from the protocol's own endpoint, never from the server's log: Triton's log
+    lines and the side process's own prints share one pipe and interleave mid-line. Raises
+    RuntimeError, with ``log()`` (the side process's output so far), when ``alive()`` turns false
+    or ``deadline_s`` seconds pass first.
+    """
+    started = time.monotonic()
+    pending = list(paths)
+    probe = f"{url}{pending[0]}"
+    last = "no answer yet"
+    while True:
+        while pending:
+            probe = f"{url}{pending[0]}"
+            try:
+                with urllib.request.urlopen(probe, timeout=max(interval_s, 1.0)) as response:
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError as exc:  # refused, reset, timed out: not listening yet
+                last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+                break
+            last = f"HTTP {status}"
+            if status != 200:
+                break
+            pending.pop(0)
+        if not pending:
+            return time.monotonic() - started
+        waited = time.monotonic() - started
+        if not alive():
+            raise RuntimeError(
+                f"{what} exited before {probe} answered 200 (after {waited:.1f} s, last: {last}); "
+                f"its output:\n{log()}"
+            )
+        if waited > deadline_s:
+            raise RuntimeError(
+                f"{what} was not ready within {deadline_s:.0f} s: {probe} last gave {last}; "
+                f"its output:\n{log()}"
+            )
+        time.sleep(interval_s)
+
+
+class pytriton_server:  # noqa: N801 (a context manager used like a function)
+    """Start ``benchmarks/pytriton_server.py`` with ``python``; yields the HTTP port.
+
+    Ready when Triton's ``/v2/health/ready`` and the model's ``/ready`` answer 200 (polled, at
+    most ``timeout`` seconds; the process's output is not parsed, it is shown on failure).
+    """
+
+    def __init__(
+        self,
+        python: str,
+        model_path: str,
+        delay_us: int,
+        timeout: float = 180,
+        script: str | None = None,
+    ) -> None:
         self.command = [
             python,
-            str(Path(__file__).with_name("pytriton_server.py")),
+            script or str(Path(__file__).with_name("pytriton_server.py")),
             model_path,
             "--http-port",
             str(_free_ports(3)),
@@ -388,22 +501,25 @@ class pytriton_server:  # noqa: N801 (a context manager used like a function)
             env=env,
             start_new_session=True,  # Triton's own processes are stopped with the group
         )
-        ready = threading.Event()
 
         def pump() -> None:
             assert self.process.stdout is not None
             for line in self.process.stdout:
                 self.log.append(line.rstrip())
-                if line.strip() == "READY":
-                    ready.set()
 
         threading.Thread(target=pump, daemon=True).start()
-        deadline = time.monotonic() + self.timeout
-        while not ready.wait(0.5):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self._stop()
-                tail = "\n".join(self.log[-25:])
-                raise RuntimeError(f"PyTriton did not start ({' '.join(self.command)}):\n{tail}")
+        try:
+            wait_ready(
+                f"http://127.0.0.1:{self.port}",
+                self.timeout,
+                ("/v2/health/ready", "/v2/models/batched/ready"),
+                alive=lambda: self.process.poll() is None,
+                log=lambda: "\n".join(self.log[-40:]),
+                what=f"PyTriton ({' '.join(self.command)})",
+            )
+        except BaseException:
+            self._stop()
+            raise
         return self.port
 
     def _stop(self) -> None:
@@ -435,6 +551,32 @@ def format_row(row: Row) -> str:
     )
 
 
+def summarise(table: list[Row]) -> dict[str, dict[str, Any]]:
+    """Per model: batching's gain at 32 clients, the server's fraction of in-process onnxruntime,
+    and (with Triton rows) course.serve's throughput as a ratio to Triton's at each concurrency."""
+    summary: dict[str, dict[str, Any]] = {}
+    ours, triton = "course.serve", "triton (PyTriton)"
+    for name in dict.fromkeys(row.model for row in table):
+        by = {(r.server, r.batching, r.concurrency): r for r in table if r.model == name}
+        entry: dict[str, Any] = {
+            "batching_gain_at_32": by[(ours, "on", 32)].throughput
+            / by[(ours, "off", 32)].throughput,
+            "server_vs_in_process_at_32": by[(ours, "on", 32)].ratio,
+            # what batching can give at best: in-process onnxruntime on the batches the server ran
+            # with batching, against batch 1
+            "in_process_batching_gain_at_32": by[(ours, "on", 32)].ceiling
+            / by[(ours, "off", 32)].ceiling,
+        }
+        if (triton, "on", 32) in by:
+            entry["course_serve_vs_triton"] = {
+                c: by[(ours, "on", c)].throughput / by[(triton, "on", c)].throughput
+                for c in CONCURRENCY
+            }
+            entry["triton_vs_in_process_at_32"] = by[(triton, "on", 32)].ratio
+        summary[name] = entry
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.serve_bench",
@@ -444,14 +586,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few requests: a smoke run")
     parser.add_argument(
         "--models",
-        default="course_mlp,wide_mlp,heavy_mlp",
+        default="course_mlp,wide_mlp,heavy_mlp,encoder",
         help="comma-separated: course_mlp (64-64-64-10, the course's digits MLP), wide_mlp "
-        "(64-1024-1024-10), heavy_mlp (64-4096-4096-10)",
+        "(64-1024-1024-10), heavy_mlp (64-4096-4096-10), encoder (course.text_models' BERT-like "
+        f"encoder, {ENCODER_SEQ} tokens per request)",
     )
     parser.add_argument(
         "--delay-us", type=int, default=1000, help="max_queue_delay_microseconds with batching"
     )
-    parser.add_argument("--json", type=Path, default=None, help="write the rows as JSON here")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=RESULTS,
+        help=f"write the rows, the summary and the machine's load here (default: {RESULTS}; "
+        "lesson 7 shows this file when it exists)",
+    )
     parser.add_argument(
         "--pytriton",
         metavar="PYTHON",
@@ -460,18 +609,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     requests_at = {1: 100, 8: 300, 32: 400} if args.quick else {1: 500, 8: 2000, 32: 3000}
+    load_before = os.getloadavg()[0]
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores "
         f"shared by client, server and anything else running (load average before: "
-        f"{os.getloadavg()[0]:.1f}); Python {sys.version.split()[0]}, "
+        f"{load_before:.1f}); Python {sys.version.split()[0]}, "
         f"onnxruntime {ort.__version__}"
     )
+    if load_before > (os.cpu_count() or 1) / 2:
+        print(
+            f"warning: the machine is busy (load {load_before:.1f} on {os.cpu_count()} cores): "
+            "the scheduler shares the cores per task, so the server and its client (several "
+            "tasks) get a larger share than the in-process reference (one run at a time), and "
+            "ratios to in-process onnxruntime can pass 100%; measure on a quiet machine"
+        )
     print(HEADER)
     print("|" + "---|" * 12)
     builders = {
         "course_mlp": (course_mlp, 1),
         "wide_mlp": (wide_mlp, 1),
         "heavy_mlp": (lambda: wide_mlp(width=4096), 8),
+        "encoder": (encoder, 5),
     }
     table: list[Row] = []
     for name in args.models.split(","):
@@ -479,27 +637,44 @@ def main(argv: list[str] | None = None) -> int:
         model, rows = build()
         counts = {c: max(n // fewer, 4 * c) for c, n in requests_at.items()}
         table += bench_model(name, model, rows, counts, args.delay_us, args.pytriton)
+    load_after = os.getloadavg()[0]
     print(
-        f"load average after the run: {os.getloadavg()[0]:.1f} (other work on the machine inflates times)"
+        f"load average after the run: {load_after:.1f} (other work on the machine inflates times)"
     )
-    for name in dict.fromkeys(row.model for row in table):
-        by = {(r.server, r.batching, r.concurrency): r for r in table if r.model == name}
-        ours = "course.serve"
-        gain = by[(ours, "on", 32)].throughput / by[(ours, "off", 32)].throughput
+    summary = summarise(table)
+    for name, entry in summary.items():
         print(
-            f"{name}: batching at concurrency 32 gives {gain:.2f}x the throughput without batching; "
-            f"the server reaches {by[(ours, 'on', 32)].ratio:.1%} of in-process onnxruntime on the "
-            "same batches"
+            f"{name}: batching at concurrency 32 gives {entry['batching_gain_at_32']:.2f}x the "
+            "throughput without batching; the server reaches "
+            f"{entry['server_vs_in_process_at_32']:.1%} of in-process onnxruntime on the same batches "
+            f"(in-process, those batches give {entry['in_process_batching_gain_at_32']:.2f}x batch 1)"
         )
-        triton = "triton (PyTriton)"
-        if (triton, "on", 32) in by:
+        if "course_serve_vs_triton" in entry:
             ratios = ", ".join(
-                f"{by[(ours, 'on', c)].throughput / by[(triton, 'on', c)].throughput:.2f}x at {c}"
-                for c in CONCURRENCY
+                f"{r:.2f}x at {c}" for c, r in entry["course_serve_vs_triton"].items()
             )
             print(f"{name}: course.serve's throughput / Triton's (PyTriton), batching on: {ratios}")
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) | {"ratio": r.ratio} for r in table], indent=2))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "command": "python -m benchmarks.serve_bench " + " ".join(argv or sys.argv[1:]),
+            "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "quick": args.quick,
+            "machine": {
+                "processor": platform.processor() or platform.machine(),
+                "logical_cores": os.cpu_count(),
+                "load_before": load_before,
+                "load_after": load_after,
+                "python": sys.version.split()[0],
+                "onnxruntime": ort.__version__,
+            },
+            "encoder_tokens": ENCODER_SEQ,
+            "delay_us": args.delay_us,
+            "rows": [asdict(r) | {"ratio": r.ratio} for r in table],
+            "summary": summary,
+        }
+        args.json.write_text(json.dumps(record, indent=2))
+        print(f"written: {args.json}")
     return 0
 
 

@@ -516,6 +516,213 @@ server.stop()
 print("server still running:", server.running)
 
 # %% [markdown]
+# ### 1.7 A transformer encoder behind the server
+#
+# The MLPs above stand for cheap models. Text services mostly serve transformers: a request
+# carries token ids and the model returns one vector per token. The course's text encoder
+# (`course.text_models`, a BERT-style encoder built from a `transformers` configuration and
+# exported to ONNX; built once at set-up and cached) takes `input_ids` and `attention_mask`
+# (int64, `[batch, tokens]`) and returns `last_hidden_state`. Every request here has the same
+# 32 tokens: a search query or a chat turn is that short, and short requests are the ones a
+# server gathers in numbers. (`course.serve` batches requests of the same shape only; servers
+# for text pad requests to a common length, or bucket them by length, before batching.)
+
+# %%
+from course import text_models
+
+ENCODER_TOKENS = 32
+encoder_path = text_models.encoder_onnx()
+encoder_rows = text_models.sample_inputs(64, ENCODER_TOKENS, seed=1)
+encoder_parameters = sum(
+    int(np.prod(t.dims)) for t in onnx.load(str(encoder_path)).graph.initializer
+)
+ENC_REPO = WORK / "encoder-models"
+course.serve.add_model(ENC_REPO, "encoder", encoder_path, max_batch_size=32)
+course.serve.add_model(
+    ENC_REPO,
+    "encoder_batched",
+    encoder_path,
+    max_batch_size=32,
+    dynamic_batching=True,
+    max_queue_delay_microseconds=1000,
+)
+started = time.perf_counter()
+enc_server = course.serve.start(ENC_REPO, port=0, subprocess=True)
+atexit.register(enc_server.stop)
+enc_client = httpclient.InferenceServerClient(enc_server.address)
+print(
+    f"encoder: {encoder_parameters / 1e6:.1f} M parameters, {ENCODER_TOKENS} tokens per request; "
+    f"server started in {time.perf_counter() - started:.1f} s"
+)
+enc_inputs = []
+for name in ("input_ids", "attention_mask"):
+    tensor = httpclient.InferInput(name, [1, ENCODER_TOKENS], "INT64")
+    tensor.set_data_from_numpy(encoder_rows[name][:1])
+    enc_inputs.append(tensor)
+remote_states = enc_client.infer("encoder_batched", enc_inputs).as_numpy("last_hidden_state")
+encoder_session = bench.ort_session(encoder_path)
+local_states = encoder_session.run(None, {k: v[:1] for k, v in encoder_rows.items()})[0]
+print(
+    f"output {remote_states.shape}; max |server - in-process| = "
+    f"{np.abs(remote_states - local_states).max():.1e}"
+)
+
+# %% [markdown]
+# The same load as for the MLPs, 32 clients sending one request of one row each, with batching
+# off and on; then ONNX Runtime in this process on the same rows, one run at a time, at batch 1
+# (what the server runs without batching) and at the server's mean batch size with batching.
+# The test lasts a few seconds, so the figures are rough: rerun the cell before trusting a small
+# difference.
+
+# %%
+encoder_bodies = [
+    course.serve.encode_request({k: v[i : i + 1] for k, v in encoder_rows.items()})
+    for i in range(len(encoder_rows["input_ids"]))
+]
+enc_before = enc_client.get_inference_statistics("encoder_batched")["model_stats"][0]
+encoder_table = pd.concat(
+    [
+        loadtest.sweep(
+            enc_server.url,
+            f"/v2/models/{model_name}/infer",
+            encoder_bodies,
+            (32,),
+            requests=64,
+            time_limit_s=1.0,
+            warmup=16,
+            label=label,
+        )
+        for model_name, label in (("encoder", "batching off"), ("encoder_batched", "batching on"))
+    ],
+    ignore_index=True,
+)
+enc_after = enc_client.get_inference_statistics("encoder_batched")["model_stats"][0]
+enc_mean_batch = (enc_after["inference_count"] - enc_before["inference_count"]) / (
+    enc_after["execution_count"] - enc_before["execution_count"]
+)
+enc_in_process = {}  # rows per second of in-process onnxruntime at a batch size
+for size in (1, max(1, round(enc_mean_batch))):
+    feed = {k: np.resize(v, (size, ENCODER_TOKENS)) for k, v in encoder_rows.items()}
+    timing = bench.benchmark(bench.session_runner(encoder_session, feed), repeat=3, warmup=1)
+    enc_in_process[size] = size / timing.median
+encoder_table["mean batch"] = [1.0, enc_mean_batch]
+encoder_table["in-process, same batch (rows/s)"] = [
+    enc_in_process[1],
+    enc_in_process[max(1, round(enc_mean_batch))],
+]
+encoder_table["server / in-process"] = (
+    encoder_table["throughput_rps"] / encoder_table["in-process, same batch (rows/s)"]
+)
+enc_off, enc_on = encoder_table["throughput_rps"]
+print(
+    f"batching on / off at 32 clients: {enc_on / enc_off:.2f}x "
+    f"(in-process, batch {round(enc_mean_batch)} / batch 1: "
+    f"{encoder_table['in-process, same batch (rows/s)'].iloc[1] / enc_in_process[1]:.2f}x)"
+)
+encoder_table[
+    [
+        "label",
+        "ok",
+        "throughput_rps",
+        "p50_ms",
+        "p99_ms",
+        "mean batch",
+        "in-process, same batch (rows/s)",
+        "server / in-process",
+    ]
+].round(2)
+
+# %% [markdown]
+# *What to see*: compare the last column with the digits MLP's: for the encoder the model's
+# compute, not the protocol, takes most of the server's time. (Without batching the server
+# overlaps runs, one per core, while the in-process figure runs one at a time: the ratio can
+# pass 1.) The gain from batching is bounded by the figure printed in brackets: how much faster
+# per row ONNX Runtime computes the server's batches than single requests. For a transformer on
+# a CPU that bound is low, because one request of 32 tokens already gives each matrix product
+# 32 rows to work on; a GPU, with thousands of arithmetic units to keep busy, gains far more
+# from batching. Server, load generator and notebook share your cores, and any other work on
+# the machine shows up in these figures.
+#
+# **The full benchmark and a real Triton.** `benchmarks/serve_bench.py` (in the course
+# repository, run by `make benchmarks`, not in the notebook: it runs for minutes) measures the same on every model at 1, 8
+# and 32 clients, and can serve the same encoder with a real NVIDIA Triton Inference Server
+# (through PyTriton, from a separate Python environment, since PyTriton pins an older NumPy),
+# loaded by the same client. If you ran it on this machine, its table is shown below; if not,
+# the cell says how to run it.
+
+# %%
+enc_client.close()
+enc_server.stop()
+REPO_ROOT = Path(course.serve.__file__).resolve().parents[2]
+SERVE_RESULTS = REPO_ROOT / "benchmarks" / "results" / "serve.json"
+PYTRITON_PYTHON = REPO_ROOT / "build" / "pytriton-venv" / "bin" / "python"
+run_it = (
+    "`make benchmarks` (the serving part alone: "
+    "`python -m benchmarks.serve_bench --pytriton build/pytriton-venv/bin/python`)"
+)
+if SERVE_RESULTS.is_file():
+    saved = json.loads(SERVE_RESULTS.read_text())
+    machine = saved["machine"]
+    print(
+        f"measured by `{saved['command']}` on this machine, {saved['when']}: "
+        f"{machine['logical_cores']} cores shared by client and server, load average "
+        f"{machine['load_before']:.1f} before, {machine['load_after']:.1f} after"
+    )
+    full_table = pd.DataFrame(saved["rows"])
+    for name, entry in saved["summary"].items():
+        line = (
+            f"{name}: batching at 32 clients {entry['batching_gain_at_32']:.2f}x; server with "
+            f"batching = {entry['server_vs_in_process_at_32']:.1%} of in-process onnxruntime"
+        )
+        if "course_serve_vs_triton" in entry:
+            ratios = ", ".join(
+                f"{ratio:.2f}x at {level} clients"
+                for level, ratio in entry["course_serve_vs_triton"].items()
+            )
+            line += f"; course.serve / Triton: {ratios}"
+        print(line)
+    if not any("triton" in server_name for server_name in full_table["server"]):
+        print(
+            "No Triton rows in that run."
+            + (
+                f" The Triton environment exists: in {REPO_ROOT}, run {run_it}."
+                if PYTRITON_PYTHON.is_file()
+                else f" Build the Triton environment (`make pytriton-env`), then run {run_it}."
+            )
+        )
+    shown = (
+        full_table.loc[
+            full_table["concurrency"] == 32,
+            [
+                "server",
+                "model",
+                "batching",
+                "throughput",
+                "p50_ms",
+                "p99_ms",
+                "mean_batch",
+                "ratio",
+            ],
+        ]
+        .rename(columns={"throughput": "requests/s", "ratio": "server / in-process"})
+        .round(2)
+    )
+else:
+    print(
+        f"No benchmark results at {SERVE_RESULTS}. In the course repository ({REPO_ROOT}), run "
+        + (
+            run_it
+            if PYTRITON_PYTHON.is_file()
+            else "`make pytriton-env` (a separate Python 3.12 environment with PyTriton; set "
+            "PYTRITON_PYTHON=/path/to/python3.12 if `python3.12` is not on your PATH), "
+            f"then {run_it}; without Triton: `python -m benchmarks.serve_bench`"
+        )
+        + " (add `--quick` for a shorter run)."
+    )
+    shown = pd.DataFrame()
+shown
+
+# %% [markdown]
 # ## Exercise 1 (build, 4 points): speak the protocol
 #
 # Write two functions.

@@ -38,6 +38,7 @@ Example::
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -409,9 +410,35 @@ class ModelVersion:
         return config
 
 
-def _session(path: Path, intra_op_threads: int | None, batched: bool) -> ort.InferenceSession:
+def default_intra_op_threads(batched: bool, workers: int | None) -> int | None:
+    """onnxruntime threads per run when the caller sets none (``None``: onnxruntime's default).
+
+    A batched model runs one batch at a time: all cores (onnxruntime's default). Without batching,
+    up to ``workers`` requests run at once, each in its own thread: each run then gets
+    ``cores // workers`` threads, so concurrent runs fill the cores without oversubscribing them.
+    Measured on 2 shared cores (text encoder, 32 clients, no batching): 2 runs x 2 threads each
+    answered 23-25 requests/s, 2 runs x 1 thread 36-41.
+
+    Example::
+
+        >>> default_intra_op_threads(batched=True, workers=2) is None
+        True
+        >>> default_intra_op_threads(batched=False, workers=os.cpu_count())
+        1
+    """
+    cores = os.cpu_count() or 1
+    if batched:
+        return None
+    return max(1, cores // (workers or cores))
+
+
+def _session(
+    path: Path, intra_op_threads: int | None, batched: bool, workers: int | None = None
+) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 4  # run errors go to the client, not to stderr
+    if intra_op_threads is None:
+        intra_op_threads = default_intra_op_threads(batched, workers)
     if intra_op_threads is not None:
         options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
@@ -428,7 +455,11 @@ def _session(path: Path, intra_op_threads: int | None, batched: bool) -> ort.Inf
 
 
 def _load_version(
-    model_dir: Path, version_dir: Path, config: ModelConfig, intra_op_threads: int | None
+    model_dir: Path,
+    version_dir: Path,
+    config: ModelConfig,
+    intra_op_threads: int | None,
+    workers: int | None = None,
 ) -> ModelVersion:
     path = version_dir / config.default_model_filename
     if not path.is_file():
@@ -436,7 +467,9 @@ def _load_version(
             f"model '{model_dir.name}' version {version_dir.name}: {path} not found; put the ONNX "
             f"file there (or set default_model_filename in the model's configuration)"
         )
-    session = _session(path, intra_op_threads, batched=config.dynamic_batching is not None)
+    session = _session(
+        path, intra_op_threads, batched=config.dynamic_batching is not None, workers=workers
+    )
     name = model_dir.name
     inputs = tuple(_spec(arg, name, "input") for arg in session.get_inputs())
     outputs = tuple(_spec(arg, name, "output") for arg in session.get_outputs())
@@ -493,8 +526,15 @@ class ModelRepository:
         return [self.models[n][v] for n in self.names() for v in self.versions(n)]
 
 
-def load_repository(root: str | Path, *, intra_op_threads: int | None = None) -> ModelRepository:
+def load_repository(
+    root: str | Path, *, intra_op_threads: int | None = None, workers: int | None = None
+) -> ModelRepository:
     """Load every model of a repository folder, creating each onnxruntime session once.
+
+    ``intra_op_threads`` sets every session's thread count; when it is not given, models without
+    dynamic batching get ``cores // workers`` threads (``workers``: how many runs the server
+    makes at once, default one per core) and batched models all cores
+    (:func:`default_intra_op_threads`).
 
     Raises :class:`RepositoryError` naming the folder or file to fix.
 
@@ -517,7 +557,7 @@ def load_repository(root: str | Path, *, intra_op_threads: int | None = None) ->
                 f"{model_dir}/1/{config.default_model_filename}"
             )
         models[model_dir.name] = {
-            str(int(p.name)): _load_version(model_dir, p, config, intra_op_threads)
+            str(int(p.name)): _load_version(model_dir, p, config, intra_op_threads, workers)
             for p in version_dirs
         }
     if not models:

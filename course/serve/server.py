@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from course.serve.app import DEFAULT_MAX_BODY_BYTES, create_app
 from course.serve.repository import RepositoryError, load_repository
@@ -55,6 +56,57 @@ class _UvicornServer(uvicorn.Server):
         await super().startup(sockets)
         if self.started:
             self._on_started()
+
+
+class _CoalescingTransport:
+    """A transport that sends a response's head and body in one ``send`` system call.
+
+    uvicorn writes the status line and headers, then the body: two writes, and asyncio sends
+    each at once. Profiled at 32 clients on a small model, those sends took 22% of the server's
+    time, half of them for heads alone. The head of a final response (not ``1xx``) is held until
+    the body's write joins it, or until the event loop's next iteration if none comes (a HEAD
+    request, a response without a body).
+    """
+
+    __slots__ = ("_held", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held + bytes(data))
+            return
+        head = bytes(data[:12])
+        if head.startswith(b"HTTP/1.") and head[9:10] != b"1" and bytes(data[-4:]) == b"\r\n\r\n":
+            self._held = bytes(data)
+            asyncio.get_running_loop().call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        """Send a held head now."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, writing each response with one system call."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.transport = _CoalescingTransport(transport)  # type: ignore[assignment]
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -90,6 +142,7 @@ def _config(
         kwargs["log_config"] = None
     return uvicorn.Config(
         app,
+        http=_HttpProtocol,
         log_level=log_level,
         access_log=access_log,
         lifespan="on",
@@ -202,7 +255,9 @@ def start(
     background thread of this process (the model repository is loaded first, so its errors raise
     here); with ``subprocess=True`` it runs ``python -m course.serve`` in a child process, which
     keeps the server's work off this interpreter's GIL. ``workers`` threads run onnxruntime
-    (default: one per CPU core); ``intra_op_threads`` sets each session's thread count.
+    (default: one per CPU core); ``intra_op_threads`` sets each session's thread count (default:
+    all cores for a batched model, which runs one batch at a time; ``cores // workers`` for the
+    others, whose runs overlap).
 
     Example::
 
@@ -221,7 +276,7 @@ def start(
             graceful_timeout=graceful_timeout,
             startup_timeout=startup_timeout,
         )
-    repository = load_repository(model_dir, intra_op_threads=intra_op_threads)
+    repository = load_repository(model_dir, intra_op_threads=intra_op_threads, workers=workers)
     app = create_app(repository, max_body_bytes=max_body_bytes, workers=workers)
     sock = _bind(host, port)
     url = _url(host, sock.getsockname()[1])
@@ -350,7 +405,11 @@ def _parser(description: str) -> argparse.ArgumentParser:
         "--workers", type=int, default=None, help="threads running onnxruntime (default: CPU cores)"
     )
     parser.add_argument(
-        "--intra-op-threads", type=int, default=None, help="onnxruntime threads per session"
+        "--intra-op-threads",
+        type=int,
+        default=None,
+        help="onnxruntime threads per session (default: all cores with dynamic batching, "
+        "cores // workers without)",
     )
     parser.add_argument(
         "--graceful-timeout",
@@ -382,7 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = _parser(course.serve.__doc__ or "").parse_args(argv)
     try:
-        repository = load_repository(args.model_dir, intra_op_threads=args.intra_op_threads)
+        repository = load_repository(
+            args.model_dir, intra_op_threads=args.intra_op_threads, workers=args.workers
+        )
         app = create_app(repository, max_body_bytes=args.max_body_bytes, workers=args.workers)
         sock = _bind(args.host, args.port)
     except (RepositoryError, ServerError, ValueError) as exc:
