@@ -28,7 +28,7 @@ from typing import Any
 __all__ = ["build", "builders", "register"]
 
 # the labs that register builders (importing one registers its builders)
-_MODULES: tuple[str, ...] = ()
+_MODULES: tuple[str, ...] = ("course.generation",)
 
 _BUILDERS: dict[str, Callable[[], Any]] = {}
 
