@@ -99,4 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - the command line
-    sys.exit(main())
+    # run as a script this file is ``__main__``, a second copy of the module: the labs register
+    # their builders in ``course.artefacts``, so read them from there
+    from course.artefacts import main as _main
+
+    sys.exit(_main())
