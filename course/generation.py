@@ -100,10 +100,16 @@ class GenaiUnavailable(RuntimeError):
 def _quiet() -> Iterator[list[str]]:
     """transformers, torchao (imported by transformers) and torch print to stderr from Python
     and C++; keep all of it, and transformers' progress bars, off a notebook's stderr."""
+    import logging
+
     from course import _capture
 
-    with _capture.quiet_native() as notes:
-        tf_logging = None
+    # torch's loggers write through handlers bound to the stderr of the moment they were made
+    # (a notebook's own stream), which no redirection reaches: switch warnings off meanwhile
+    with contextlib.ExitStack() as restore:
+        restore.callback(logging.disable, logging.root.manager.disable)
+        logging.disable(logging.WARNING)
+        notes = restore.enter_context(_capture.quiet_native())
         if "transformers" in sys.modules:
             tf_logging = sys.modules["transformers"].utils.logging
         else:
@@ -223,6 +229,7 @@ def _atomic_dir(target: Path) -> Iterator[Path]:
     """Build a folder under a temporary name, then move it to ``target`` in one rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".tmp-{target.name}-"))
+    tmp.chmod(0o755)  # mkdtemp's folder is private; the cache is readable like its files
     try:
         yield tmp
         if target.exists():  # another process finished first: keep theirs
@@ -426,7 +433,11 @@ def decoder_onnx(
     file is checked with ``onnx.checker`` (full check, with shape inference) and against
     PyTorch with onnxruntime and ``onnx.reference`` on two inputs other than the example (an
     empty past with a 7-token prompt, and one token after a past of 9). The route, times and
-    parity are written beside the model (``export.json``).
+    parity are written beside the model (``decoder-with-past.json``). Why dynamo: the legacy
+    TorchScript exporter (``dynamo=False``) also traces this wrapper, faster, but it freezes the
+    Python branches of transformers' cache and mask code at the example's shapes (its
+    TracerWarnings say so) and writes about three times as many nodes; ``torch.export`` records
+    symbolic shapes and guards instead.
 
     Example::
 

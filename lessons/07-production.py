@@ -2087,9 +2087,11 @@ print(f"machine load (1-min average) while measuring: {bench.machine_info()['loa
 cost.round(2)
 
 # %%
-generation.latency_figure(
-    list(runs.values()),
-    title=f"{NEW_TOKENS} tokens of greedy generation, one thread (onnxruntime), measured here",
+show(
+    generation.latency_figure(
+        list(runs.values()),
+        title=f"{NEW_TOKENS} tokens of greedy generation, one thread (onnxruntime), measured here",
+    )
 )
 
 # %% [markdown]
