@@ -14,7 +14,8 @@
 #    the ONNX IR tools (onnx-ir, onnxscript) each solve, run the ones installed here, and prepare
 #    a model for a reduced web or mobile build (ORT format, operator config);
 # 2. measure how the ONNX operator set evolves, and which opsets your converters and runtimes
-#    support, from the installed packages;
+#    support, from the installed packages, and what a generation layer (ONNX Runtime GenAI)
+#    changes in an exported text decoder;
 # 3. future-proof a model: pin and record opsets, store a model card and checksums, use
 #    external data, and check a model contract in CI;
 # 4. explain why loading a pickle can run code, find the opcodes that do it without loading it,
@@ -1459,6 +1460,9 @@ print(f"cost saved, if cost follows compute time: {1 - 1 / speed_ratio:.0%} (rep
 # - The ONNX standard grows mostly by changing operators; what changed between two opsets, and
 #   which opsets each converter and runtime supports, can be measured from the installed
 #   packages, and measurements beat declarations.
+# - A text decoder needs a generation loop around it: ONNX Runtime GenAI brings one, with a
+#   builder that writes fused, ONNX Runtime-only operators; a standard export with the usual
+#   cache names runs in GenAI's loop too, and stays portable.
 # - Future-proofing is a checklist that runs: pin an opset every tool supports and record it,
 #   store a model card in `metadata_props`, record checksums of the file and of the weights,
 #   use external data for large weights, and check a contract in CI.
