@@ -603,6 +603,28 @@ class Generation:
         later = self.seconds[1:] or self.seconds
         return float(np.median(later)) * 1e3 if later else float("nan")
 
+    @staticmethod
+    def best_of(runs: Sequence[Generation]) -> Generation:
+        """One generation from repeated runs of the same request: per token, the fastest time
+        (the least disturbed by other work on the machine). The runs must agree token for token.
+
+        >>> a = Generation("x", [1], [2, 3], [0.002, 0.004], [1, 2])
+        >>> b = Generation("x", [1], [2, 3], [0.003, 0.001], [1, 2])
+        >>> Generation.best_of([a, b]).seconds
+        [0.002, 0.001]
+        """
+        if not runs:
+            raise ValueError("best_of needs at least one Generation")
+        first = runs[0]
+        for run in runs[1:]:
+            if run.tokens != first.tokens or run.positions != first.positions:
+                raise ValueError(
+                    f"best_of combines repeats of one request; {run.engine} produced other tokens"
+                )
+        fastest = [float(min(times)) for times in zip(*(r.seconds for r in runs), strict=True)]
+        notes = [*first.notes, f"fastest of {len(runs)} runs per token"]
+        return Generation(first.engine, first.prompt, first.tokens, fastest, first.positions, notes)
+
     def first_difference(self, other: Generation) -> int | None:
         """Index of the first new token where the two generations differ (None: identical)."""
         for k, (a, b) in enumerate(zip(self.tokens, other.tokens, strict=False)):
