@@ -20,7 +20,8 @@ Module map:
 - per-lesson labs: ``parity`` (lesson 01), ``anatomy`` and ``opsets`` (02), ``troubleshoot``
   (03, 05), ``text_models`` (03, 04: a transformer encoder and its variants, built offline),
   ``profiling``, ``tradeoffs`` and ``graph_optimization`` (04, 06), ``formats`` (05),
-  ``roofline`` (06), ``loadtest`` and ``triton_config`` (07), ``ecosystem`` (08);
+  ``roofline`` (06), ``loadtest`` and ``triton_config`` (07), ``ecosystem`` (08),
+  ``generation`` (a decoder with its KV cache: 07, 08);
 - learner tools: ``selfcheck`` (``course.check()``) and ``progress`` (start-here's overview).
 
 Submodules (``course.convert``, ``course.bench``, ...) are imported on first use, so

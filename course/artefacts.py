@@ -28,7 +28,7 @@ from typing import Any
 __all__ = ["build", "builders", "register"]
 
 # the labs that register builders (importing one registers its builders)
-_MODULES: tuple[str, ...] = ("course.text_models",)
+_MODULES: tuple[str, ...] = ("course.text_models", "course.generation")
 
 _BUILDERS: dict[str, Callable[[], Any]] = {}
 

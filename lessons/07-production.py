@@ -19,7 +19,8 @@
 #    insert preprocessing, append an argmax, remove and replace nodes, fold constants, merge
 #    models, verifying every edit;
 # 5. export a transformer encoder with a dynamic sequence length, an LSTM, `torch.cond` control
-#    flow and a custom operator, and verify and benchmark them.
+#    flow, a custom operator and a text decoder with its KV cache, verify them, and measure the
+#    cost per generated token with and without the cache.
 #
 # **Prerequisites**: Lessons 2 (ONNX graphs), 3 (exporting from PyTorch) and 4 (ONNX Runtime,
 # benchmarking); Python, NumPy, a little HTTP (a POST request with a JSON body).
@@ -2163,7 +2164,173 @@ plt.show()
 # *What to notice* in this section: each architecture exported only once every varying axis,
 # every data-dependent branch and every custom operator was spelt out for the exporter, and
 # each export was verified on inputs other than the example it was traced with.
+
+# %% [markdown]
+# ### 4.6 A decoder that generates text: exporting the KV cache
 #
+# **Why it matters.** The language models you use every day are *decoders*: they produce one
+# token per call, append it to the sequence and call again. Without help, call *n* recomputes
+# the keys and values of attention for all *n* tokens so far, though only the newest one is
+# new. A **KV cache** keeps them: the model takes the cached keys and values of earlier tokens
+# as inputs (`past_key_values`) and returns them one position longer (`present`). Exporting a
+# decoder means exporting that contract, and the loop around it is yours to write.
+#
+# The course's decoder is a Llama-style model (rotary positions, RMSNorm, SwiGLU, grouped-query
+# attention) built from a `transformers` config with nothing downloaded, trained for a few
+# seconds on the Zen of Python (from CPython's `this` module) with its own byte-level BPE
+# tokenizer, and saved with `save_pretrained`: a local Hugging Face folder. Set-up
+# (`python -m course.artefacts`) built, trained and exported it; these calls find the files in
+# the course cache. transformers 5 keeps the cache in a `DynamicCache` object, which
+# `torch.export` cannot take as a graph input, so `course.generation` exports a small wrapper
+# that takes and returns the cache as flat tensors, with `torch.onnx.export(dynamo=True)`.
+
+# %%
+from course import generation
+
+decoder_dir = generation.build_decoder()  # the local Hugging Face folder (cached)
+decoder_path = generation.decoder_onnx(with_past=True, folder=decoder_dir)
+decoder, _ = generation.load_decoder(decoder_dir)
+training = json.loads((decoder_dir / "training.json").read_text())
+export_record = json.loads(decoder_path.with_suffix(".json").read_text())
+print(
+    f"{training['parameters']:,} parameters, trained {training['steps']} steps on "
+    f"{training['tokens']} tokens of {training['text']}: loss {training['losses'][0]:.2f} -> "
+    f"{training['losses'][-1]:.2f} ({training['seconds']:.0f} s at set-up)"
+)
+print(export_record["route"])
+print(
+    f"export {export_record['export_seconds']:.0f} s at set-up; parity with PyTorch passed: "
+    f"{export_record['parity_passed']} ({export_record['parity_cases']} output comparisons)"
+)
+
+# %% [markdown]
+# The graph's inputs and outputs, read from the file. Symbolic dimensions are named by the
+# exporter after the `torch.export.Dim`s the wrapper declared:
+
+# %%
+io_table = pd.DataFrame(generation.decoder_io(decoder_path))
+io_table["shape"] = io_table["shape"].map(lambda dims: " x ".join(map(str, dims)))
+io_table.set_index(["kind", "name"])
+
+# %% [markdown]
+# Each layer has a key and a value tensor of shape *batch x kv_heads x past_sequence x
+# head_dim*. The model has 4 query heads but only 2 key/value heads (grouped-query attention:
+# two query heads share one cached head), which halves the cache. Its size per token is
+# arithmetic on the config, checked here against a real step: the prompt goes in with an
+# **empty** past (length 0), the next token with the 7 positions it returned.
+
+# %%
+cfg = decoder.config
+session_dec = bench.ort_session(decoder_path, intra_op_threads=1)
+prompt_ids = generation.encode("The Zen of Python, by Tim Peters\n\nBeautiful is", decoder_dir)
+past_names = [i.name for i in session_dec.get_inputs() if i.name.startswith("past_key_values")]
+head_dim = cfg.hidden_size // cfg.num_attention_heads
+empty_past = {
+    n: np.zeros((1, cfg.num_key_value_heads, 0, head_dim), np.float32) for n in past_names
+}
+step1 = session_dec.run(
+    None,
+    {
+        "input_ids": np.array([prompt_ids]),
+        "attention_mask": np.ones((1, len(prompt_ids)), np.int64),
+        **empty_past,
+    },
+)
+next_id = int(step1[0][0, -1].argmax())
+step2 = session_dec.run(
+    None,
+    {
+        "input_ids": np.array([[next_id]]),
+        "attention_mask": np.ones((1, len(prompt_ids) + 1), np.int64),
+        **dict(zip(past_names, step1[1:], strict=True)),
+    },
+)
+print(f"prompt of {len(prompt_ids)} tokens -> logits {step1[0].shape}, present {step1[1].shape}")
+print(f"1 more token        -> logits {step2[0].shape}, present {step2[1].shape}")
+bytes_per_token = generation.past_bytes_per_token(cfg)
+measured = sum(a.nbytes for a in step2[1:]) / (len(prompt_ids) + 1)
+print(f"cache per token: {bytes_per_token} bytes from the config, {measured:.0f} bytes measured")
+
+# %% [markdown]
+# Now the loop, three ways, 48 new tokens each: Hugging Face's own `generate` in PyTorch (the
+# reference), onnxruntime **with** the cache (one token per call after the prompt), and
+# onnxruntime **without** it (the whole sequence every call, through the same graph with an
+# empty past). Greedy decoding takes the most likely token each time, so the three must agree
+# token for token.
+
+# %%
+NEW_TOKENS = 48
+generation.greedy_generate_onnx(session_dec, prompt_ids, 4)  # warm-up
+runs = {
+    "torch": generation.greedy_generate_torch(decoder_dir, prompt_ids, NEW_TOKENS, model=decoder),
+    "cache": generation.greedy_generate_onnx(session_dec, prompt_ids, NEW_TOKENS),
+    "no cache": generation.greedy_generate_onnx(
+        session_dec, prompt_ids, NEW_TOKENS, use_cache=False
+    ),
+}
+for run in runs.values():
+    diff = run.first_difference(runs["torch"])
+    verdict = "same tokens as PyTorch" if diff is None else f"differs from token {diff}"
+    print(f"{run.engine:32s} {len(run.tokens)} tokens, {verdict}")
+print("\n" + generation.decode(runs["cache"].sequence, decoder_dir))
+
+# %% [markdown]
+# The cost of each token, measured in those loops (the first token of each run also reads the
+# whole prompt, the *prefill*):
+
+# %%
+cost = pd.DataFrame(
+    {
+        run.engine: {
+            "first token incl. prompt (ms)": run.seconds[0] * 1e3,
+            "median later token (ms)": run.decode_ms_per_token,
+            "last token (ms)": run.seconds[-1] * 1e3,
+            "total (ms)": sum(run.seconds) * 1e3,
+        }
+        for run in runs.values()
+    }
+).T
+print(f"machine load (1-min average) while measuring: {bench.machine_info()['load_average_1min']}")
+cost.round(2)
+
+# %% [markdown]
+# Per token, against its position. Single calls of a small model are easily disturbed by
+# other work on the machine, so each onnxruntime loop runs three times and the plot keeps the
+# fastest time of each token (`Generation.best_of`):
+
+# %%
+repeats = {
+    use_cache: generation.Generation.best_of(
+        [
+            generation.greedy_generate_onnx(
+                session_dec, prompt_ids, NEW_TOKENS, use_cache=use_cache
+            )
+            for _ in range(3)
+        ]
+    )
+    for use_cache in (True, False)
+}
+show(
+    generation.latency_figure(
+        [repeats[True], repeats[False]],
+        title=f"{NEW_TOKENS} new tokens, onnxruntime on one thread: with and without the KV cache",
+    )
+)
+
+# %% [markdown]
+# *What to see*: with the cache, every token after the first costs about the same, whatever
+# its position; without it, the cost climbs with the position, because call *n* recomputes
+# all *n* tokens. Summed over a generation of *N* tokens that is about *N²/2* token-passes
+# against *N*. The price of the cache is memory, growing by the bytes per token printed above
+# for every sequence in flight, which is what serving systems for large models manage.
+# PyTorch's `generate` uses a cache too; its per-token cost includes Python's overhead per
+# call, which a small model makes visible.
+#
+# *What to notice*: the exported contract is the list of graph inputs and outputs above. Any
+# loop that feeds `present.*` back as `past_key_values.*` (yours, or ONNX Runtime GenAI's in
+# Lesson 8) can drive this file.
+
+# %% [markdown]
 # ## Summary
 #
 # - A model becomes a service behind a protocol. The core of the Open Inference Protocol (REST
@@ -2180,6 +2347,9 @@ plt.show()
 #   `onnx.compose`) and verify every edit against the original.
 # - Transformers need every varying axis declared dynamic; LSTMs export as one operator; data
 #   decisions need `torch.cond`; custom operators need a translation (and can ship as functions).
+# - A decoder exports with its KV cache as flat tensors (`past_key_values.*` in, `present.*`
+#   out); with the cache each new token costs about the same at any position, without it the
+#   cost grows with the position.
 #
 # **Common pitfalls**
 # - Load-testing with one client, or only measuring the median: the tail (p99) is what users feel.

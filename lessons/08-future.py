@@ -14,7 +14,8 @@
 #    the ONNX IR tools (onnx-ir, onnxscript) each solve, run the ones installed here, and prepare
 #    a model for a reduced web or mobile build (ORT format, operator config);
 # 2. measure how the ONNX operator set evolves, and which opsets your converters and runtimes
-#    support, from the installed packages;
+#    support, from the installed packages, and what a generation layer (ONNX Runtime GenAI)
+#    changes in an exported text decoder;
 # 3. future-proof a model: pin and record opsets, store a model card and checksums, use
 #    external data, and check a model contract in CI;
 # 4. explain why loading a pickle can run code, find the opcodes that do it without loading it,
@@ -752,6 +753,132 @@ print(f"opsets every tool of this pipeline declares or was measured to support: 
 # runtimes load. Pin an opset inside the intersection, record it, and re-measure when you
 # upgrade any of the tools.
 #
+# ### 2.4 A generation layer for decoders: ONNX Runtime GenAI
+#
+# **Why it matters.** An exported text decoder is half a product: something must run the
+# generation loop (feed the KV cache back, pick each token, stop), and run it fast. In the ONNX
+# ecosystem that layer is **ONNX Runtime GenAI** (`onnxruntime-genai`): a C++ loop with its own
+# cache management and search, plus a *model builder* that writes a decoder model for it from
+# a Hugging Face folder. Lesson 7 exported the course's small Llama-style decoder with
+# `torch.onnx`; set-up also ran GenAI's builder on the same local folder, offline. (Hugging
+# Face's own exporter package, `optimum-onnx`, is not installed: its release 0.1.0 declares
+# `transformers<4.58` in its package metadata on PyPI, and the course pins transformers 5.)
+
+# %%
+import json
+
+from course import generation
+
+decoder_dir = generation.build_decoder()  # all three are built at set-up and cached
+torch_export = generation.decoder_onnx(with_past=True, folder=decoder_dir)
+genai_dir = generation.genai_model(decoder_dir)
+print("GenAI's builder:", json.loads((genai_dir / "build.json").read_text()))
+print("its folder:", sorted(p.name for p in genai_dir.iterdir() if p.name != "build.json"))
+
+# %% [markdown]
+# Three engines generate 32 tokens greedily from the same prompt: Hugging Face's `generate` in
+# PyTorch (the reference), the course's Python loop over the `torch.onnx` export with its cache
+# (Lesson 7), and GenAI's own loop over the model its builder wrote:
+
+# %%
+decoder, _ = generation.load_decoder(decoder_dir)
+prompt = generation.encode("The Zen of Python, by Tim Peters\n\nBeautiful is", decoder_dir)
+generation.greedy_generate_genai(genai_dir, prompt, 4)  # warm-up
+engines = [
+    generation.greedy_generate_torch(decoder_dir, prompt, 32, model=decoder),
+    generation.greedy_generate_onnx(torch_export, prompt, 32),
+    generation.greedy_generate_genai(genai_dir, prompt, 32),
+]
+pd.DataFrame(
+    {
+        "same tokens as PyTorch": [e.first_difference(engines[0]) is None for e in engines],
+        "median ms per token after the first": [e.decode_ms_per_token for e in engines],
+        "total ms for 32 tokens": [sum(e.seconds) * 1e3 for e in engines],
+    },
+    index=[e.engine for e in engines],
+).round(3)
+
+# %%
+print(generation.decode(engines[-1].sequence, decoder_dir))
+
+# %% [markdown]
+# Where does GenAI's speed come from, and what does it cost? The two files, read with `onnx`:
+# opsets, IR version, and the operators outside the standard `ai.onnx` domain. Then each one
+# is handed to `onnx.reference`, the specification's own executable reading of the standard:
+
+# %%
+from onnx.reference import ReferenceEvaluator
+
+
+def describe(path: Path) -> dict:
+    model = onnx.load(path)
+    custom = sorted({f"{n.domain}::{n.op_type}" for n in model.graph.node if n.domain})
+    try:
+        reference = ReferenceEvaluator(model)
+        ids = np.array([prompt], np.int64)
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        for value in model.graph.input[2:]:
+            _, heads, _, head_dim = (d.dim_value for d in value.type.tensor_type.shape.dim)
+            feeds[value.name] = np.zeros((1, heads, 0, head_dim), np.float32)
+        logits = reference.run(None, feeds)[0]
+        runs = f"runs (next token {int(logits[0, -1].argmax())})"
+    except Exception as exc:  # the reference has no kernel for a non-standard operator
+        runs = f"refused: {type(exc).__name__}: {str(exc).splitlines()[0][:60]}"
+    return {
+        "opsets": {o.domain or "ai.onnx": o.version for o in model.opset_import},
+        "IR version": model.ir_version,
+        "nodes": len(model.graph.node),
+        "non-standard operators": ", ".join(custom) or "none",
+        "onnx.reference": runs,
+    }
+
+
+files = {"torch.onnx export": torch_export, "GenAI model builder": genai_dir / "model.onnx"}
+pd.DataFrame({name: describe(path) for name, path in files.items()})
+
+# %% [markdown]
+# *What to see*: GenAI's builder writes ONNX Runtime's own fused operators
+# (`com.microsoft::GroupQueryAttention`, `SkipSimplifiedLayerNormalization`, ...) into the
+# file: far fewer nodes (compare the per-token times of the two ONNX engines above), and a file
+# that only ONNX Runtime can run. The `torch.onnx` export uses standard operators only, so the
+# reference runs it too.
+#
+# The two are not either-or. GenAI drives any decoder whose graph inputs and outputs follow
+# its naming, described in `genai_config.json`; Lesson 7's export used those names
+# (`input_ids`, `attention_mask`, `past_key_values.{i}.key`, `present.{i}.key`). We give the
+# standard-operator file GenAI's configuration, with one change: that export concatenates the
+# cache (it returns a longer tensor each step) instead of writing into a buffer shared between
+# past and present, so `past_present_share_buffer` is off:
+
+# %%
+import shutil
+
+ours = WORK / "genai-on-torch-export"
+ours.mkdir(exist_ok=True)
+shutil.copy(torch_export, ours / "model.onnx")
+for name in ("tokenizer.json", "tokenizer_config.json"):
+    shutil.copy(genai_dir / name, ours / name)
+genai_config = json.loads((genai_dir / "genai_config.json").read_text())
+genai_config["model"]["decoder"]["filename"] = "model.onnx"
+genai_config["search"]["past_present_share_buffer"] = False
+(ours / "genai_config.json").write_text(json.dumps(genai_config, indent=1))
+standard_in_genai = generation.greedy_generate_genai(ours, prompt, 32)
+print(
+    f"GenAI's loop on the torch.onnx export: same tokens as PyTorch: "
+    f"{standard_in_genai.first_difference(engines[0]) is None}; median "
+    f"{standard_in_genai.decode_ms_per_token:.3f} ms per token after the first"
+)
+
+# %% [markdown]
+# **What to notice.** What makes a decoder export last is the contract around the graph, not
+# the fused kernels inside it: standard operators at a recorded opset (it runs in any
+# conformant runtime, including the reference), named dynamic axes, and the conventional
+# input and output names for the cache, which let today's generation layer, and the next one,
+# drive the same file. Fused, runtime-specific files are a build product: regenerate them from
+# the standard export or the Hugging Face folder when the runtime changes, and keep the
+# standard one as the source of truth.
+
+# %% [markdown]
 # ## Exercise 2 (reason, 3 points): which operators must be re-verified?
 #
 # You will move a model to a newer opset. Write `operators_to_recheck(model, target_opset)`
@@ -1333,6 +1460,9 @@ print(f"cost saved, if cost follows compute time: {1 - 1 / speed_ratio:.0%} (rep
 # - The ONNX standard grows mostly by changing operators; what changed between two opsets, and
 #   which opsets each converter and runtime supports, can be measured from the installed
 #   packages, and measurements beat declarations.
+# - A text decoder needs a generation loop around it: ONNX Runtime GenAI brings one, with a
+#   builder that writes fused, ONNX Runtime-only operators; a standard export with the usual
+#   cache names runs in GenAI's loop too, and stays portable.
 # - Future-proofing is a checklist that runs: pin an opset every tool supports and record it,
 #   store a model card in `metadata_props`, record checksums of the file and of the weights,
 #   use external data for large weights, and check a contract in CI.
