@@ -51,7 +51,7 @@ import onnx.defs
 import pandas as pd
 from onnx import helper
 
-from course import opsets
+from course import figures, opsets
 from course.palette import OKABE_ITO
 
 __all__ = [
@@ -350,14 +350,9 @@ def timeline_figure(domain: str = "", ax: Any = None) -> Any:
     >>> fig.axes[0].get_xlabel().startswith("opset")
     True
     """
-    import matplotlib.pyplot as plt
-
     key = _key(domain)
     t = opset_timeline(key)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(11, 4.6))
-    else:
-        fig = ax.figure
+    fig, ax = figures.axes(ax, (11, 4.6))
     x = np.asarray(t.index)
     bottom = np.zeros(len(t))
     for event, colour in zip(_EVENTS, (_BLUE, _ORANGE, _VERMILLION), strict=True):
@@ -382,9 +377,7 @@ def timeline_figure(domain: str = "", ax: Any = None) -> Any:
         f"How the {key or 'ai.onnx'} operator set evolved "
         f"(onnx {onnx.__version__}, read from onnx.defs)"
     )
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return figures.finish(fig)
 
 
 # ============================================================================================
@@ -764,10 +757,10 @@ def support_figure(rows: Sequence[OpsetSupport], title: str | None = None) -> An
     """
     if not rows:
         raise ValueError("support_figure needs at least one OpsetSupport (converter_support())")
-    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
 
-    fig, ax = plt.subplots(figsize=(11, 0.8 + 0.55 * len(rows)))
+    fig, ax = figures.figure((11, 0.8 + 0.55 * len(rows)))
     colours = {"converter": _SKY, "runtime": _ORANGE}
     for y, row in enumerate(rows):
         if row.declared:
@@ -788,25 +781,16 @@ def support_figure(rows: Sequence[OpsetSupport], title: str | None = None) -> An
     ax.set_xticks(range(1, int(ax.get_xlim()[1]) + 1))
     ax.tick_params(axis="x", labelsize=8)
     handles = [
-        plt.Rectangle((0, 0), 1, 1, color=_SKY, label="declared range (converter)"),
-        plt.Rectangle((0, 0), 1, 1, color=_ORANGE, label="declared range (runtime)"),
+        Rectangle((0, 0), 1, 1, color=_SKY, label="declared range (converter)"),
+        Rectangle((0, 0), 1, 1, color=_ORANGE, label="declared range (runtime)"),
         Line2D([], [], marker="D", color=_BLACK, ls="", label="default opset"),
         Line2D([], [], marker="o", color=_GREEN, ls="", label="probe: worked"),
         Line2D([], [], marker="x", color=_VERMILLION, ls="", mew=2, label="probe: failed"),
         Line2D([], [], color=_BLACK, ls="--", label=f"newest opset in onnx {onnx.__version__}"),
     ]
-    ax.legend(
-        handles=handles,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.5 if len(rows) < 4 else -0.22),
-        ncol=3,
-        fontsize=8,
-        frameon=False,
-    )
+    figures.legend_below(ax, handles, offset=-0.5 if len(rows) < 4 else -0.22)
     ax.set_title(title or "Opsets each installed converter and runtime supports")
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return figures.finish(fig)
 
 
 # ============================================================================================

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from course import figures
 from course.palette import OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
@@ -195,7 +196,7 @@ class ProfileSummary:
         """
         if top < 1:
             raise ValueError(f"top must be >= 1, got {top}")
-        fig, ax = _figure_and_axes(ax, (6.4, 3.4))
+        fig, ax = figures.axes(ax, (6.4, 3.4))
         runs = max(self.runs, 1)
         ordered = sorted(self.operator_us.items(), key=lambda kv: -kv[1])
         shown = ordered[:top]
@@ -287,7 +288,7 @@ def plot_timeline(trace: Trace, *, run: int = -1, ax: Any = None) -> Figure:
         raise IndexError(f"run {run} out of range: the trace has {len(runs)} runs") from None
     start, end = chosen["ts"], chosen["ts"] + chosen["dur"]
     kernels = [e for e in kernel_events(trace) if start <= e["ts"] <= end]
-    fig, ax = _figure_and_axes(ax, (7.0, 0.9 + 0.32 * max(len(kernels), 1)))
+    fig, ax = figures.axes(ax, (7.0, 0.9 + 0.32 * max(len(kernels), 1)))
     ax.barh(-1, chosen["dur"], left=0, color="#BBBBBB", label="whole run (model_run)")
     colour_of: dict[str, str] = {}
     for i, e in enumerate(kernels):
@@ -351,12 +352,3 @@ def profile_model(
     for _ in range(runs + 1):
         sess.run(None, feeds)
     return summarize(sess.end_profiling())
-
-
-def _figure_and_axes(ax: Any, figsize: tuple[float, float]) -> tuple[Figure, Any]:
-    if ax is not None:
-        return ax.figure, ax
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize)
-    return fig, fig.add_subplot()

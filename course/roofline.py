@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from course import _model, bench
+from course import _model, bench, figures
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import onnx
@@ -670,13 +670,7 @@ def plot_roofline(
         'log'
     """
     points = list(points)
-    if ax is None:
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(10, 4.2))
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
+    fig, ax = figures.axes(ax, (10, 4.2))
     intensities = [p.intensity for p in points if p.intensity > 0]
     low = min([roof.ridge / 30, *(i / 3 for i in intensities)])
     high = max([roof.ridge * 30, *(i * 3 for i in intensities)])
@@ -1161,7 +1155,6 @@ def throughput_by_threads(
 
         >>> frame = throughput_by_threads("cnn.onnx", images[:8], (1, 2), repeat=3)
     """
-    import pandas as pd
 
     counts = list(threads)
     if not counts:
@@ -1169,28 +1162,14 @@ def throughput_by_threads(
     for t in counts:
         _positive_int("each thread count", t)
     _positive_int("batch", batch)
-    x = bench._tile_batch(np.asarray(sample), batch)
+    x = _model.tile_batch(np.asarray(sample), batch)
     candidates = {
         str(t): bench.session_runner(bench.ort_session(model, intra_op_threads=t), x)
         for t in counts
     }
     cmp = bench.compare(candidates, warmup=warmup, repeat=repeat, warn=False)
-    rows = []
-    for t in counts:
-        res = cmp[str(t)]
-        rows.append(
-            {
-                "threads": t,
-                "median_ms": res.median * 1e3,
-                "ci_low_ms": res.ci_low * 1e3,
-                "ci_high_ms": res.ci_high * 1e3,
-                "p99_ms": res.p99 * 1e3,
-                "throughput_per_s": batch / res.median,
-            }
-        )
-    frame = pd.DataFrame(rows).set_index("threads")
+    frame = bench.timing_frame(cmp, "threads", dict.fromkeys(counts, batch))
     frame.attrs["batch"] = batch
-    frame.attrs["machine"] = cmp.machine
     return frame
 
 
@@ -1206,13 +1185,7 @@ def plot_throughput_by_threads(frame: pd.DataFrame, *, ax: Any = None, title: st
         raise RooflineError(
             f"frame lacks {sorted(needed - set(frame.columns))}: pass throughput_by_threads(...)"
         )
-    if ax is None:
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(5.5, 3.4))
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
+    fig, ax = figures.axes(ax, (5.5, 3.4))
     batch = frame.attrs.get("batch", 1)
     threads = frame.index.to_numpy()
     tput = frame["throughput_per_s"].to_numpy()
@@ -1345,7 +1318,7 @@ def operating_point(
     if batch not in costs:
         costs[batch] = model_cost(model, batch)
     session, cost = sessions[intra_op_threads], costs[batch]
-    x = bench._tile_batch(np.asarray(sample), batch)
+    x = _model.tile_batch(np.asarray(sample), batch)
     res = bench.benchmark(bench.session_runner(session, x), warmup=3, repeat=repeat)
     point = RooflinePoint(f"batch {batch}", cost.flops, cost.bytes_moved, res.median)
     result = {

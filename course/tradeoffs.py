@@ -66,11 +66,7 @@ def _check_table(table: pd.DataFrame) -> None:
 
 
 def find_variant(
-    table: pd.DataFrame,
-    model: str,
-    method: str,
-    per_channel: bool = False,
-    calibration: int = 0,
+    table: pd.DataFrame, model: str, method: str, per_channel: bool = False, calibration: int = 0
 ) -> pd.Series:
     """The row of ``table`` for one choice; options a method does not have are ignored.
 
@@ -185,16 +181,11 @@ def compare_variant(
 _VERDICT_COLOUR = {"faster": GREEN, "slower": VERMILLION, "no measurable difference": BLACK}
 
 
-def variant_html(
-    table: pd.DataFrame,
-    model: str,
-    method: str,
-    per_channel: bool = False,
-    calibration: int = 0,
-    *,
-    baseline: str = "fp32",
-) -> str:
+def variant_html(table: pd.DataFrame, *choice: Any, baseline: str = "fp32", **options: Any) -> str:
     """A small HTML report of :func:`compare_variant`, for an ``ipywidgets.HTML`` value.
+
+    Takes the arguments of :func:`compare_variant`: ``model``, ``method``, ``per_channel``,
+    ``calibration`` (by position or by name) and ``baseline``.
 
     Example::
 
@@ -202,7 +193,7 @@ def variant_html(
         >>> "per-channel" in html                                          # doctest: +SKIP
         True
     """
-    c = compare_variant(table, model, method, per_channel, calibration, baseline=baseline)
+    c = compare_variant(table, *choice, baseline=baseline, **options)
 
     def verdict(word: str) -> str:
         return f"<b style='color:{_VERDICT_COLOUR[word]}'>{html.escape(word)}</b>"
@@ -236,7 +227,7 @@ def variant_html(
         for a, b, cmt in rows
     )
     return (
-        f"<div><b>{html.escape(model)}: {html.escape(c['variant'])}</b>"
+        f"<div><b>{html.escape(c['model'])}: {html.escape(c['variant'])}</b>"
         f"<table>{body}</table>"
         "<small>Verdicts compare 95% confidence intervals of the median latency.</small></div>"
     )

@@ -38,6 +38,8 @@ from typing import Any
 
 import onnx
 
+from course import _optional
+
 __all__ = [
     "ONNX_TO_TRITON",
     "TensorRTUnavailable",
@@ -87,14 +89,10 @@ class TensorRTUnavailable(RuntimeError):
 
 
 def _pb2() -> Any:
-    try:
-        from tritonclient.grpc import model_config_pb2
-    except ImportError as exc:  # pragma: no cover - installed in the course environment
-        raise ImportError(
-            "Triton's configuration schema ships with tritonclient's gRPC part: "
-            "pip install 'tritonclient[grpc]'"
-        ) from exc
-    return model_config_pb2
+    # Triton's configuration schema ships with tritonclient's gRPC part
+    return _optional.require(
+        "tritonclient.grpc.model_config_pb2", "tritonclient[grpc]", "Triton's configuration schema"
+    )
 
 
 # --------------------------------------------------------------------------------------------
