@@ -394,8 +394,15 @@ def run_load(
 
     Example::
 
-        >>> # r = run_load(server.url, "/v2/models/mlp/infer", [body], concurrency=8, requests=300)
-        >>> # r.throughput_rps, r.p99_ms
+        >>> from course import serve
+        >>> _ = serve.add_model("models", "mlp", "mlp.onnx")      # a model repository
+        >>> body = b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", '
+        >>> body += b'"data": [1, 2, 3, 4]}]}'
+        >>> with serve.start("models") as server:                   # on a free local port
+        ...     r = run_load(server.url, "/v2/models/mlp/infer", [body], concurrency=2,
+        ...                  requests=20, warmup=2)
+        >>> r.sent, r.errors, r.p99_ms >= r.p50_ms
+        (20, 0, True)
     """
     host, port = _target(url, allow_remote)
     if not bodies:
@@ -455,7 +462,15 @@ def sweep(
 
     Example::
 
-        >>> # sweep(server.url, "/v2/models/mlp/infer", [body], (1, 8, 32), requests=300)
+        >>> from course import serve
+        >>> _ = serve.add_model("models", "mlp", "mlp.onnx")
+        >>> body = b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", '
+        >>> body += b'"data": [1, 2, 3, 4]}]}'
+        >>> with serve.start("models") as server:
+        ...     frame = sweep(server.url, "/v2/models/mlp/infer", [body], (1, 4), requests=20,
+        ...                   warmup=2, label="batching off")
+        >>> frame[["label", "concurrency", "errors"]].values.tolist()
+        [['batching off', 1, 0], ['batching off', 4, 0]]
     """
     import pandas as pd
 
@@ -529,7 +544,13 @@ def plot_sweep(
 
     Example::
 
-        >>> # plot_sweep(pandas.concat([sweep_off, sweep_on]))
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"label": ["off", "off", "on", "on"], "concurrency": [1, 8, 1, 8],
+        ...     "throughput_rps": [500.0, 1000.0, 480.0, 2400.0], "mean_ms": [2.0, 8.0, 2.1, 3.3],
+        ...     "p50_ms": [2.0, 7.5, 2.0, 3.1], "p99_ms": [3.0, 20.0, 3.2, 6.0], "errors": [0] * 4})
+        >>> fig = plot_sweep(frame, highlight=("on", 8))   # sweep(...) results, pandas.concat-ed
+        >>> len(fig.axes)
+        2
     """
     _check_frame(frame)
     from matplotlib.figure import Figure
@@ -590,7 +611,13 @@ def plot_operating_curve(
 
     Example::
 
-        >>> # plot_operating_curve(table, highlight=("batching on", 32))
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"label": ["off", "off", "on", "on"], "concurrency": [1, 8, 1, 8],
+        ...     "throughput_rps": [500.0, 1000.0, 480.0, 2400.0], "mean_ms": [2.0, 8.0, 2.1, 3.3],
+        ...     "p50_ms": [2.0, 7.5, 2.0, 3.1], "p99_ms": [3.0, 20.0, 3.2, 6.0], "errors": [0] * 4})
+        >>> fig = plot_operating_curve(frame, highlight=("on", 8))
+        >>> fig.axes[0].get_xlabel()
+        'throughput (requests/s)'
     """
     _check_frame(frame)
     from matplotlib.figure import Figure
@@ -711,7 +738,11 @@ def serving_dashboard(frame: pd.DataFrame) -> Explorer:
 
     Example::
 
-        >>> # serving_dashboard(pandas.concat([sweep_off, sweep_on]))
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"label": ["off", "off", "on", "on"], "concurrency": [1, 8, 1, 8],
+        ...     "throughput_rps": [500.0, 1000.0, 480.0, 2400.0], "mean_ms": [2.0, 8.0, 2.1, 3.3],
+        ...     "p50_ms": [2.0, 7.5, 2.0, 3.1], "p99_ms": [3.0, 20.0, 3.2, 6.0], "errors": [0] * 4})
+        >>> dashboard = serving_dashboard(frame)    # a widget: no server needed any more
     """
     _check_frame(frame)
     import ipywidgets as W

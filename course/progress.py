@@ -68,8 +68,8 @@ def course_root(start: str | Path | None = None) -> Path:
     """The folder holding ``release/``: ``start`` (default: the working folder) or a parent.
 
     Example:
-        >>> course_root()  # doctest: +SKIP
-        PosixPath('/home/me/onnx-and-beyond')
+        >>> (course_root() / "release").is_dir()   # the working folder holds release/
+        True
     """
     here = Path(start or Path.cwd()).expanduser().resolve()
     for folder in (here, *here.parents):
@@ -138,8 +138,9 @@ def lesson_info(notebook: str | Path, lesson_id: str | None = None) -> Lesson:
     """Title, objectives, estimated time and exercises of a lesson notebook (nothing is run).
 
     Example:
-        >>> lesson_info("release/00-template/00-template.ipynb").minutes  # doctest: +SKIP
-        10
+        >>> info = lesson_info("release/00-demo/00-demo.ipynb")
+        >>> info.title, info.minutes, info.exercises
+        ('Lesson 0 — Demo', 10, {'ex1': 2.0})
     """
     path = Path(notebook)
     nb = nbformat.read(path, as_version=4)
@@ -172,8 +173,8 @@ def discover_lessons(root: str | Path | None = None) -> list[Lesson]:
     ones (in ``nbgrader_config.LESSONS`` or ``source/`` but not released yet) as *coming*.
 
     Example:
-        >>> [l.id for l in discover_lessons()][:2]  # doctest: +SKIP
-        ['00-template', '01-interoperability']
+        >>> [lesson.id for lesson in discover_lessons()]
+        ['00-demo']
     """
     base = course_root(root)
     ids = set(_configured_lessons(base))
@@ -254,7 +255,7 @@ def course_map(root: str | Path | None = None) -> _Table:
     estimated time and the exercises with their points.
 
     Example:
-        >>> course_map().to_frame().columns.tolist()  # doctest: +SKIP
+        >>> course_map().to_frame().columns.tolist()
         ['lesson', 'title', 'you will be able to', 'estimated time', 'exercises', 'points']
     """
     base = course_root(root)
@@ -414,7 +415,8 @@ def check_progress(
     (up to a minute each) and are remembered until their code changes.
 
     Example:
-        >>> check_progress().to_frame()  # doctest: +SKIP
+        >>> check_progress().to_frame()["status"].tolist()   # ex1 not started: nothing ran
+        ['not started']
     """
     base = course_root(root)
     lessons = discover_lessons(base)

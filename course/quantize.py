@@ -432,10 +432,10 @@ def explain_session_error(
 
     Example::
 
-        >>> try:                                                      # doctest: +SKIP
-        ...     ort_session("cnn.dynamic.onnx")
-        ... except Exception as exc:
-        ...     raise explain_session_error(exc) from exc
+        >>> error = RuntimeError("[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an "
+        ...     "implementation for ConvInteger(10) node with name 'conv_quant'")
+        >>> print(str(explain_session_error(error))[:88])
+        this onnxruntime build / execution provider has no kernel for ConvInteger(opset 10) node
     """
     message = str(error)
     found = _ORT_ERROR.search(message)
