@@ -536,8 +536,7 @@ class Comparison:
                 fontsize="small",
                 color=OKABE_ITO[3],
             )
-        fig.tight_layout()
-        return fig
+        return figures.finish(fig)
 
     def __repr__(self) -> str:
         parts = ", ".join(

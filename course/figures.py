@@ -3,6 +3,8 @@
 Every plotting helper of the lesson labs returns a :class:`matplotlib.figure.Figure` that is
 not registered with pyplot, so a notebook shows it once, as the cell's value (a pyplot figure
 would be shown a second time at the end of the cell), and no figure piles up in pyplot's list.
+The exception is ``pyplot=True``: a figure a lesson shows with ``fig = ...; plt.show()``
+(``troubleshoot.draw_export_pipelines``, ``formats.FormatComparison.plot``, ``Progress.plot``).
 Colours come from :mod:`course.palette`.
 
 Example::
@@ -33,13 +35,25 @@ if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
 __all__ = ["OKABE_ITO", "axes", "figure", "finish", "legend_below"]
 
 
-def figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **kwargs: Any):
-    """A new figure of ``figsize`` inches (not registered with pyplot) and its grid of axes:
-    one ``Axes`` for a 1x1 grid, else the array ``Figure.subplots`` returns (``kwargs`` go to
-    it: ``sharex``, ``gridspec_kw``, ...)."""
-    from matplotlib.figure import Figure
+def figure(
+    figsize: tuple[float, float],
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    pyplot: bool = False,
+    **kwargs: Any,
+):
+    """A new figure of ``figsize`` inches and its grid of axes: one ``Axes`` for a 1x1 grid,
+    else the array ``Figure.subplots`` returns (``kwargs`` go to it: ``sharey``,
+    ``gridspec_kw``, ``squeeze``...). Not registered with pyplot unless ``pyplot=True``."""
+    if pyplot:
+        import matplotlib.pyplot as plt
 
-    fig = Figure(figsize=figsize)
+        fig = plt.figure(figsize=figsize)
+    else:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=figsize)
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from course import figures
-from course.palette import BLACK, OKABE_ITO
+from course.palette import BLACK, OKABE_ITO, WHITE
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import onnx
@@ -286,7 +286,7 @@ def draw_pipelines(
                 ha="center",
                 va="center",
                 fontsize=7,
-                color="#FFFFFF",
+                color=WHITE,
                 fontweight="bold",
             )
             if x:

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from course import figures
 from course.palette import OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -553,10 +554,7 @@ def plot_sweep(
         2
     """
     _check_frame(frame)
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 3.6))
-    left, right = fig.subplots(1, 2)
+    fig, (left, right) = figures.figure((10, 3.6), ncols=2)
     for i, (label, part) in enumerate(frame.groupby("label", sort=False)):
         part = part.sort_values("concurrency")
         colour = OKABE_ITO[i % len(OKABE_ITO)]
@@ -586,10 +584,7 @@ def plot_sweep(
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", loc="best")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return figures.finish(fig, title=title)
 
 
 def _ring(ax: Any, x: Any, y: Any) -> None:
@@ -620,10 +615,7 @@ def plot_operating_curve(
         'throughput (requests/s)'
     """
     _check_frame(frame)
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 3.4))
-    ax = fig.subplots()
+    fig, ax = figures.figure((6, 3.4))
     for i, (label, part) in enumerate(frame.groupby("label", sort=False)):
         part = part.sort_values("concurrency")
         colour = OKABE_ITO[i % len(OKABE_ITO)]
@@ -651,8 +643,7 @@ def plot_operating_curve(
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small", loc="upper left")
-    fig.tight_layout()
-    return fig
+    return figures.finish(fig)
 
 
 def dashboard_view(frame: pd.DataFrame, concurrency: int, label: str) -> str:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from course import figures
-from course.palette import OKABE_ITO
+from course.palette import LIGHT_GREY, OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import onnx
@@ -218,11 +218,8 @@ class ProfileSummary:
             ylabel="operator type",
             title=title or f"Where the time goes ({self.runs} profiled runs)",
         )
-        ax.legend(
-            loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize="small", frameon=False
-        )
-        fig.tight_layout()
-        return fig
+        figures.legend_below(ax, ncol=2, fontsize="small")
+        return figures.finish(fig)
 
 
 def summarize(trace: Trace | str | os.PathLike[str]) -> ProfileSummary:
@@ -289,7 +286,7 @@ def plot_timeline(trace: Trace, *, run: int = -1, ax: Any = None) -> Figure:
     start, end = chosen["ts"], chosen["ts"] + chosen["dur"]
     kernels = [e for e in kernel_events(trace) if start <= e["ts"] <= end]
     fig, ax = figures.axes(ax, (7.0, 0.9 + 0.32 * max(len(kernels), 1)))
-    ax.barh(-1, chosen["dur"], left=0, color="#BBBBBB", label="whole run (model_run)")
+    ax.barh(-1, chosen["dur"], left=0, color=LIGHT_GREY, label="whole run (model_run)")
     colour_of: dict[str, str] = {}
     for i, e in enumerate(kernels):
         op = e["args"]["op_name"]
@@ -309,8 +306,7 @@ def plot_timeline(trace: Trace, *, run: int = -1, ax: Any = None) -> Figure:
         title=f"Timeline of run {number + 1} of {len(runs)} ({chosen['dur']} µs)",
     )
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
-    fig.tight_layout()
-    return fig
+    return figures.finish(fig)
 
 
 def profile_model(

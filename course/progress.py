@@ -24,8 +24,8 @@ from typing import Any
 
 import nbformat
 
-from course import selfcheck
-from course.palette import GREEN, ORANGE, VERMILLION
+from course import figures, selfcheck
+from course.palette import GREEN, LIGHT_GREY, ORANGE, VERMILLION, WHITE
 
 __all__ = [
     "Lesson",
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 _LESSON_ID = re.compile(r"^\d\d-[a-z0-9-]+$")
-_COLOURS = {"passed": GREEN, "failing": VERMILLION, "not started": "#BBBBBB"}
+_COLOURS = {"passed": GREEN, "failing": VERMILLION, "not started": LIGHT_GREY}
 _COLOURS["not run"] = ORANGE
 
 
@@ -348,11 +348,9 @@ class Progress:
 
         Returns the matplotlib Figure.
         """
-        import matplotlib.pyplot as plt
-
         rows = [r for r in self.rows() if r["status"] != "coming"]
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(rows), 2) + 1.4))
+        if ax is None:  # a pyplot figure: start-here shows it with plt.show()
+            fig, ax = figures.figure((7, 0.45 * max(len(rows), 2) + 1.4), pyplot=True)
         else:
             fig = ax.figure
         names = [r["lesson"] for r in rows]
@@ -361,7 +359,7 @@ class Progress:
             values = [r[key] for r in rows]
             if key == "not run" and not any(values):
                 continue
-            ax.barh(names, values, left=left, color=_COLOURS[key], label=key, edgecolor="white")
+            ax.barh(names, values, left=left, color=_COLOURS[key], label=key, edgecolor=WHITE)
             left = [a + b for a, b in zip(left, values, strict=True)]
         ax.invert_yaxis()
         ax.set_xlabel("exercises (count)")
@@ -370,11 +368,8 @@ class Progress:
             "pass their visible tests"
         )
         ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend(
-            loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=4, fontsize="small", frameon=False
-        )
-        fig.tight_layout()
-        return fig
+        figures.legend_below(ax, offset=-0.18, ncol=4, fontsize="small")
+        return figures.finish(fig)
 
     def __repr__(self) -> str:
         return self.to_frame().to_string()

@@ -40,7 +40,7 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader
 
-from course import _capture, _model, bench
+from course import _capture, _model, bench, figures
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import pandas as pd
@@ -264,11 +264,8 @@ class QuantizationReport:
 
     def plot(self) -> Figure:
         """Three panels (size in KB, accuracy in %, median latency in ms with its CI)."""
-        from matplotlib.figure import Figure
-
         frame = self.to_frame()
-        fig = Figure(figsize=(10, 3.2))
-        axes = fig.subplots(1, 3)
+        fig, axes = figures.figure((10, 3.2), ncols=3)
         labels = list(frame.index)
         colours = [bench.OKABE_ITO[0], bench.OKABE_ITO[1]]
         axes[0].bar(labels, frame["size_kb"], color=colours)
@@ -292,8 +289,7 @@ class QuantizationReport:
         axes[2].set(ylabel="latency per call (ms)")
         for ax in axes:
             ax.set_xlabel("model")
-        fig.suptitle(f"{self.method}: size, accuracy and latency before and after")
-        fig.tight_layout()
+        figures.finish(fig, title=f"{self.method}: size, accuracy and latency before and after")
         return fig
 
     def __repr__(self) -> str:

@@ -715,8 +715,7 @@ def plot_roofline(
         title=title or f"Roofline of {roof.label}",
     )
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0)
-    fig.tight_layout()
-    return fig
+    return figures.finish(fig)
 
 
 # --------------------------------------------------------------------------- providers
@@ -1212,8 +1211,7 @@ def plot_throughput_by_threads(frame: pd.DataFrame, *, ax: Any = None, title: st
         title=title or "Throughput versus threads",
     )
     ax.legend(loc="best", fontsize="small")
-    fig.tight_layout()
-    return fig
+    return figures.finish(fig)
 
 
 class _BoundRunner:

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import nbformat
 
 from course import _capture
-from course.palette import GREEN, ORANGE, VERMILLION
+from course.palette import GREEN, GREY, ORANGE, VERMILLION
 
 __all__ = [
     "CheckReport",
@@ -238,7 +238,7 @@ class CheckReport:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        colour = {"passed": GREEN, "failing": VERMILLION, "not started": "#666666"}
+        colour = {"passed": GREEN, "failing": VERMILLION, "not started": GREY}
         parts = [f"<p><b>{html.escape(self.headline())}</b></p>"]
         if self.problem:
             parts.append(f"<p style='color:#D55E00'>Problem: {html.escape(self.problem)}</p>")
