@@ -59,43 +59,19 @@ def _cnn():
 def _demo_lesson(folder: Path) -> None:
     """release/00-demo/00-demo.ipynb: a title, objectives, an estimated time and exercise ex1
     (its answer cell still the stub, so checking it runs nothing)."""
-    import nbformat
-
-    def graded(source: str, grade_id: str, solution: bool):
-        cell = nbformat.v4.new_code_cell(source)
-        cell.metadata["nbgrader"] = {
-            "grade": not solution,
-            "solution": solution,
-            "grade_id": grade_id,
-            "locked": not solution,
-            "schema_version": 3,
-            **({} if solution else {"points": 2}),
-        }
-        return cell
+    from notebooks import cell, write_nb
 
     intro = (
         "# Lesson 0 — Demo\n\n**After this lesson you will be able to**\n1. double a number.\n\n"
         "**Estimated time**: 10 minutes."
     )
-    nb = nbformat.v4.new_notebook(
-        cells=[
-            nbformat.v4.new_markdown_cell(intro),
-            graded(
-                "def double(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()",
-                "ex1-answer",
-                True,
-            ),
-            graded("assert double(3) == 6", "ex1-visible", False),
-        ]
-    )
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    lesson = folder / "release" / "00-demo"
-    lesson.mkdir(parents=True)
-    nbformat.write(nb, lesson / "00-demo.ipynb")
+    stub = "def double(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()"
+    cells = [
+        cell(intro, kind="markdown"),
+        cell(stub, "ex1-answer", kind="answer"),
+        cell("assert double(3) == 6", "ex1-visible", points=2),
+    ]
+    write_nb(folder / "release" / "00-demo", "00-demo.ipynb", cells)
 
 
 def _variants_table():
