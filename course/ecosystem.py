@@ -745,8 +745,9 @@ def probe_skl2onnx(versions: Iterable[int] | None = None) -> pd.DataFrame:
 def support_frame(rows: Sequence[OpsetSupport]) -> pd.DataFrame:
     """The support rows as a table: declared range, default, measured range, source.
 
-    >>> support_frame(converter_support()).loc["skl2onnx", "role"]
-    'converter'
+    >>> row = OpsetSupport("skl2onnx", "converter", "1.19", (1, 21), 21, {20: "ok", 24: "failed"})
+    >>> support_frame([row]).loc["skl2onnx", ["role", "measured (probe)"]].tolist()
+    ['converter', '20-20']
     """
 
     def text(r: tuple[int, int] | None) -> str:
@@ -770,7 +771,9 @@ def support_figure(rows: Sequence[OpsetSupport], title: str | None = None) -> An
     """One row per tool: declared range (bar), default (diamond), probed opsets (dot: worked,
     cross: failed), and the newest opset the installed onnx knows (dashed line).
 
-    >>> fig = support_figure(converter_support())
+    >>> rows = [OpsetSupport("skl2onnx", "converter", "1.19", (1, 21), 21, {20: "ok", 24: "failed"}),
+    ...         OpsetSupport("onnxruntime", "runtime", "1.23", (7, 23), probed={23: "ok"})]
+    >>> fig = support_figure(rows)   # converter_support() + runtime_support(): what is installed
     >>> fig.axes[0].get_xlabel()
     'ai.onnx opset version'
     """
