@@ -2,8 +2,11 @@
 
 Each example runs in a fresh temporary folder that holds two small models built with
 onnx.helper (no training): ``model.onnx``/``mlp.onnx``, a 4-feature, 3-class MLP with a dynamic
-batch, and ``cnn.onnx``, a Conv/Relu/MaxPool/Gemm net on 1x8x8 images. The namespace has ``np``,
-``X_train``/``X_test``/``y_test`` (float32 rows for the MLP) and ``images`` (for the CNN).
+batch, and ``cnn.onnx``, a Conv/Relu/MaxPool/Gemm net on 1x8x8 images; and a one-lesson course,
+``release/00-demo/00-demo.ipynb`` (nbgrader cells of one exercise, not started), for the learner
+tools. The namespace has ``np``, ``X_train``/``X_test``/``y_test`` (float32 rows for the MLP),
+``images`` (for the CNN) and ``table``, a small variants table for :mod:`course.tradeoffs`.
+Jupyter's ``JPY_SESSION_NAME`` is unset and the course cache is a folder of the test.
 """
 
 from __future__ import annotations
@@ -53,6 +56,39 @@ def _cnn():
     )
 
 
+def _demo_lesson(folder: Path) -> None:
+    """release/00-demo/00-demo.ipynb: a title, objectives, an estimated time and exercise ex1
+    (its answer cell still the stub, so checking it runs nothing)."""
+    from notebooks import cell, write_nb
+
+    intro = (
+        "# Lesson 0 — Demo\n\n**After this lesson you will be able to**\n1. double a number.\n\n"
+        "**Estimated time**: 10 minutes."
+    )
+    stub = "def double(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()"
+    cells = [
+        cell(intro, kind="markdown"),
+        cell(stub, "ex1-answer", kind="answer"),
+        cell("assert double(3) == 6", "ex1-visible", points=2),
+    ]
+    write_nb(folder / "release" / "00-demo", "00-demo.ipynb", cells)
+
+
+def _variants_table():
+    import pandas as pd
+
+    columns = ["model", "method", "per_channel", "calibration", "size_kb", "accuracy"]
+    columns += ["latency_us", "ci_low_us", "ci_high_us"]
+    rows = [
+        ("MLP", "fp32", False, 0, 100.0, 0.95, 10.0, 9.5, 10.5),
+        ("MLP", "float16", False, 0, 50.0, 0.95, 10.2, 9.6, 10.9),
+        ("MLP", "static", True, 100, 27.0, 0.94, 7.0, 6.8, 7.3),
+        ("CNN", "fp32", False, 0, 400.0, 0.97, 50.0, 48.0, 52.0),
+        ("CNN", "dynamic", False, 0, 110.0, 0.96, 80.0, 77.0, 83.0),
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
 @pytest.fixture(autouse=True)
 def _doctest_folder(request, tmp_path, monkeypatch):
     if type(request.node).__name__ != "DoctestItem":
@@ -63,6 +99,8 @@ def _doctest_folder(request, tmp_path, monkeypatch):
     import onnx
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    _demo_lesson(tmp_path)
     mlp = graphs.mlp()
     for name in ("model.onnx", "mlp.onnx"):
         onnx.save(mlp, tmp_path / name)
@@ -76,5 +114,6 @@ def _doctest_folder(request, tmp_path, monkeypatch):
         X_test=rng.standard_normal((32, 4)).astype(np.float32),
         y_test=rng.integers(0, 3, 32),
         images=rng.standard_normal((8, 1, 8, 8)).astype(np.float32),
+        table=_variants_table(),
     )
     yield

@@ -43,6 +43,7 @@ from nbgrader import utils as nbutils
 from nbgrader.preprocessors import Execute
 from traitlets.config import Config
 
+from . import kernel_checks as kc
 from . import sandbox as sb
 from . import verdict as vd
 
@@ -160,120 +161,6 @@ class SandboxedKernelManager(AsyncKernelManager):
             await super()._async_kill_kernel(restart=restart)
 
     _kill_kernel = _async_kill_kernel
-
-
-GUARD = r"""
-def _autograder_guard():
-    import sys, types
-    found = []
-    FT, MT = types.FunctionType, types.MethodType
-
-    def mine(v):
-        t = type(v)
-        if t is FT or t is MT:
-            return getattr(getattr(v, "__func__", v), "__module__", None) == "__main__"
-        if isinstance(v, type):
-            return v.__dict__.get("__module__") == "__main__"
-        return getattr(t, "__module__", None) == "__main__"
-
-    main_dict = getattr(sys.modules.get("__main__"), "__dict__", None)
-    for name, mod in list(sys.modules.items()):
-        d = getattr(mod, "__dict__", None)
-        if type(d) is not dict or d is main_dict or name == "__main__":
-            continue
-        try:
-            for key, value in list(d.items()):
-                t = type(value)
-                if t is FT or t is MT:
-                    if getattr(value, "__module__", None) == "__main__":
-                        found.append(f"{name}.{key}")
-                elif t.__module__ == "__main__":
-                    found.append(f"{name}.{key}")
-                elif t is type and value.__module__ == "__main__":
-                    found.append(f"{name}.{key}")
-        except Exception:
-            pass
-    ip = get_ipython()
-    objects = {"shell": ip, "kernel": getattr(ip, "kernel", None),
-               "displayhook": getattr(ip, "displayhook", None),
-               "display_pub": getattr(ip, "display_pub", None),
-               "session": getattr(getattr(ip, "kernel", None), "session", None),
-               "sys.stdout": sys.stdout, "sys.stderr": sys.stderr}
-    for label, obj in objects.items():
-        if obj is None:
-            continue
-        if mine(obj):
-            found.append(f"{label} (replaced by an object of the notebook)")
-        for klass in type(obj).__mro__:
-            for key, value in list(vars(klass).items()):
-                if mine(value):
-                    found.append(f"{klass.__module__}.{klass.__qualname__}.{key}")
-        for key, value in list(getattr(obj, "__dict__", {}).items()):
-            if mine(value):
-                found.append(f"{label}.{key}")
-    for event, callbacks in getattr(ip.events, "callbacks", {}).items():
-        for cb in callbacks:
-            if mine(cb):
-                found.append(f"IPython event '{event}' callback {getattr(cb, '__name__', cb)!r}")
-    for attr in ("input_transformers_cleanup", "input_transformers_post", "ast_transformers"):
-        for t in getattr(ip, attr, []):
-            if mine(t):
-                found.append(f"IPython {attr} entry {getattr(t, '__name__', type(t).__name__)!r}")
-    if getattr(ip, "custom_exceptions", ()):
-        found.append("IPython set_custom_exc handler")
-    for getter in ("gettrace", "getprofile"):
-        hook = getattr(sys, getter)()
-        if hook is not None and mine(hook):
-            found.append(f"sys.{getter}() is a notebook function")
-    import json as _json
-    raise AssertionError("@NONCE@" + _json.dumps(sorted(set(found))))
-
-
-try:
-    _autograder_guard()
-finally:
-    del _autograder_guard
-"""
-
-
-SETUP = r"""
-def _autograder_setup(limit, mark):
-    # IPython re-installs sys.stdout.write around every cell (to record outputs), so the limit
-    # is wrapped around it again at the start of every cell
-    import sys
-
-    class OutputLimitExceeded(RuntimeError):
-        pass
-
-    OutputLimitExceeded.__module__ = "autograder"
-    written = [0]
-
-    def limit_streams(*args):
-        for name in ("stdout", "stderr"):
-            stream = getattr(sys, name)
-            write = stream.write
-            if getattr(write, "autograder_limit", False):
-                continue
-
-            def limited_write(text, *a, _write=write, **k):
-                written[0] += len(text)
-                if written[0] > limit:
-                    raise OutputLimitExceeded(f"{mark}: more than {limit} characters printed")
-                return _write(text, *a, **k)
-
-            limited_write.autograder_limit = True
-            limited_write.__module__ = "autograder"
-            stream.write = limited_write
-
-    limit_streams.__module__ = "autograder"
-    get_ipython().events.register("pre_run_cell", limit_streams)
-
-
-try:
-    _autograder_setup(@LIMIT@, "@MARK@")
-finally:
-    del _autograder_setup
-"""
 
 
 class GuardTimeout(Exception):
@@ -466,7 +353,9 @@ class GradingClient(Execute):
         nonce = "AUTOGRADER-GUARD-" + secrets.token_hex(12)
         timeout = min(30.0, float(self.timeout or 30))
         try:
-            reply, errors = await self._run_hidden(GUARD.replace("@NONCE@", nonce), timeout)
+            reply, errors = await self._run_hidden(
+                kc.kernel_code(kc.autograder_guard, nonce), timeout
+            )
         except GuardTimeout:
             self.broken = (
                 f"the kernel stopped answering {where}: the integrity check did not finish in "
@@ -624,7 +513,7 @@ class GradingClient(Execute):
                 if info is not None and "language_info" in info["content"]:
                     self.nb.metadata["language_info"] = info["content"]["language_info"]
                 limit = int(self.limits.output_mb * 1024 * 1024)
-                setup = SETUP.replace("@LIMIT@", str(limit)).replace("@MARK@", OUTPUT_MARK)
+                setup = kc.kernel_code(kc.autograder_setup, limit, OUTPUT_MARK)
                 reply, _ = await self._run_hidden(setup, float(self.timeout or 60))
                 if (reply or {}).get("status") != "ok":
                     raise RuntimeError(f"the kernel refused the grader's setup: {reply}")

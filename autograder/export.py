@@ -9,11 +9,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from course.palette import BLACK, OKABE_ITO
+
 from . import sandbox as sb
 from .course import Course
 from .grade import fingerprint, read_records
 
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 REPORT_KEYS = (
     "status",
     "score",
@@ -148,7 +149,7 @@ def plot_distribution(report: dict, path: Path) -> Path:
             [str(x) for x in xs],
             [values.get(x, 0) for x in xs],
             color=OKABE_ITO[k % len(OKABE_ITO)],
-            edgecolor="#000000",
+            edgecolor=BLACK,
             linewidth=0.5,
             label=f"{len(scores)} graded",
         )

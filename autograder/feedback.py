@@ -18,7 +18,6 @@ from __future__ import annotations
 import html
 import re
 import shutil
-from pathlib import Path
 
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode
@@ -241,8 +240,3 @@ def generate(course: Course, assignment: str) -> dict:
             (folder / f"{name}.html").write_text(page)
         written.append(student)
     return {"written": written, "graded": graded, "failed": failed, "problems": problems}
-
-
-def feedback_files(course: Course, assignment: str, student: str) -> list[Path]:
-    folder = course.folder("feedback", student, assignment)
-    return sorted(folder.glob("*.html")) if folder.is_dir() else []

@@ -13,15 +13,21 @@ Module map:
   both runtimes, parity reports), ``inspect`` (summary, graph text and drawing), ``quantize``
   (int8 dynamic/static, float16, with measured reports), ``bench`` (timing with confidence
   intervals, sessions), ``data`` (offline data sets and cached training), ``widgets``,
-  ``palette`` (the course's colours), ``serve`` (a KServe v2 HTTP server over onnxruntime);
+  ``palette`` (the course's colours), ``figures`` (how every lab makes and returns a figure),
+  ``serve`` (a KServe v2 HTTP server over onnxruntime);
 - the inside layer the core stands on (private): ``_model`` (one loader for a ModelProto, a path,
-  bytes or a Conversion; input helpers; the session factory) and ``_capture`` (what libraries
-  print, kept off a notebook's stderr);
+  bytes or a Conversion; input helpers; the session factory), ``_capture`` (what libraries
+  print, kept off a notebook's stderr) and ``_optional`` (importing an optional dependency, or
+  saying what to install);
 - per-lesson labs: ``parity`` (lesson 01), ``anatomy`` and ``opsets`` (02), ``troubleshoot``
-  (03, 05), ``text_models`` (03, 04: a transformer encoder and its variants, built offline),
-  ``profiling``, ``tradeoffs`` and ``graph_optimization`` (04, 06), ``formats`` (05),
-  ``roofline`` (06), ``loadtest`` and ``triton_config`` (07), ``ecosystem`` (08),
-  ``generation`` (a decoder with its KV cache: 07, 08);
+  with its data ``failure_gallery`` (03, 05), ``text_models`` (03, 04: a transformer encoder and
+  its variants, built offline), ``pretrained`` (real models shipped in wheels: silero-vad in 02,
+  04, 05; magika in 03), ``profiling``, ``tradeoffs`` and ``graph_optimization`` (04, 06),
+  ``formats`` (05), ``roofline`` and ``providers`` (06), ``loadtest`` and ``triton_config`` (07,
+  ``triton_config`` also writes model repositories), ``generation`` (a decoder with its KV cache:
+  07, 08), ``ecosystem``, ``model_contract`` and ``pickle_scan`` (08; ``roofline``,
+  ``ecosystem`` and ``troubleshoot`` re-export the names of the modules split from them);
+  ``artefacts`` builds the costly ones once at set-up;
 - learner tools: ``selfcheck`` (``course.check()``) and ``progress`` (start-here's overview).
 
 Submodules (``course.convert``, ``course.bench``, ...) are imported on first use, so

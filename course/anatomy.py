@@ -16,7 +16,8 @@ from typing import Any
 import onnx
 from onnx import helper
 
-from course.palette import BLUE, GREEN, ORANGE, PURPLE, SKY
+from course import figures
+from course.palette import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY
 
 __all__ = ["WireField", "structure_figure", "wire_fields"]
 
@@ -155,7 +156,7 @@ def _box(ax, x, y, w, h, kind: str, title: str, lines: list[str], fill: float = 
             facecolor=to_rgba(colour, fill),
         )
     )
-    ax.text(x + 1, y + h - 1.2, title, fontsize=10.5, fontweight="bold", va="top", color="black")
+    ax.text(x + 1, y + h - 1.2, title, fontsize=10.5, fontweight="bold", va="top", color=BLACK)
     for k, line in enumerate(lines):
         ax.text(x + 1.2, y + h - 5.2 - 3.1 * k, line, fontsize=8.8, va="top", family="monospace")
 
@@ -176,13 +177,12 @@ def structure_figure(model: onnx.ModelProto, *, title: str | None = None):
             f"structure_figure expects an onnx.ModelProto, got {type(model).__name__}; "
             "load a file first with onnx.load(path)"
         )
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     g = model.graph
     opsets = ", ".join(f"{i.domain or 'ai.onnx'} {i.version}" for i in model.opset_import)
     producer = f"{model.producer_name} {model.producer_version}".strip() or "(empty)"
-    fig, ax = plt.subplots(figsize=(11, 6.6))
+    fig, ax = figures.figure((11, 6.6))
     ax.set_xlim(0, 100)
     ax.set_ylim(-7, 68)
     ax.axis("off")
@@ -283,6 +283,5 @@ def structure_figure(model: onnx.ModelProto, *, title: str | None = None):
         frameon=False,
     )
     ax.set_title(title or "Structure of an ONNX ModelProto", fontsize=12)
-    fig.tight_layout()
-    plt.close(fig)  # returned, not shown twice
+    figures.finish(fig)
     return fig

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from course import _model
+from course import _model, figures
 from course.palette import BLACK, OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
@@ -488,7 +488,7 @@ class Comparison:
 
         Returns the matplotlib Figure (not registered with pyplot, so it is shown once).
         """
-        fig, ax = _figure_and_axes(ax, figsize=(6.4, 0.7 + 0.55 * len(self.results)))
+        fig, ax = figures.axes(ax, figsize=(6.4, 0.7 + 0.55 * len(self.results)))
         names = list(self.results)
         for i, name in enumerate(names):
             res = self.results[name]
@@ -536,8 +536,7 @@ class Comparison:
                 fontsize="small",
                 color=OKABE_ITO[3],
             )
-        fig.tight_layout()
-        return fig
+        return figures.finish(fig)
 
     def __repr__(self) -> str:
         parts = ", ".join(
@@ -556,15 +555,6 @@ class Comparison:
                 "these differences may be noise.</p>"
             )
         return html
-
-
-def _figure_and_axes(ax: Any, figsize: tuple[float, float]) -> tuple[Figure, Any]:
-    if ax is not None:
-        return ax.figure, ax
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize)
-    return fig, fig.add_subplot()
 
 
 def _overlapping_pairs(results: dict[str, BenchResult]) -> list[tuple[str, str]]:
@@ -730,7 +720,6 @@ def latency_by_batch(
         >>> list(frame.index)
         [1, 16]
     """
-    import pandas as pd
 
     if not hasattr(model, "run"):
         model = ort_session(model, intra_op_threads=intra_op_threads)
@@ -755,22 +744,41 @@ def latency_by_batch(
                 "dimension (torch: dynamic_shapes={'x': {0: torch.export.Dim('batch')}})."
             ) from exc
     cmp = compare(candidates, warmup=warmup, repeat=repeat, warn=False)
+    frame = timing_frame(cmp, "batch", {b: b for b in sizes})
+    frame.attrs["threads"] = session_threads(model)
+    return frame
+
+
+def timing_frame(comparison: Comparison, index: str, batches: Mapping[Any, int]) -> pd.DataFrame:
+    """A sweep's table: one row per key of ``batches`` (the candidate ``str(key)`` of
+    ``comparison``, run on ``batches[key]`` samples a call), indexed by ``index``: ``median_ms``,
+    ``ci_low_ms``, ``ci_high_ms``, ``p99_ms``, ``per_item_us`` (median / batch) and
+    ``throughput_per_s``; ``attrs["machine"]`` says where it was measured.
+
+    Example::
+
+        >>> cmp = compare({"1": lambda: None, "8": lambda: None}, repeat=3, warn=False)
+        >>> list(timing_frame(cmp, "batch", {1: 1, 8: 8}).index)
+        [1, 8]
+    """
+    import pandas as pd
+
     rows = []
-    for b in sizes:
-        res = cmp[str(b)]
+    for key, batch in batches.items():
+        res = comparison[str(key)]
         rows.append(
             {
-                "batch": b,
+                index: key,
                 "median_ms": res.median * 1e3,
                 "ci_low_ms": res.ci_low * 1e3,
                 "ci_high_ms": res.ci_high * 1e3,
-                "per_item_us": res.median * 1e6 / b,
-                "throughput_per_s": b / res.median,
+                "p99_ms": res.p99 * 1e3,
+                "per_item_us": res.median * 1e6 / batch,
+                "throughput_per_s": batch / res.median,
             }
         )
-    frame = pd.DataFrame(rows).set_index("batch")
-    frame.attrs["machine"] = cmp.machine
-    frame.attrs["threads"] = session_threads(model)
+    frame = pd.DataFrame(rows).set_index(index)
+    frame.attrs["machine"] = comparison.machine
     return frame
 
 
@@ -786,10 +794,7 @@ def plot_latency_by_batch(frame: pd.DataFrame, *, title: str | None = None) -> F
         raise ValueError(
             f"frame lacks columns {sorted(needed - set(frame.columns))}: pass latency_by_batch(...)'s result"
         )
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 3.4))
-    left, right = fig.subplots(1, 2)
+    fig, (left, right) = figures.figure((9, 3.4), ncols=2)
     batch = frame.index.to_numpy()
     left.errorbar(
         batch,
@@ -813,7 +818,4 @@ def plot_latency_by_batch(frame: pd.DataFrame, *, title: str | None = None) -> F
         if len(batch) > 1 and batch.max() / batch.min() >= 8:
             ax.set_xscale("log", base=2)
         ax.legend(loc="best", fontsize="small")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return figures.finish(fig, title=title)

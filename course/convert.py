@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from course import _optional
 from course import verify as _verify
 from course._capture import TF_IMPORT_NOISE as _TF_IMPORT_NOISE
 from course._capture import LogListHandler as _ListHandler
@@ -497,12 +498,7 @@ def torch_to_onnx(
         conv.report.passed, conv.model.graph.input[0].type.tensor_type.shape.dim[0].dim_param
         # (True, 'batch')
     """
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - installed in the course env
-        raise ImportError(
-            "torch_to_onnx needs PyTorch: pip install 'onnx-and-beyond[torch]'"
-        ) from exc
+    torch = _optional.require("torch", _optional.extra("torch"), "torch_to_onnx")
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(opset, int) or opset < 7:
@@ -847,16 +843,13 @@ def sklearn_to_onnx(
         conv = sklearn_to_onnx(pipe, split.X_test[:20], opset={"": 18, "ai.onnx.ml": 3})
         [o.name for o in conv.model.graph.output]      # ['label', 'probabilities']
     """
-    try:
-        from skl2onnx import to_onnx
-        from sklearn.base import BaseEstimator, is_classifier
-        from sklearn.exceptions import NotFittedError
-        from sklearn.utils.validation import check_is_fitted
-    except ImportError as exc:  # pragma: no cover - installed in the course env
-        raise ImportError(
-            "sklearn_to_onnx needs scikit-learn and skl2onnx: "
-            "pip install 'onnx-and-beyond[sklearn]'"
-        ) from exc
+    for module in ("sklearn", "skl2onnx"):
+        _optional.require(module, _optional.extra("sklearn"), "sklearn_to_onnx")
+    from skl2onnx import to_onnx
+    from sklearn.base import BaseEstimator, is_classifier
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
     if not isinstance(estimator, BaseEstimator):
         raise TypeError(
             f"estimator must be a fitted scikit-learn estimator or Pipeline, got "

@@ -17,13 +17,14 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pickle
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from course import _capture
+from course import _capture, _optional
 
 __all__ = [
     "Split",
@@ -52,13 +53,7 @@ SKLEARN_KINDS = ("logreg", "random_forest")
 
 def _require(module: str, extra: str) -> Any:
     """Import an optional dependency or say exactly what to install."""
-    try:
-        return __import__(module)
-    except ImportError as exc:  # pragma: no cover - every framework is installed in the course env
-        raise ImportError(
-            f"{module} is needed for this function but is not installed: "
-            f"pip install 'onnx-and-beyond[{extra}]' (or pip install -r requirements.txt)"
-        ) from exc
+    return _optional.require(module, _optional.extra(extra))
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,6 +367,21 @@ def _torch_cnn(channels: int, n_classes: int) -> Any:
     )
 
 
+@contextlib.contextmanager
+def _torch_one_thread() -> Iterator[Any]:
+    """torch with one thread and a forked RNG: these models are tiny, and on a small shared
+    machine several threads spin against each other (measured here: 0.1 s with one thread,
+    several s with two); the fixed seed leaves the caller's RNG untouched."""
+    torch = _require("torch", "torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield torch
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _train_torch(
     build: Callable[[], Any],
     X: np.ndarray,
@@ -381,43 +391,22 @@ def _train_torch(
     lr: float,
     batch_size: int = 128,
 ) -> Any:
-    torch = _require("torch", "torch")
-    threads = torch.get_num_threads()
-    # one thread: these models are tiny, and on a small shared machine several threads
-    # spin against each other (measured here: 0.1 s with one thread, several s with two)
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):  # fixed seed, the caller's RNG untouched
-            return _train_torch_loop(build, X, y, seed, epochs, lr, batch_size)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train_torch_loop(
-    build: Callable[[], Any],
-    X: np.ndarray,
-    y: np.ndarray,
-    seed: int,
-    epochs: int,
-    lr: float,
-    batch_size: int,
-) -> Any:
-    torch = _require("torch", "torch")
-    torch.manual_seed(seed)
-    model = build()
-    generator = torch.Generator().manual_seed(seed)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(Xt), generator=generator)
-        for start in range(0, len(Xt), batch_size):
-            idx = order[start : start + batch_size]
-            optimizer.zero_grad()
-            loss_fn(model(Xt[idx]), yt[idx]).backward()
-            optimizer.step()
-    return model.eval()
+    with _torch_one_thread() as torch:
+        torch.manual_seed(seed)
+        model = build()
+        generator = torch.Generator().manual_seed(seed)
+        Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        model.train()
+        for _ in range(epochs):
+            order = torch.randperm(len(Xt), generator=generator)
+            for start in range(0, len(Xt), batch_size):
+                idx = order[start : start + batch_size]
+                optimizer.zero_grad()
+                loss_fn(model(Xt[idx]), yt[idx]).backward()
+                optimizer.step()
+        return model.eval()
 
 
 def _torch_cached(
@@ -537,15 +526,8 @@ def import_tensorflow() -> Any:
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        with _filtered_stderr_fd(_TF_IMPORT_NOISE):
-            import tensorflow as tf
-    except ImportError as exc:  # pragma: no cover - installed in the course env
-        raise ImportError(
-            "TensorFlow is needed for this function but is not installed: "
-            "pip install 'onnx-and-beyond[tensorflow]' (or pip install -r requirements.txt)"
-        ) from exc
-    return tf
+    with _filtered_stderr_fd(_TF_IMPORT_NOISE):
+        return _require("tensorflow", "tensorflow")
 
 
 def _import_keras() -> Any:

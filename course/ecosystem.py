@@ -7,12 +7,16 @@ Four parts, each computed from the installed packages rather than quoted:
   the publication date of each IR version (``onnx.Version``); a figure and an explorer widget.
 - **Opset support**: the opsets each installed converter (torch.onnx, tf2onnx, skl2onnx,
   onnxscript) and runtime (onnxruntime, onnx.reference) declares, and what probes measure.
-- **Future-proofing**: a model contract that a CI job checks (opsets, IR version, input and
-  output names, types and shapes, metadata, parity on a sample), a model card stored in
-  ``metadata_props``, checksums, and a reader for the safetensors header.
-- **Pickle safety**: a scan of pickled weights for the opcodes that import and call Python
-  objects (what makes loading a pickle able to run code), done with ``pickletools`` without
-  ever loading the pickle.
+- **Future-proofing** (:mod:`course.model_contract`, re-exported here): a model contract that
+  a CI job checks (opsets, IR version, input and output names, types and shapes, metadata,
+  parity on a sample), a model card stored in ``metadata_props``, checksums, and a reader for
+  the safetensors header.
+- **Pickle safety** (:mod:`course.pickle_scan`, re-exported here): a scan of pickled weights
+  for the opcodes that import and call Python objects (what makes loading a pickle able to run
+  code), done with ``pickletools`` without ever loading the pickle.
+
+This module holds the first two; ``ecosystem.<name>`` keeps working for every name of the two
+others.
 
 Example::
 
@@ -26,20 +30,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import importlib.metadata
 import importlib.util
 import io
-import json
 import logging
-import os
-import pickletools
 import re
-import struct
 import time
 import warnings
-import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -51,8 +49,29 @@ import onnx.defs
 import pandas as pd
 from onnx import helper
 
-from course import opsets
+from course import figures, opsets
+from course.model_contract import (
+    ContractCheck,
+    ContractReport,
+    ModelContract,
+    NotSafetensorsError,
+    TensorSpec,
+    add_model_card,
+    check_contract,
+    contract_from_model,
+    model_card,
+    safetensors_header,
+    sha256_of,
+)
 from course.palette import OKABE_ITO
+from course.pickle_scan import (
+    CALL_OPCODES,
+    IMPORT_OPCODES,
+    TORCH_TENSOR_GLOBALS,
+    PickleFinding,
+    PickleScan,
+    scan_pickle,
+)
 
 __all__ = [
     "CALL_OPCODES",
@@ -350,14 +369,9 @@ def timeline_figure(domain: str = "", ax: Any = None) -> Any:
     >>> fig.axes[0].get_xlabel().startswith("opset")
     True
     """
-    import matplotlib.pyplot as plt
-
     key = _key(domain)
     t = opset_timeline(key)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(11, 4.6))
-    else:
-        fig = ax.figure
+    fig, ax = figures.axes(ax, (11, 4.6))
     x = np.asarray(t.index)
     bottom = np.zeros(len(t))
     for event, colour in zip(_EVENTS, (_BLUE, _ORANGE, _VERMILLION), strict=True):
@@ -382,9 +396,7 @@ def timeline_figure(domain: str = "", ax: Any = None) -> Any:
         f"How the {key or 'ai.onnx'} operator set evolved "
         f"(onnx {onnx.__version__}, read from onnx.defs)"
     )
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return figures.finish(fig)
 
 
 # ============================================================================================
@@ -733,8 +745,9 @@ def probe_skl2onnx(versions: Iterable[int] | None = None) -> pd.DataFrame:
 def support_frame(rows: Sequence[OpsetSupport]) -> pd.DataFrame:
     """The support rows as a table: declared range, default, measured range, source.
 
-    >>> support_frame(converter_support()).loc["skl2onnx", "role"]
-    'converter'
+    >>> row = OpsetSupport("skl2onnx", "converter", "1.19", (1, 21), 21, {20: "ok", 24: "failed"})
+    >>> support_frame([row]).loc["skl2onnx", ["role", "measured (probe)"]].tolist()
+    ['converter', '20-20']
     """
 
     def text(r: tuple[int, int] | None) -> str:
@@ -758,16 +771,18 @@ def support_figure(rows: Sequence[OpsetSupport], title: str | None = None) -> An
     """One row per tool: declared range (bar), default (diamond), probed opsets (dot: worked,
     cross: failed), and the newest opset the installed onnx knows (dashed line).
 
-    >>> fig = support_figure(converter_support())
+    >>> rows = [OpsetSupport("skl2onnx", "converter", "1.19", (1, 21), 21, {20: "ok", 24: "failed"}),
+    ...         OpsetSupport("onnxruntime", "runtime", "1.23", (7, 23), probed={23: "ok"})]
+    >>> fig = support_figure(rows)   # converter_support() + runtime_support(): what is installed
     >>> fig.axes[0].get_xlabel()
     'ai.onnx opset version'
     """
     if not rows:
         raise ValueError("support_figure needs at least one OpsetSupport (converter_support())")
-    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
 
-    fig, ax = plt.subplots(figsize=(11, 0.8 + 0.55 * len(rows)))
+    fig, ax = figures.figure((11, 0.8 + 0.55 * len(rows)))
     colours = {"converter": _SKY, "runtime": _ORANGE}
     for y, row in enumerate(rows):
         if row.declared:
@@ -788,597 +803,13 @@ def support_figure(rows: Sequence[OpsetSupport], title: str | None = None) -> An
     ax.set_xticks(range(1, int(ax.get_xlim()[1]) + 1))
     ax.tick_params(axis="x", labelsize=8)
     handles = [
-        plt.Rectangle((0, 0), 1, 1, color=_SKY, label="declared range (converter)"),
-        plt.Rectangle((0, 0), 1, 1, color=_ORANGE, label="declared range (runtime)"),
+        Rectangle((0, 0), 1, 1, color=_SKY, label="declared range (converter)"),
+        Rectangle((0, 0), 1, 1, color=_ORANGE, label="declared range (runtime)"),
         Line2D([], [], marker="D", color=_BLACK, ls="", label="default opset"),
         Line2D([], [], marker="o", color=_GREEN, ls="", label="probe: worked"),
         Line2D([], [], marker="x", color=_VERMILLION, ls="", mew=2, label="probe: failed"),
         Line2D([], [], color=_BLACK, ls="--", label=f"newest opset in onnx {onnx.__version__}"),
     ]
-    ax.legend(
-        handles=handles,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.5 if len(rows) < 4 else -0.22),
-        ncol=3,
-        fontsize=8,
-        frameon=False,
-    )
+    figures.legend_below(ax, handles, offset=-0.5 if len(rows) < 4 else -0.22)
     ax.set_title(title or "Opsets each installed converter and runtime supports")
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
-
-
-# ============================================================================================
-# model contract (what a CI job checks before a model ships)
-# ============================================================================================
-
-
-@dataclass
-class TensorSpec:
-    """A promised input or output: its name, NumPy dtype name and shape.
-
-    In ``shape`` an ``int`` is a fixed size, a ``str`` a dimension that must stay dynamic
-    (symbolic or unknown, e.g. the batch), and ``None`` a dimension the contract does not check.
-    """
-
-    name: str
-    dtype: str
-    shape: tuple[int | str | None, ...]
-
-
-@dataclass
-class ModelContract:
-    """What a model promises its users; :func:`check_contract` checks a model against it.
-
-    ``opsets`` maps a domain (``""`` for ai.onnx) to the allowed ``(lowest, highest)`` opset;
-    ``max_ir_version`` is the newest IR version the deployment runtime reads;
-    ``metadata_keys`` must be present in ``metadata_props``; ``sample`` and ``expected`` are a
-    fixed input and the outputs it must give, within ``rtol``/``atol``.
-    """
-
-    inputs: list[TensorSpec]
-    outputs: list[TensorSpec]
-    opsets: dict[str, tuple[int, int]]
-    max_ir_version: int | None = None
-    metadata_keys: tuple[str, ...] = ()
-    sample: dict[str, np.ndarray] | None = None
-    expected: list[np.ndarray] | None = None
-    rtol: float = 1e-4
-    atol: float = 1e-5
-
-
-@dataclass
-class ContractCheck:
-    """One line of a contract report."""
-
-    check: str
-    passed: bool
-    detail: str
-
-
-@dataclass
-class ContractReport:
-    """The result of :func:`check_contract`: ``passed`` when every check passed."""
-
-    rows: list[ContractCheck]
-
-    @property
-    def passed(self) -> bool:
-        return all(r.passed for r in self.rows)
-
-    @property
-    def problems(self) -> list[str]:
-        """The failed checks, one sentence each."""
-        return [f"{r.check}: {r.detail}" for r in self.rows if not r.passed]
-
-    def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                "check": [r.check for r in self.rows],
-                "passed": [r.passed for r in self.rows],
-                "detail": [r.detail for r in self.rows],
-            }
-        )
-
-    def __str__(self) -> str:
-        head = "contract PASSED" if self.passed else f"contract FAILED ({len(self.problems)})"
-        lines = [f"{'ok  ' if r.passed else 'FAIL'} {r.check}: {r.detail}" for r in self.rows]
-        return "\n".join([head, *lines])
-
-    def _repr_html_(self) -> str:
-        verdict = "passed" if self.passed else f"FAILED: {len(self.problems)} problem(s)"
-        return f"<b>Model contract {verdict}</b>" + self.to_frame().to_html(index=False)
-
-
-def _dims(value: onnx.ValueInfoProto) -> tuple[int | str | None, ...]:
-    dims: list[int | str | None] = []
-    for d in value.type.tensor_type.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        else:
-            dims.append(d.dim_param or "?")
-    return tuple(dims)
-
-
-def _dtype(value: onnx.ValueInfoProto) -> str:
-    elem = value.type.tensor_type.elem_type
-    try:
-        return np.dtype(helper.tensor_dtype_to_np_dtype(elem)).name
-    except Exception:  # noqa: BLE001 - a type NumPy cannot name (or an undefined elem_type)
-        return f"elem_type {elem}"
-
-
-def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
-    return TensorSpec(value.name, _dtype(value), _dims(value))
-
-
-def _real_inputs(proto: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
-    inits = {t.name for t in proto.graph.initializer}
-    return [v for v in proto.graph.input if v.name not in inits]
-
-
-def contract_from_model(
-    model: Any,
-    sample: Mapping[str, np.ndarray] | np.ndarray | None = None,
-    *,
-    rtol: float = 1e-4,
-    atol: float = 1e-5,
-) -> ModelContract:
-    """Record what a model promises today, to check future versions against it in CI.
-
-    Inputs and outputs as they are declared (a symbolic or unknown dimension must stay
-    dynamic), the exact opset stamp of every imported domain, the IR version as the maximum,
-    the metadata keys present, and, when ``sample`` is given, the outputs onnxruntime computes
-    for it as the expected values.
-
-    Example::
-
-        contract = contract_from_model("model.onnx", X_test[:8])
-        check_contract("model-v2.onnx", contract).passed
-    """
-    from course.verify import load_model, run_onnx
-
-    proto = load_model(model)
-    feeds = None
-    expected = None
-    if sample is not None:
-        names = [v.name for v in _real_inputs(proto)]
-        feeds = dict(sample) if isinstance(sample, Mapping) else {names[0]: np.asarray(sample)}
-        expected = run_onnx(proto, feeds)
-    return ModelContract(
-        inputs=[_spec(v) for v in _real_inputs(proto)],
-        outputs=[_spec(v) for v in proto.graph.output],
-        opsets={
-            i.domain if i.domain != "ai.onnx" else "": (i.version, i.version)
-            for i in proto.opset_import
-        },
-        max_ir_version=int(proto.ir_version),
-        metadata_keys=tuple(p.key for p in proto.metadata_props),
-        sample=feeds,
-        expected=expected,
-        rtol=rtol,
-        atol=atol,
-    )
-
-
-def _compare_specs(
-    kind: str, promised: Sequence[TensorSpec], actual: Sequence[onnx.ValueInfoProto]
-) -> list[ContractCheck]:
-    rows = []
-    by_name = {v.name: v for v in actual}
-    for spec in promised:
-        label = f"{kind} {spec.name!r}"
-        value = by_name.get(spec.name)
-        if value is None:
-            rows.append(
-                ContractCheck(label, False, f"missing; the model's {kind}s are {sorted(by_name)}")
-            )
-            continue
-        got_dtype, got_dims = _dtype(value), _dims(value)
-        problems = []
-        if got_dtype != spec.dtype:
-            problems.append(f"dtype {got_dtype}, promised {spec.dtype}")
-        if len(got_dims) != len(spec.shape):
-            problems.append(f"rank {len(got_dims)} {list(got_dims)}, promised {list(spec.shape)}")
-        else:
-            for axis, (want, got) in enumerate(zip(spec.shape, got_dims, strict=True)):
-                if want is None:
-                    continue
-                if isinstance(want, str) and not isinstance(got, str):
-                    problems.append(f"axis {axis} is fixed to {got}, promised dynamic ({want})")
-                elif isinstance(want, int) and got != want:
-                    problems.append(f"axis {axis} is {got}, promised {want}")
-        shape_text = "[" + ", ".join(str(d) for d in got_dims) + "]"
-        rows.append(
-            ContractCheck(
-                label,
-                not problems,
-                "; ".join(problems) if problems else f"{got_dtype}{shape_text}",
-            )
-        )
-    return rows
-
-
-def check_contract(model: Any, contract: ModelContract) -> ContractReport:
-    """Check a model against a :class:`ModelContract`; every check is reported, none raises.
-
-    Checks: onnxruntime loads it; IR version; each domain's opset within range (and no domain
-    the contract does not list); each promised input and output (name, dtype, shape, dynamic
-    dimensions still dynamic); metadata keys; parity on the contract's sample.
-
-    Example::
-
-        report = check_contract("model-v2.onnx", contract)
-        assert report.passed, "\\n".join(report.problems)     # what a CI job runs
-    """
-    from course.verify import load_model, run_onnx
-
-    if not isinstance(contract, ModelContract):
-        raise TypeError(
-            f"contract must be a ModelContract (see contract_from_model), got "
-            f"{type(contract).__name__}"
-        )
-    proto = load_model(model)
-    rows: list[ContractCheck] = []
-    refused = opsets.load_error(proto)
-    rows.append(ContractCheck("loads in onnxruntime", not refused, refused[:200] or "loads"))
-    if contract.max_ir_version is not None:
-        ok = proto.ir_version <= contract.max_ir_version
-        rows.append(
-            ContractCheck(
-                "IR version",
-                ok,
-                f"{proto.ir_version} (at most {contract.max_ir_version})",
-            )
-        )
-    stamps = {(i.domain if i.domain != "ai.onnx" else ""): i.version for i in proto.opset_import}
-    for domain, (low, high) in contract.opsets.items():
-        key = "" if domain == "ai.onnx" else domain
-        got = stamps.get(key)
-        ok = got is not None and low <= got <= high
-        rows.append(
-            ContractCheck(
-                f"opset {key or 'ai.onnx'}",
-                ok,
-                f"{got if got is not None else 'not imported'} (allowed {low}-{high})",
-            )
-        )
-    allowed_domains = {"" if d == "ai.onnx" else d for d in contract.opsets}
-    for domain in sorted(set(stamps) - allowed_domains):
-        rows.append(
-            ContractCheck(
-                f"opset {domain}",
-                False,
-                f"imports domain {domain!r} (version {stamps[domain]}), which the contract "
-                "does not allow",
-            )
-        )
-    rows += _compare_specs("input", contract.inputs, _real_inputs(proto))
-    rows += _compare_specs("output", contract.outputs, list(proto.graph.output))
-    present = {p.key for p in proto.metadata_props}
-    for key in contract.metadata_keys:
-        rows.append(
-            ContractCheck(
-                f"metadata {key!r}",
-                key in present,
-                "present" if key in present else f"missing (has {sorted(present)})",
-            )
-        )
-    if contract.sample is not None and contract.expected is not None:
-        rows.append(_parity_row(proto, contract, run_onnx, refused))
-    return ContractReport(rows)
-
-
-def _parity_row(
-    proto: onnx.ModelProto, contract: ModelContract, run_onnx: Callable, refused: str
-) -> ContractCheck:
-    if refused:
-        return ContractCheck("parity on the sample", False, "not run: the model does not load")
-    try:
-        got = run_onnx(proto, contract.sample)
-    except Exception as exc:  # a failure to run is a failed check, reported
-        return ContractCheck(
-            "parity on the sample", False, f"{type(exc).__name__}: {str(exc)[:160]}"
-        )
-    if len(got) != len(contract.expected):
-        return ContractCheck(
-            "parity on the sample",
-            False,
-            f"{len(got)} outputs, expected {len(contract.expected)}",
-        )
-    worst = 0.0
-    for g, e in zip(got, contract.expected, strict=True):
-        g, e = np.asarray(g), np.asarray(e)
-        if g.shape != e.shape:
-            return ContractCheck(
-                "parity on the sample", False, f"output shape {g.shape}, expected {e.shape}"
-            )
-        if not np.allclose(g, e, rtol=contract.rtol, atol=contract.atol):
-            diff = float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64))))
-            return ContractCheck(
-                "parity on the sample",
-                False,
-                f"max |difference| {diff:.3g} exceeds rtol={contract.rtol}, atol={contract.atol}",
-            )
-        if g.size and np.issubdtype(g.dtype, np.number):
-            worst = max(worst, float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)))))
-    return ContractCheck("parity on the sample", True, f"max |difference| {worst:.2g}")
-
-
-# ============================================================================================
-# provenance: model card, checksums, safetensors header
-# ============================================================================================
-
-
-def add_model_card(model: onnx.ModelProto, card: Mapping[str, str]) -> onnx.ModelProto:
-    """A copy of ``model`` with ``card`` written into ``metadata_props`` (existing keys are
-    replaced, others kept). Values must be strings: serialise anything else with
-    ``json.dumps`` first.
-
-    >>> m = add_model_card(opsets.tiny_example("Relu", 14).model, {"license": "MIT"})
-    >>> model_card(m)
-    {'license': 'MIT'}
-    """
-    if not isinstance(model, onnx.ModelProto):
-        raise TypeError(f"expected an onnx.ModelProto, got {type(model).__name__}")
-    for key, value in card.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise TypeError(
-                f"metadata_props holds strings only; got {key!r}: {type(value).__name__}. "
-                "Use json.dumps(value) for numbers, lists and dicts"
-            )
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    kept = [(p.key, p.value) for p in copy.metadata_props if p.key not in card]
-    del copy.metadata_props[:]
-    for key, value in [*kept, *card.items()]:
-        entry = copy.metadata_props.add()
-        entry.key, entry.value = key, value
-    return copy
-
-
-def model_card(model: Any) -> dict[str, str]:
-    """The ``metadata_props`` of a model (ModelProto, path or bytes) as a dict."""
-    from course.verify import load_model
-
-    return {p.key: p.value for p in load_model(model).metadata_props}
-
-
-def sha256_of(data: bytes | str | os.PathLike[str]) -> str:
-    """The SHA-256 hex digest of bytes or of a file's content (read in chunks).
-
-    >>> sha256_of(b"onnx")[:12]
-    '87e93f89f2be'
-    """
-    digest = hashlib.sha256()
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        digest.update(data)
-        return digest.hexdigest()
-    path = Path(data)
-    if not path.is_file():
-        raise FileNotFoundError(f"no file at {path}; pass bytes or an existing path")
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class NotSafetensorsError(ValueError):
-    """The bytes are not a safetensors file (no 8-byte length followed by a JSON header)."""
-
-
-def safetensors_header(source: bytes | str | os.PathLike[str]) -> dict[str, Any]:
-    """Read the JSON header of a safetensors file without any safetensors code.
-
-    The format is an unsigned 64-bit little-endian header length, that many bytes of JSON
-    (tensor name -> dtype, shape, data_offsets; plus an optional ``__metadata__`` of strings),
-    then the raw tensor bytes. Nothing in it is executable.
-
-    >>> from safetensors.numpy import save
-    >>> safetensors_header(save({"w": np.zeros(3, np.float32)}))["w"]["shape"]
-    [3]
-    """
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        head = bytes(source[:8])
-        data = bytes(source)
-        where = "these bytes"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"no file at {path}")
-        data = path.read_bytes()
-        head = data[:8]
-        where = str(path)
-    if len(head) < 8:
-        raise NotSafetensorsError(f"{where}: too short to be safetensors ({len(data)} bytes)")
-    (length,) = struct.unpack("<Q", head)
-    if length > len(data) - 8:
-        raise NotSafetensorsError(
-            f"{where} is not safetensors: the first 8 bytes announce a {length}-byte header but "
-            f"only {len(data) - 8} bytes follow (a pickle or zip checkpoint? Save with "
-            "safetensors.torch.save_file or safetensors.numpy.save_file)"
-        )
-    try:
-        header = json.loads(data[8 : 8 + length].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NotSafetensorsError(f"{where} is not safetensors: its header is not JSON") from exc
-    if not isinstance(header, dict):
-        raise NotSafetensorsError(f"{where} is not safetensors: its header is not a JSON object")
-    return header
-
-
-# ============================================================================================
-# pickle safety
-# ============================================================================================
-
-#: Opcodes that import a Python object by module and name (the first half of running code).
-IMPORT_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "EXT1", "EXT2", "EXT4"})
-#: Opcodes that call or build an object from something imported (the second half).
-CALL_OPCODES = frozenset({"REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD"})
-#: The globals a plain PyTorch state dict pickles: enough to rebuild tensors, nothing else
-#: (PyTorch's own ``weights_only`` unpickler allows a larger, curated set).
-TORCH_TENSOR_GLOBALS = frozenset(
-    [
-        "collections.OrderedDict",
-        "torch._utils._rebuild_tensor_v2",
-        "torch._utils._rebuild_parameter",
-    ]
-    + [
-        f"torch.{kind}Storage"
-        for kind in "Float Double Half BFloat16 Long Int Short Char Byte Bool".split()
-    ]
-)
-
-_STRING_OPCODES = frozenset(
-    {
-        "STRING",
-        "BINSTRING",
-        "SHORT_BINSTRING",
-        "UNICODE",
-        "BINUNICODE",
-        "SHORT_BINUNICODE",
-        "BINUNICODE8",
-    }
-)
-
-
-@dataclass
-class PickleFinding:
-    """One opcode that imports or calls: where it is, which opcode, and what it names."""
-
-    member: str  # "" for a bare pickle, the archive member for a torch.save zip
-    position: int
-    opcode: str
-    detail: str
-
-
-@dataclass
-class PickleScan:
-    """What a pickle would import and call if loaded (nothing is loaded to find out)."""
-
-    imports: list[str]
-    findings: list[PickleFinding]
-    allowed: frozenset[str] = frozenset()
-
-    @property
-    def calls(self) -> int:
-        """How many opcodes call or build objects (REDUCE, NEWOBJ, BUILD, ...)."""
-        return sum(f.opcode in CALL_OPCODES for f in self.findings)
-
-    @property
-    def unsafe_imports(self) -> list[str]:
-        """Imports outside the allowlist: each one can be any callable, ``os.system`` included."""
-        return [name for name in self.imports if name not in self.allowed]
-
-    @property
-    def safe(self) -> bool:
-        """True when the pickle imports nothing outside the allowlist."""
-        return not self.unsafe_imports
-
-    def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                "member": [f.member for f in self.findings],
-                "position": [f.position for f in self.findings],
-                "opcode": [f.opcode for f in self.findings],
-                "detail": [f.detail for f in self.findings],
-                "allowed": [
-                    (f.detail in self.allowed) if f.opcode in IMPORT_OPCODES else ""
-                    for f in self.findings
-                ],
-            }
-        )
-
-    def __str__(self) -> str:
-        verdict = "safe (imports only allowed globals)" if self.safe else "UNSAFE"
-        return (
-            f"pickle scan: {verdict}; imports {self.imports or 'nothing'}; "
-            f"{self.calls} call/build opcode(s); not allowed: {self.unsafe_imports or 'none'}"
-        )
-
-
-def _scan_one(data: bytes, member: str) -> tuple[list[str], list[PickleFinding]]:
-    imports: list[str] = []
-    findings: list[PickleFinding] = []
-    memo: dict[int, Any] = {}
-    strings: list[str | None] = []  # recent pushes that STACK_GLOBAL may consume
-    last: Any = None
-    try:
-        for opcode, arg, position in pickletools.genops(data):
-            name = opcode.name
-            pushed: Any = None
-            if name in _STRING_OPCODES:
-                pushed = arg.decode("latin-1") if isinstance(arg, bytes) else arg
-                strings.append(pushed)
-            elif name in ("GET", "BINGET", "LONG_BINGET"):
-                pushed = memo.get(int(arg))
-                strings.append(pushed if isinstance(pushed, str) else None)
-            elif name == "MEMOIZE":
-                memo[len(memo)] = last
-            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[int(arg)] = last
-            if name in IMPORT_OPCODES:
-                if name in ("GLOBAL", "INST"):
-                    target = ".".join(str(arg).split(" ", 1))
-                elif name == "STACK_GLOBAL":
-                    module, attr = strings[-2:] if len(strings) >= 2 else [None, None]
-                    target = f"{module or '?'}.{attr or '?'}"
-                    strings = strings[:-2]
-                else:
-                    target = f"copyreg extension {arg}"
-                if target not in imports:
-                    imports.append(target)
-                findings.append(PickleFinding(member, position, name, target))
-                pushed = ("global", target)  # memoized as an object, never mistaken for a string
-            elif name in CALL_OPCODES:
-                findings.append(PickleFinding(member, position, name, "calls/builds an object"))
-            if name not in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"):
-                last = pushed
-    except Exception as exc:  # pickletools' own message says where the stream broke
-        where = f"{member}: " if member else ""
-        raise ValueError(
-            f"{where}not a readable pickle stream ({type(exc).__name__}: {exc}); pass the bytes "
-            "of a .pkl, or the path of a torch.save checkpoint"
-        ) from exc
-    return imports, findings
-
-
-def scan_pickle(source: bytes | str | os.PathLike[str], allowed: Iterable[str] = ()) -> PickleScan:
-    """List what a pickle would import and call if it were loaded, without loading it.
-
-    ``source`` is the pickle's bytes, a path to a pickle, or a path to (or bytes of) a
-    ``torch.save`` checkpoint (a zip archive: every ``.pkl`` member is scanned). Imports are
-    ``"module.name"`` strings in first-seen order; ``STACK_GLOBAL`` (protocol 4 and later) is
-    resolved from the strings pushed before it, memo included. ``allowed`` names the imports
-    you accept (e.g. :data:`TORCH_TENSOR_GLOBALS`); anything else makes ``safe`` False.
-
-    >>> import pickle
-    >>> scan_pickle(pickle.dumps({"weights": [0.5, 1.5], "note": "os.system"})).safe
-    True
-    >>> scan_pickle(pickle.dumps(print)).imports
-    ['builtins.print']
-    """
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"no file at {path}")
-        data = path.read_bytes()
-    imports: list[str] = []
-    findings: list[PickleFinding] = []
-    if data[:4] == b"PK\x03\x04":
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = [n for n in archive.namelist() if n.endswith(".pkl")]
-            if not members:
-                raise ValueError(
-                    "this zip archive holds no .pkl member: it is not a torch.save checkpoint"
-                )
-            for member in members:
-                found, where = _scan_one(archive.read(member), member)
-                imports += [n for n in found if n not in imports]
-                findings += where
-    else:
-        imports, findings = _scan_one(data, "")
-    return PickleScan(imports, findings, frozenset(allowed))
+    return figures.finish(fig)

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from course import bench
+from course import bench, figures
+from course.palette import LIGHT_GREY, OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import pandas as pd
@@ -67,10 +68,10 @@ PMML_NAMESPACE = "http://www.dmg.org/PMML-4_4"
 
 #: Kinds of format, each with its Okabe-Ito colour in the charts.
 FAMILIES = {
-    "framework-native": bench.OKABE_ITO[0],
-    "exchange": bench.OKABE_ITO[1],
-    "on-device": bench.OKABE_ITO[2],
-    "other": bench.OKABE_ITO[4],
+    "framework-native": OKABE_ITO[0],
+    "exchange": OKABE_ITO[1],
+    "on-device": OKABE_ITO[2],
+    "other": OKABE_ITO[4],
 }
 
 
@@ -434,16 +435,15 @@ class FormatComparison:
         _check_choice("formats", formats, self.formats)
         _check_choice("metrics", metrics, list(METRICS))
         formats, metrics = list(formats), list(metrics)
-        import matplotlib.pyplot as plt
         from matplotlib.lines import Line2D
         from matplotlib.ticker import LogLocator, NullFormatter
         from matplotlib.transforms import blended_transform_factory
 
         frame = self.to_frame().loc[formats]
-        fig, axes = plt.subplots(
-            1,
-            len(metrics),
-            figsize=(3.6 * len(metrics) + 1.6, 0.42 * len(formats) + 1.6),
+        fig, axes = figures.figure(  # a pyplot figure: lesson 05 shows it with plt.show()
+            (3.6 * len(metrics) + 1.6, 0.42 * len(formats) + 1.6),
+            ncols=len(metrics),
+            pyplot=True,
             squeeze=False,
             sharey=True,
         )
@@ -459,7 +459,7 @@ class FormatComparison:
                 if finite.any():
                     low, high = shown[finite].min(), shown[finite].max()
                     ax.set_xlim(low / 3, high * 3)
-                    ax.hlines(y[finite], low / 3, shown[finite], color="#BBBBBB", lw=1, zorder=1)
+                    ax.hlines(y[finite], low / 3, shown[finite], color=LIGHT_GREY, lw=1, zorder=1)
                 ax.scatter(shown[finite], y[finite], c=colours[finite], s=45, zorder=3)
                 ax.xaxis.set_major_locator(LogLocator(numticks=6))
                 ax.xaxis.set_minor_formatter(NullFormatter())
@@ -479,7 +479,7 @@ class FormatComparison:
                     transform=left_edge,
                     va="center",
                     fontsize=8,
-                    color=bench.OKABE_ITO[7],
+                    color=OKABE_ITO[7],
                 )
             if metric.log:
                 for i in np.flatnonzero(finite & (values == 0)):
@@ -494,8 +494,7 @@ class FormatComparison:
             or f"Same model, {len(formats)} formats: measured on this machine "
             f"({self.rows} rows; latency on {self.latency_rows})"
         )
-        fig.tight_layout(rect=(0, 0.12 if len(formats) > 3 else 0.2, 1, 1))
-        return fig
+        return figures.finish(fig, rect=(0, 0.12 if len(formats) > 3 else 0.2, 1, 1))
 
     @staticmethod
     def _error_bars(ax: Any, frame: Any, y: np.ndarray, finite: np.ndarray) -> None:
@@ -514,7 +513,7 @@ class FormatComparison:
             y[finite],
             xerr=err,
             fmt="none",
-            ecolor=bench.OKABE_ITO[7],
+            ecolor=OKABE_ITO[7],
             capsize=3,
             lw=1,
         )

@@ -24,7 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from course.palette import BLACK, OKABE_ITO
+from course import figures
+from course.palette import BLACK, OKABE_ITO, WHITE
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import onnx
@@ -262,7 +263,7 @@ def draw_pipelines(
         for name, m in models.items()
     }
     width = min(max(len(r) for r in rows.values()), max_nodes + 1)
-    fig, ax = _figure_and_axes(ax, (1.0 + 1.25 * width, 0.6 + 0.75 * len(rows)))
+    fig, ax = figures.axes(ax, (1.0 + 1.25 * width, 0.6 + 0.75 * len(rows)))
     for y, (name, ops) in enumerate(rows.items()):
         shown = ops[:max_nodes]
         for x, (op, activation) in enumerate(shown):
@@ -285,7 +286,7 @@ def draw_pipelines(
                 ha="center",
                 va="center",
                 fontsize=7,
-                color="#FFFFFF",
+                color=WHITE,
                 fontweight="bold",
             )
             if x:
@@ -305,26 +306,14 @@ def draw_pipelines(
     for spine in ax.spines.values():
         spine.set_visible(False)
     ax.set(title="Nodes after each optimisation level (count in brackets), in graph order")
-    ax.legend(
-        handles=[
+    figures.legend_below(
+        ax,
+        [
             Patch(color=OKABE_ITO[0], label="standard ONNX operator"),
             Patch(color=OKABE_ITO[1], label="fused onnxruntime operator"),
             Patch(color=OKABE_ITO[2], label="NCHWc layout operator"),
         ],
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.02),
-        ncol=3,
+        offset=-0.02,
         fontsize="small",
-        frameon=False,
     )
-    fig.tight_layout()
-    return fig
-
-
-def _figure_and_axes(ax: Any, figsize: tuple[float, float]) -> tuple[Figure, Any]:
-    if ax is not None:
-        return ax.figure, ax
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize)
-    return fig, fig.add_subplot()
+    return figures.finish(fig)

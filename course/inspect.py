@@ -27,10 +27,22 @@ from typing import Any
 import numpy as np
 import onnx
 
-from course import _model
+from course import _model, figures
 from course._model import dims as _dims
 from course._model import graph_inputs as _graph_inputs
-from course.palette import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION, YELLOW
+from course.palette import (
+    BLACK,
+    BLUE,
+    DARK_GREY,
+    GREEN,
+    LIGHT_GREY,
+    ORANGE,
+    PURPLE,
+    SKY,
+    VERMILLION,
+    WHITE,
+    YELLOW,
+)
 from course.verify import load_model
 
 __all__ = [
@@ -53,7 +65,7 @@ _PALETTE = {
     "shape / indexing": SKY,
     "pooling / normalisation": PURPLE,
     "ai.onnx.ml": VERMILLION,
-    "other": "#BBBBBB",
+    "other": LIGHT_GREY,
 }
 # fmt: off
 _FAMILIES = {
@@ -533,7 +545,6 @@ def draw_graph(
     if not isinstance(max_nodes, int) or max_nodes < 1:
         raise ValueError(f"max_nodes must be a positive int, got {max_nodes!r}")
     try:
-        from matplotlib.figure import Figure
         from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
     except ImportError as exc:  # pragma: no cover - matplotlib is a core dependency
         raise ImportError("draw_graph needs matplotlib: pip install matplotlib") from exc
@@ -548,8 +559,7 @@ def draw_graph(
     x_gap, y_gap, box_w, box_h = 2.3, 1.25, 1.9, 0.62
     fig_w = min(16.0, max(4.5, 0.95 * x_gap * width + 1.0))
     fig_h = min(48.0, max(2.5, 0.62 * y_gap * (depth + 1) + 1.2))
-    fig = Figure(figsize=(fig_w, fig_h))
-    ax = fig.add_subplot()
+    fig, ax = figures.figure((fig_w, fig_h))
     ax.set_axis_off()
 
     def centre(b: _Box) -> tuple[float, float]:
@@ -572,7 +582,7 @@ def draw_graph(
             )
         )
         dark = b.colour == _PALETTE["matrix / convolution"]
-        colour = "#FFFFFF" if dark else BLACK
+        colour = WHITE if dark else BLACK
         label = b.label if len(b.label) <= 22 else b.label[:20] + "…"
         ax.text(
             cx,
@@ -605,7 +615,7 @@ def draw_graph(
                     (cx, cy + box_h / 2),
                     arrowstyle="-|>",
                     mutation_scale=9,
-                    color="#444444",
+                    color=DARK_GREY,
                     linewidth=0.8,
                     zorder=1,
                     shrinkA=1,
@@ -624,7 +634,7 @@ def draw_graph(
                     va="center",
                     color=BLACK,
                     zorder=4,
-                    bbox={"boxstyle": "round,pad=0.1", "fc": "#FFFFFF", "ec": "none"},
+                    bbox={"boxstyle": "round,pad=0.1", "fc": WHITE, "ec": "none"},
                 )
 
     xs = [centre(b)[0] for b in boxes] or [0.0]

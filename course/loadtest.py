@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from course import figures
 from course.palette import OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -394,8 +395,15 @@ def run_load(
 
     Example::
 
-        >>> # r = run_load(server.url, "/v2/models/mlp/infer", [body], concurrency=8, requests=300)
-        >>> # r.throughput_rps, r.p99_ms
+        >>> from course import serve
+        >>> _ = serve.add_model("models", "mlp", "mlp.onnx")      # a model repository
+        >>> body = b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", '
+        >>> body += b'"data": [1, 2, 3, 4]}]}'
+        >>> with serve.start("models") as server:                   # on a free local port
+        ...     r = run_load(server.url, "/v2/models/mlp/infer", [body], concurrency=2,
+        ...                  requests=20, warmup=2)
+        >>> r.sent, r.errors, r.p99_ms >= r.p50_ms
+        (20, 0, True)
     """
     host, port = _target(url, allow_remote)
     if not bodies:
@@ -455,7 +463,15 @@ def sweep(
 
     Example::
 
-        >>> # sweep(server.url, "/v2/models/mlp/infer", [body], (1, 8, 32), requests=300)
+        >>> from course import serve
+        >>> _ = serve.add_model("models", "mlp", "mlp.onnx")
+        >>> body = b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", '
+        >>> body += b'"data": [1, 2, 3, 4]}]}'
+        >>> with serve.start("models") as server:
+        ...     frame = sweep(server.url, "/v2/models/mlp/infer", [body], (1, 4), requests=20,
+        ...                   warmup=2, label="batching off")
+        >>> frame[["label", "concurrency", "errors"]].values.tolist()
+        [['batching off', 1, 0], ['batching off', 4, 0]]
     """
     import pandas as pd
 
@@ -529,13 +545,16 @@ def plot_sweep(
 
     Example::
 
-        >>> # plot_sweep(pandas.concat([sweep_off, sweep_on]))
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"label": ["off", "off", "on", "on"], "concurrency": [1, 8, 1, 8],
+        ...     "throughput_rps": [500.0, 1000.0, 480.0, 2400.0], "mean_ms": [2.0, 8.0, 2.1, 3.3],
+        ...     "p50_ms": [2.0, 7.5, 2.0, 3.1], "p99_ms": [3.0, 20.0, 3.2, 6.0], "errors": [0] * 4})
+        >>> fig = plot_sweep(frame, highlight=("on", 8))   # sweep(...) results, pandas.concat-ed
+        >>> len(fig.axes)
+        2
     """
     _check_frame(frame)
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 3.6))
-    left, right = fig.subplots(1, 2)
+    fig, (left, right) = figures.figure((10, 3.6), ncols=2)
     for i, (label, part) in enumerate(frame.groupby("label", sort=False)):
         part = part.sort_values("concurrency")
         colour = OKABE_ITO[i % len(OKABE_ITO)]
@@ -565,10 +584,7 @@ def plot_sweep(
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", loc="best")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return figures.finish(fig, title=title)
 
 
 def _ring(ax: Any, x: Any, y: Any) -> None:
@@ -590,13 +606,16 @@ def plot_operating_curve(
 
     Example::
 
-        >>> # plot_operating_curve(table, highlight=("batching on", 32))
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"label": ["off", "off", "on", "on"], "concurrency": [1, 8, 1, 8],
+        ...     "throughput_rps": [500.0, 1000.0, 480.0, 2400.0], "mean_ms": [2.0, 8.0, 2.1, 3.3],
+        ...     "p50_ms": [2.0, 7.5, 2.0, 3.1], "p99_ms": [3.0, 20.0, 3.2, 6.0], "errors": [0] * 4})
+        >>> fig = plot_operating_curve(frame, highlight=("on", 8))
+        >>> fig.axes[0].get_xlabel()
+        'throughput (requests/s)'
     """
     _check_frame(frame)
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 3.4))
-    ax = fig.subplots()
+    fig, ax = figures.figure((6, 3.4))
     for i, (label, part) in enumerate(frame.groupby("label", sort=False)):
         part = part.sort_values("concurrency")
         colour = OKABE_ITO[i % len(OKABE_ITO)]
@@ -624,8 +643,7 @@ def plot_operating_curve(
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small", loc="upper left")
-    fig.tight_layout()
-    return fig
+    return figures.finish(fig)
 
 
 def dashboard_view(frame: pd.DataFrame, concurrency: int, label: str) -> str:
@@ -711,7 +729,11 @@ def serving_dashboard(frame: pd.DataFrame) -> Explorer:
 
     Example::
 
-        >>> # serving_dashboard(pandas.concat([sweep_off, sweep_on]))
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"label": ["off", "off", "on", "on"], "concurrency": [1, 8, 1, 8],
+        ...     "throughput_rps": [500.0, 1000.0, 480.0, 2400.0], "mean_ms": [2.0, 8.0, 2.1, 3.3],
+        ...     "p50_ms": [2.0, 7.5, 2.0, 3.1], "p99_ms": [3.0, 20.0, 3.2, 6.0], "errors": [0] * 4})
+        >>> dashboard = serving_dashboard(frame)    # a widget: no server needed any more
     """
     _check_frame(frame)
     import ipywidgets as W

@@ -23,6 +23,7 @@ import onnx
 import onnx.defs
 from onnx import TensorProto, helper, numpy_helper
 
+from course import figures
 from course.palette import BLACK, GREEN, ORANGE, PURPLE, VERMILLION
 
 __all__ = [
@@ -616,10 +617,9 @@ def probe_figure(*probes: ProbeResult, title: str | None = None):
     """
     if not probes:
         raise ValueError("probe_figure needs at least one ProbeResult (from probe_opsets(...))")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch, Rectangle
 
-    fig, ax = plt.subplots(figsize=(11, 0.9 + 0.75 * len(probes)))
+    fig, ax = figures.figure((11, 0.9 + 0.75 * len(probes)))
     seen: dict[str, str] = {}
     highest = 1
     for row, probe in enumerate(probes):
@@ -638,15 +638,12 @@ def probe_figure(*probes: ProbeResult, title: str | None = None):
     by_colour: dict[str, list[str]] = {}
     for outcome, colour in seen.items():
         by_colour.setdefault(colour, []).append(outcome)
-    ax.legend(
-        handles=[Patch(facecolor=c, label=" / ".join(o)) for c, o in by_colour.items()],
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.45 if len(probes) < 3 else -0.3),
+    figures.legend_below(
+        ax,
+        [Patch(facecolor=c, label=" / ".join(o)) for c, o in by_colour.items()],
+        offset=-0.45 if len(probes) < 3 else -0.3,
         ncol=len(by_colour),
         fontsize=8.5,
-        frameon=False,
     )
     ax.set_title(title or "What the installed onnxruntime loads (measured)")
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return figures.finish(fig)

@@ -12,12 +12,17 @@ from __future__ import annotations
 __all__ = [
     "BLACK",
     "BLUE",
+    "DARK_GREY",
     "GREEN",
+    "GREY",
+    "LIGHT_GREY",
     "OKABE_ITO",
     "ORANGE",
+    "PALE_GREY",
     "PURPLE",
     "SKY",
     "VERMILLION",
+    "WHITE",
     "YELLOW",
 ]
 
@@ -37,3 +42,13 @@ OKABE_ITO: tuple[str, ...] = (
 #: The same colours by name, for code that means one colour (a pass is green, a failure
 #: vermillion): use these rather than hex copies.
 BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, YELLOW, BLACK = OKABE_ITO
+
+#: Neutrals, for what is no category of its own: text on dark fills (white), secondary text
+#: (dark grey, grey), background marks such as "not started" or "whole run" (light, pale grey).
+WHITE, PALE_GREY, LIGHT_GREY, GREY, DARK_GREY = (
+    "#FFFFFF",
+    "#DDDDDD",
+    "#BBBBBB",
+    "#666666",
+    "#444444",
+)

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from course.palette import OKABE_ITO
+from course import figures
+from course.palette import OKABE_ITO, WHITE
 
 __all__ = [
     "OKABE_ITO",
@@ -237,8 +238,6 @@ class SideBySide:
             image: optionally the input as a 2-D array (e.g. ``x.reshape(8, 8)``), drawn in
                 grey to the left of the bars; only when ``ax`` is None.
         """
-        import matplotlib.pyplot as plt
-
         if ax is not None and image is not None:
             raise ValueError("pass either ax or image, not both: image needs a figure of its own")
         if ax is not None:
@@ -247,13 +246,13 @@ class SideBySide:
             img = np.asarray(image)
             if img.ndim != 2:
                 raise ValueError(f"image must be 2-D (height x width), got shape {img.shape}")
-            fig, (ax_img, ax) = plt.subplots(
-                1, 2, figsize=(8, 3.2), gridspec_kw={"width_ratios": [1, 3]}
+            fig, (ax_img, ax) = figures.figure(
+                (8, 3.2), ncols=2, gridspec_kw={"width_ratios": [1, 3]}
             )
             ax_img.imshow(img, cmap="gray_r")
             ax_img.set(title="input sample", xticks=[], yticks=[])
         else:
-            fig, ax = plt.subplots(figsize=(6, 3.2))
+            fig, ax = figures.figure((6, 3.2))
         positions = np.arange(self.original.size)
         width = 0.4
         ax.bar(
@@ -270,7 +269,7 @@ class SideBySide:
             color=OKABE_ITO[1],
             label="ONNX Runtime (exported)",
             hatch="//",
-            edgecolor="white",
+            edgecolor=WHITE,
         )
         ax.set_xticks(positions)
         ax.set(
@@ -283,8 +282,7 @@ class SideBySide:
         high = max(1.0, float(self.original.max()), float(self.onnx.max()))
         ax.set_ylim(low, high * 1.3)  # head room for the legend above the bars
         ax.legend(loc="upper center", ncol=2, fontsize="small")
-        fig.tight_layout()
-        return fig
+        return figures.finish(fig)
 
     def to_html(self, image: np.ndarray | None = None) -> str:
         """The summary and the bar chart (a PNG inlined as base64) as one HTML string.
@@ -300,14 +298,8 @@ class SideBySide:
         import html
         import io
 
-        import matplotlib.pyplot as plt
-
-        fig = self.plot(image=image)
         buffer = io.BytesIO()
-        try:
-            fig.savefig(buffer, format="png", dpi=80)
-        finally:
-            plt.close(fig)
+        self.plot(image=image).savefig(buffer, format="png", dpi=80)
         encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
         return (
             f"<pre>{html.escape(self.summary())}</pre>"

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from course.palette import OKABE_ITO
+from course import figures
+from course.palette import LIGHT_GREY, OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import onnx
@@ -195,7 +196,7 @@ class ProfileSummary:
         """
         if top < 1:
             raise ValueError(f"top must be >= 1, got {top}")
-        fig, ax = _figure_and_axes(ax, (6.4, 3.4))
+        fig, ax = figures.axes(ax, (6.4, 3.4))
         runs = max(self.runs, 1)
         ordered = sorted(self.operator_us.items(), key=lambda kv: -kv[1])
         shown = ordered[:top]
@@ -217,11 +218,8 @@ class ProfileSummary:
             ylabel="operator type",
             title=title or f"Where the time goes ({self.runs} profiled runs)",
         )
-        ax.legend(
-            loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize="small", frameon=False
-        )
-        fig.tight_layout()
-        return fig
+        figures.legend_below(ax, ncol=2, fontsize="small")
+        return figures.finish(fig)
 
 
 def summarize(trace: Trace | str | os.PathLike[str]) -> ProfileSummary:
@@ -287,8 +285,8 @@ def plot_timeline(trace: Trace, *, run: int = -1, ax: Any = None) -> Figure:
         raise IndexError(f"run {run} out of range: the trace has {len(runs)} runs") from None
     start, end = chosen["ts"], chosen["ts"] + chosen["dur"]
     kernels = [e for e in kernel_events(trace) if start <= e["ts"] <= end]
-    fig, ax = _figure_and_axes(ax, (7.0, 0.9 + 0.32 * max(len(kernels), 1)))
-    ax.barh(-1, chosen["dur"], left=0, color="#BBBBBB", label="whole run (model_run)")
+    fig, ax = figures.axes(ax, (7.0, 0.9 + 0.32 * max(len(kernels), 1)))
+    ax.barh(-1, chosen["dur"], left=0, color=LIGHT_GREY, label="whole run (model_run)")
     colour_of: dict[str, str] = {}
     for i, e in enumerate(kernels):
         op = e["args"]["op_name"]
@@ -308,8 +306,7 @@ def plot_timeline(trace: Trace, *, run: int = -1, ax: Any = None) -> Figure:
         title=f"Timeline of run {number + 1} of {len(runs)} ({chosen['dur']} µs)",
     )
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
-    fig.tight_layout()
-    return fig
+    return figures.finish(fig)
 
 
 def profile_model(
@@ -351,12 +348,3 @@ def profile_model(
     for _ in range(runs + 1):
         sess.run(None, feeds)
     return summarize(sess.end_profiling())
-
-
-def _figure_and_axes(ax: Any, figsize: tuple[float, float]) -> tuple[Figure, Any]:
-    if ax is not None:
-        return ax.figure, ax
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize)
-    return fig, fig.add_subplot()

@@ -30,7 +30,7 @@ import re
 import tempfile
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +40,7 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader
 
-from course import _capture, _model, bench
+from course import _capture, _model, bench, figures
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import pandas as pd
@@ -264,11 +264,8 @@ class QuantizationReport:
 
     def plot(self) -> Figure:
         """Three panels (size in KB, accuracy in %, median latency in ms with its CI)."""
-        from matplotlib.figure import Figure
-
         frame = self.to_frame()
-        fig = Figure(figsize=(10, 3.2))
-        axes = fig.subplots(1, 3)
+        fig, axes = figures.figure((10, 3.2), ncols=3)
         labels = list(frame.index)
         colours = [bench.OKABE_ITO[0], bench.OKABE_ITO[1]]
         axes[0].bar(labels, frame["size_kb"], color=colours)
@@ -292,8 +289,7 @@ class QuantizationReport:
         axes[2].set(ylabel="latency per call (ms)")
         for ax in axes:
             ax.set_xlabel("model")
-        fig.suptitle(f"{self.method}: size, accuracy and latency before and after")
-        fig.tight_layout()
+        figures.finish(fig, title=f"{self.method}: size, accuracy and latency before and after")
         return fig
 
     def __repr__(self) -> str:
@@ -432,10 +428,10 @@ def explain_session_error(
 
     Example::
 
-        >>> try:                                                      # doctest: +SKIP
-        ...     ort_session("cnn.dynamic.onnx")
-        ... except Exception as exc:
-        ...     raise explain_session_error(exc) from exc
+        >>> error = RuntimeError("[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an "
+        ...     "implementation for ConvInteger(10) node with name 'conv_quant'")
+        >>> print(str(explain_session_error(error))[:88])
+        this onnxruntime build / execution provider has no kernel for ConvInteger(opset 10) node
     """
     message = str(error)
     found = _ORT_ERROR.search(message)
@@ -546,17 +542,17 @@ def _report(
     eval_set: EvalSet | None,
     settings: dict[str, Any],
     notes: list[str],
+    measure: _Measure,
     *,
-    latency_input: Any,
-    latency_repeat: int,
-    intra_op_threads: int | None,
-    providers: Sequence[str] | None,
+    latency_source: Any = None,
     after_session: Any = None,
 ) -> QuantizationReport:
     before_bytes = before.SerializeToString()
     after_model = onnx.load(out_path, load_external_data=False)
-    sess_before = _open(before_bytes, providers, intra_op_threads)
-    sess_after = after_session or _open(out_path, providers, intra_op_threads)
+    sess_before = measure.open(before_bytes)
+    sess_after = after_session or measure.open(out_path)
+    latency_input = _latency_input(before, eval_set, latency_source, measure.batch)
+    intra_op_threads = measure.intra_op_threads
     rep = QuantizationReport(
         method=method,
         path=out_path,
@@ -590,7 +586,7 @@ def _report(
         run_b = bench.session_runner(sess_before, _feed(sess_before, latency_input))
         run_a = bench.session_runner(sess_after, _feed(sess_after, latency_input))
         rep.latency = bench.compare(
-            {"float32": run_b, method: run_a}, repeat=latency_repeat, warn=False
+            {"float32": run_b, method: run_a}, repeat=measure.repeat, warn=False
         )
         if rep.latency.overlap:
             rep.notes.append(
@@ -655,13 +651,57 @@ def _preprocess(model: onnx.ModelProto, work: Path, enabled: bool, notes: list[s
     return pre
 
 
-def _check_common(latency_batch: int, latency_repeat: int) -> None:
-    for label, value, least in (
-        ("latency_batch", latency_batch, 1),
-        ("latency_repeat", latency_repeat, 3),
-    ):
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise ValueError(f"{label} must be an int >= {least}, got {value!r}")
+@dataclass(frozen=True)
+class _Measure:
+    """How every route measures its result: the latency batch and repeats, and the sessions'
+    threads and providers (checked once, passed to :func:`_report` as one value)."""
+
+    batch: int
+    repeat: int
+    intra_op_threads: int | None
+    providers: Sequence[str] | None
+
+    def __post_init__(self) -> None:
+        for label, value, least in (
+            ("latency_batch", self.batch, 1),
+            ("latency_repeat", self.repeat, 3),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{label} must be an int >= {least}, got {value!r}")
+
+    def open(self, path: Path | bytes) -> Any:
+        return _open(path, self.providers, self.intra_op_threads)
+
+
+def _start(
+    model: str | Path | onnx.ModelProto, out_path: str | Path, eval_set: EvalSet | None
+) -> tuple[onnx.ModelProto, Path, EvalSet | None]:
+    """The checked source model, output path and evaluation set every route begins with."""
+    source = _load(model)
+    return source, _out_path(out_path), _check_eval_set(eval_set, source)
+
+
+def _run_tool(
+    tool: str,
+    run: Callable[[Path], object],
+    source: onnx.ModelProto,
+    preprocess: bool,
+    notes: list[str],
+    fix: str,
+) -> None:
+    """Run one of onnxruntime's quantization tools on the (pre-processed) source model in a
+    temporary folder, its logs kept as notes; a failure becomes a QuantizationError naming
+    ``fix``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = _preprocess(source, Path(tmp), preprocess, notes)
+        try:
+            with _quiet_in(Path(tmp)) as logs:
+                run(pre)
+        except Exception as exc:
+            raise QuantizationError(
+                f"onnxruntime's {tool} failed: {type(exc).__name__}: {exc}. {fix}"
+            ) from exc
+    notes.extend(f"{tool}: {m}" for m in logs)
 
 
 # --------------------------------------------------------------------------- int8
@@ -699,32 +739,27 @@ def quantize_dynamic_int8(
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    source = _load(model)
-    out = _out_path(out_path)
-    evals = _check_eval_set(eval_set, source)
-    _check_common(latency_batch, latency_repeat)
+    source, out, evals = _start(model, out_path, eval_set)
+    measure = _Measure(latency_batch, latency_repeat, intra_op_threads, providers)
     notes: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = _preprocess(source, Path(tmp), preprocess, notes)
-        try:
-            with _quiet_in(Path(tmp)) as logs:
-                quantize_dynamic(
-                    pre,
-                    out,
-                    per_channel=per_channel,
-                    weight_type=QuantType.QInt8,
-                    op_types_to_quantize=list(op_types) if op_types else None,
-                    nodes_to_exclude=list(nodes_to_exclude) if nodes_to_exclude else None,
-                )
-        except Exception as exc:
-            raise QuantizationError(
-                f"onnxruntime's quantize_dynamic failed: {type(exc).__name__}: {exc}. Try "
-                "quantize_static_int8 (QDQ, calibrated on a few inputs), limit the quantized "
-                "operators with op_types=['MatMul'], or keep the failing node in float32 with "
-                "nodes_to_exclude=[...]."
-            ) from exc
-    notes.extend(f"quantize_dynamic: {m}" for m in logs)
-    after_session = _open(out, providers, intra_op_threads)
+    _run_tool(
+        "quantize_dynamic",
+        lambda pre: quantize_dynamic(
+            pre,
+            out,
+            per_channel=per_channel,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(op_types) if op_types else None,
+            nodes_to_exclude=list(nodes_to_exclude) if nodes_to_exclude else None,
+        ),
+        source,
+        preprocess,
+        notes,
+        "Try quantize_static_int8 (QDQ, calibrated on a few inputs), limit the quantized "
+        "operators with op_types=['MatMul'], or keep the failing node in float32 with "
+        "nodes_to_exclude=[...].",
+    )
+    after_session = measure.open(out)
     quantized = {
         k: v
         for k, v in _op_histogram(onnx.load(out, load_external_data=False)).items()
@@ -742,10 +777,7 @@ def quantize_dynamic_int8(
         evals,
         {"per_channel": per_channel, "op_types": list(op_types) if op_types else "default"},
         notes,
-        latency_input=_latency_input(source, evals, None, latency_batch),
-        latency_repeat=latency_repeat,
-        intra_op_threads=intra_op_threads,
-        providers=providers,
+        measure,
         after_session=after_session,
     )
 
@@ -758,8 +790,8 @@ def quantize_static_int8(
     per_channel: bool = False,
     method: str = "minmax",
     eval_set: EvalSet | None = None,
-    nodes_to_exclude: Sequence[str] | None = None,
     preprocess: bool = True,
+    nodes_to_exclude: Sequence[str] | None = None,
     latency_batch: int = 1,
     latency_repeat: int = 30,
     intra_op_threads: int | None = None,
@@ -785,10 +817,8 @@ def quantize_static_int8(
 
     if method not in _CALIBRATION_METHODS:
         raise ValueError(f"method must be one of {list(_CALIBRATION_METHODS)}, got {method!r}")
-    source = _load(model)
-    out = _out_path(out_path)
-    evals = _check_eval_set(eval_set, source)
-    _check_common(latency_batch, latency_repeat)
+    source, out, evals = _start(model, out_path, eval_set)
+    measure = _Measure(latency_batch, latency_repeat, intra_op_threads, providers)
     inputs = _real_inputs(source)
     if isinstance(calibration, Mapping) or (
         isinstance(calibration, (list, tuple))
@@ -847,25 +877,23 @@ def quantize_static_int8(
         "percentile": CalibrationMethod.Percentile,
         "distribution": CalibrationMethod.Distribution,
     }[method]
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = _preprocess(source, Path(tmp), preprocess, notes)
-        try:
-            with _quiet_in(Path(tmp)) as logs:
-                quantize_static(
-                    pre,
-                    out,
-                    reader,
-                    quant_format=QuantFormat.QDQ,
-                    per_channel=per_channel,
-                    calibrate_method=calib_method,
-                    nodes_to_exclude=list(nodes_to_exclude) if nodes_to_exclude else None,
-                )
-        except Exception as exc:
-            raise QuantizationError(
-                f"onnxruntime's quantize_static failed: {type(exc).__name__}: {exc}. Check that the "
-                "calibration array has the model's input shape and dtype (one row per sample)."
-            ) from exc
-    notes.extend(f"quantize_static: {m}" for m in logs)
+    _run_tool(
+        "quantize_static",
+        lambda pre: quantize_static(
+            pre,
+            out,
+            reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            calibrate_method=calib_method,
+            nodes_to_exclude=list(nodes_to_exclude) if nodes_to_exclude else None,
+        ),
+        source,
+        preprocess,
+        notes,
+        "Check that the calibration array has the model's input shape and dtype (one row per "
+        "sample).",
+    )
     reader.rewind()
     return _report(
         "static int8",
@@ -879,10 +907,8 @@ def quantize_static_int8(
             "format": "QDQ",
         },
         notes,
-        latency_input=_latency_input(source, evals, latency_source, latency_batch),
-        latency_repeat=latency_repeat,
-        intra_op_threads=intra_op_threads,
-        providers=providers,
+        measure,
+        latency_source=latency_source,
     )
 
 
@@ -1102,10 +1128,8 @@ def to_float16(
 
     if overflow not in ("raise", "note", "ignore"):
         raise ValueError(f"overflow must be 'raise', 'note' or 'ignore', got {overflow!r}")
-    source = _load(model)
-    out = _out_path(out_path)
-    evals = _check_eval_set(eval_set, source)
-    _check_common(latency_batch, latency_repeat)
+    source, out, evals = _start(model, out_path, eval_set)
+    measure = _Measure(latency_batch, latency_repeat, intra_op_threads, providers)
     notes: list[str] = []
     blocked_ops = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(op_block_list or ()))
     control_flow = sorted(
@@ -1170,7 +1194,7 @@ def to_float16(
     if evals is not None and overflow != "ignore":
         X = evals[0]
         batch = _fixed_batch(source)
-        ref = _predict(_open(source.SerializeToString(), providers, intra_op_threads), X, batch)
+        ref = _predict(measure.open(source.SerializeToString()), X, batch)
         got = _predict(after_session, X, batch)
         broken = [
             k
@@ -1225,9 +1249,6 @@ def to_float16(
         evals,
         settings,
         notes,
-        latency_input=_latency_input(source, evals, None, latency_batch),
-        latency_repeat=latency_repeat,
-        intra_op_threads=intra_op_threads,
-        providers=providers,
+        measure,
         after_session=after_session,
     )

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import nbformat
 
 from course import _capture
-from course.palette import GREEN, ORANGE, VERMILLION
+from course.palette import GREEN, GREY, ORANGE, VERMILLION
 
 __all__ = [
     "CheckReport",
@@ -238,7 +238,7 @@ class CheckReport:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        colour = {"passed": GREEN, "failing": VERMILLION, "not started": "#666666"}
+        colour = {"passed": GREEN, "failing": VERMILLION, "not started": GREY}
         parts = [f"<p><b>{html.escape(self.headline())}</b></p>"]
         if self.problem:
             parts.append(f"<p style='color:#D55E00'>Problem: {html.escape(self.problem)}</p>")
@@ -346,8 +346,8 @@ def read_exercises(notebook: str | Path) -> dict[str, dict[str, Any]]:
     "started": bool}}`` in notebook order.
 
     Example:
-        >>> read_exercises("release/00-template/00-template.ipynb")["ex1"]["points"]  # doctest: +SKIP
-        2.0
+        >>> read_exercises("release/00-demo/00-demo.ipynb")["ex1"]
+        {'answers': ['ex1-answer'], 'tests': ['ex1-visible'], 'points': 2.0, 'started': False}
     """
     nb = _read(Path(notebook))
     return {
@@ -396,8 +396,10 @@ def current_notebook() -> Path:
     Raises ``SelfCheckError`` (saying to pass the path) when it cannot be told.
 
     Example:
-        >>> current_notebook()  # doctest: +SKIP
-        PosixPath('/home/me/onnx-and-beyond/release/01-interoperability/01-interoperability.ipynb')
+        >>> os.environ["JPY_SESSION_NAME"] = "release/00-demo/00-demo.ipynb"  # Jupyter sets it
+        >>> current_notebook().name
+        '00-demo.ipynb'
+        >>> del os.environ["JPY_SESSION_NAME"]
     """
     candidates: list[str] = []
     shell = _ipython()
@@ -453,8 +455,9 @@ def memory_headroom() -> float | None:
     """Bytes the container may still use (its cgroup limit minus its use); None when unlimited.
 
     Example:
-        >>> memory_headroom()  # doctest: +SKIP
-        1073741824.0
+        >>> headroom = memory_headroom()
+        >>> headroom is None or headroom > 0
+        True
     """
     for limit_file, usage_file in CGROUP_FILES:
         try:
@@ -697,8 +700,8 @@ def check(
         text and shows as a table in a notebook.
 
     Example:
-        >>> report = check("release/00-template/00-template.ipynb")  # doctest: +SKIP
-        >>> report.passed, report.exercise("ex1").status  # doctest: +SKIP
+        >>> report = check("release/00-demo/00-demo.ipynb")   # ex1 not started: nothing runs
+        >>> report.passed, report.exercise("ex1").status
         (False, 'not started')
     """
     if execute not in ("auto", "always", "never"):

@@ -66,11 +66,7 @@ def _check_table(table: pd.DataFrame) -> None:
 
 
 def find_variant(
-    table: pd.DataFrame,
-    model: str,
-    method: str,
-    per_channel: bool = False,
-    calibration: int = 0,
+    table: pd.DataFrame, model: str, method: str, per_channel: bool = False, calibration: int = 0
 ) -> pd.Series:
     """The row of ``table`` for one choice; options a method does not have are ignored.
 
@@ -79,8 +75,8 @@ def find_variant(
 
     Example::
 
-        >>> row = find_variant(table, "MLP", "float16", per_channel=True, calibration=300)  # doctest: +SKIP
-        >>> row["method"], bool(row["per_channel"])                                         # doctest: +SKIP
+        >>> row = find_variant(table, "MLP", "float16", per_channel=True, calibration=300)
+        >>> row["method"], bool(row["per_channel"])
         ('float16', False)
     """
     _check_table(table)
@@ -148,7 +144,7 @@ def compare_variant(
 
     Example::
 
-        >>> compare_variant(table, "CNN", "dynamic")["latency_verdict"]     # doctest: +SKIP
+        >>> compare_variant(table, "CNN", "dynamic")["latency_verdict"]
         'slower'
     """
     row = find_variant(table, model, method, per_channel, calibration)
@@ -185,24 +181,18 @@ def compare_variant(
 _VERDICT_COLOUR = {"faster": GREEN, "slower": VERMILLION, "no measurable difference": BLACK}
 
 
-def variant_html(
-    table: pd.DataFrame,
-    model: str,
-    method: str,
-    per_channel: bool = False,
-    calibration: int = 0,
-    *,
-    baseline: str = "fp32",
-) -> str:
+def variant_html(table: pd.DataFrame, *choice: Any, baseline: str = "fp32", **options: Any) -> str:
     """A small HTML report of :func:`compare_variant`, for an ``ipywidgets.HTML`` value.
+
+    Takes the arguments of :func:`compare_variant`: ``model``, ``method``, ``per_channel``,
+    ``calibration`` (by position or by name) and ``baseline``.
 
     Example::
 
-        >>> html = variant_html(table, "MLP", "static", True, 100)         # doctest: +SKIP
-        >>> "per-channel" in html                                          # doctest: +SKIP
+        >>> "per-channel" in variant_html(table, "MLP", "static", True, 100)
         True
     """
-    c = compare_variant(table, model, method, per_channel, calibration, baseline=baseline)
+    c = compare_variant(table, *choice, baseline=baseline, **options)
 
     def verdict(word: str) -> str:
         return f"<b style='color:{_VERDICT_COLOUR[word]}'>{html.escape(word)}</b>"
@@ -236,7 +226,7 @@ def variant_html(
         for a, b, cmt in rows
     )
     return (
-        f"<div><b>{html.escape(model)}: {html.escape(c['variant'])}</b>"
+        f"<div><b>{html.escape(c['model'])}: {html.escape(c['variant'])}</b>"
         f"<table>{body}</table>"
         "<small>Verdicts compare 95% confidence intervals of the median latency.</small></div>"
     )

@@ -38,6 +38,8 @@ from typing import Any
 
 import onnx
 
+from course import _optional
+
 __all__ = [
     "ONNX_TO_TRITON",
     "TensorRTUnavailable",
@@ -51,6 +53,7 @@ __all__ = [
     "tensorrt_providers",
     "validate_config",
     "write_model",
+    "write_repository_files",
 ]
 
 #: ONNX element type -> Triton data type name.
@@ -87,14 +90,10 @@ class TensorRTUnavailable(RuntimeError):
 
 
 def _pb2() -> Any:
-    try:
-        from tritonclient.grpc import model_config_pb2
-    except ImportError as exc:  # pragma: no cover - installed in the course environment
-        raise ImportError(
-            "Triton's configuration schema ships with tritonclient's gRPC part: "
-            "pip install 'tritonclient[grpc]'"
-        ) from exc
-    return model_config_pb2
+    # Triton's configuration schema ships with tritonclient's gRPC part
+    return _optional.require(
+        "tritonclient.grpc.model_config_pb2", "tritonclient[grpc]", "Triton's configuration schema"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,17 +415,60 @@ def write_model(
         >>> write_model("models", "digits", "mlp.onnx", text).as_posix()
         'models/digits/1/model.onnx'
     """
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
-        raise ValueError(f"model name {name!r}: use letters, digits, '_', '-' or '.' only")
-    if not isinstance(version, int) or version < 1:
-        raise ValueError(f"version must be a positive integer, got {version!r}")
+    _check_entry(name, version)
     proto = _load(model)
     check_config(config, proto, name=name)
+    return write_repository_files(root, name, proto, config, version=version)
+
+
+def _check_entry(name: str, version: int) -> None:
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name[0] == ".":
+        raise ValueError(f"model name {name!r}: use letters, digits, '_', '-' or '.' only")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"version must be a positive integer, got {version!r}")
+
+
+#: Configuration files other than config.pbtxt that a reader of the folder may find first
+#: (course.serve also reads JSON and TOML); the writer removes them.
+_OTHER_CONFIG_FILES = ("config.json", "config.toml")
+
+
+def write_repository_files(
+    root: str | Path,
+    name: str,
+    model: onnx.ModelProto | bytes | str | Path,
+    config: str,
+    *,
+    version: int = 1,
+) -> Path:
+    """The one writer of Triton's repository layout: ``root/name/config.pbtxt`` (``config``
+    as given) and ``root/name/<version>/model.onnx`` (a ModelProto, the bytes of an ONNX file,
+    or a file copied as is); returns the ONNX file's path.
+
+    It does not check ``config``: :func:`write_model` checks it with Triton's schema first,
+    ``course.serve.add_model`` with the server's own parser. A ``config.json`` or
+    ``config.toml`` left in the model's folder is removed, so the new ``config.pbtxt`` is the
+    one read.
+
+    Example::
+
+        >>> path = write_repository_files("models", "mlp", "mlp.onnx", 'name: "mlp"')
+        >>> path.as_posix(), (path.parent.parent / "config.pbtxt").read_text()
+        ('models/mlp/1/model.onnx', 'name: "mlp"')
+    """
+    _check_entry(name, version)
     folder = Path(root) / name
-    (folder / str(version)).mkdir(parents=True, exist_ok=True)
-    (folder / "config.pbtxt").write_text(config, encoding="utf-8")
     path = folder / str(version) / "model.onnx"
-    onnx.save(proto, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, onnx.ModelProto):
+        onnx.save_model(model, str(path))
+    elif isinstance(model, bytes):
+        path.write_bytes(model)
+    else:
+        path.write_bytes(Path(model).read_bytes())
+    for other in _OTHER_CONFIG_FILES:
+        (folder / other).unlink(missing_ok=True)
+    (folder / "config.pbtxt").write_text(config, encoding="utf-8")
     return path
 
 

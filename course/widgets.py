@@ -317,8 +317,8 @@ def format_operator_info(info: dict[str, Any]) -> str:
 
     Example::
 
-        >>> print(format_operator_info(operator_info("Relu")).splitlines()[0])  # doctest: +SKIP
-        Relu (ai.onnx) at opset 25: version 14 in force
+        >>> print(format_operator_info(operator_info("Relu", opset=18)).splitlines()[0])
+        Relu (ai.onnx) at opset 18: version 14 in force
     """
     head = f"{info['op_type']} ({info['domain']}) at opset {info['opset']}"
     changed = ", ".join(
@@ -399,7 +399,9 @@ def run_quantization(
     Example::
 
         >>> rep = run_quantization("cnn.onnx", "static int8", "cnn.q.onnx",
-        ...                        calibration=X_train[:100])              # doctest: +SKIP
+        ...                        calibration=images, latency_repeat=3)
+        >>> rep.method, rep.settings["calibration_rows"]
+        ('static int8', 8)
     """
     common = {"eval_set": eval_set, "latency_repeat": latency_repeat}
     if method == "dynamic int8":
@@ -438,8 +440,8 @@ def quantization_explorer(
 
     Example::
 
-        >>> ex = quantization_explorer("cnn.onnx", (X_test, y_test), X_train[:200])  # doctest: +SKIP
-        >>> ex.controls["method"].value = "static int8"                            # doctest: +SKIP
+        >>> ex = quantization_explorer("mlp.onnx", (X_test, y_test), X_train, latency_repeat=3)
+        >>> ex.controls["method"].value = "static int8"    # measured now, then cached
     """
     tmp = None
     if out_dir is None:
@@ -511,7 +513,9 @@ def batch_view(
 
     Example::
 
-        >>> frame, fig = batch_view("mlp.onnx", X_test[:8], max_batch=32)     # doctest: +SKIP
+        >>> frame, fig = batch_view("mlp.onnx", X_test[:8], max_batch=32, repeat=3)
+        >>> list(frame.index)
+        [1, 2, 4, 8, 16, 32]
     """
     if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
         raise ValueError(f"max_batch must be a positive int, got {max_batch!r}")
@@ -545,7 +549,9 @@ def batch_explorer(
 
     Example::
 
-        >>> batch_explorer("mlp.onnx", X_test[:8], max_batch=128)             # doctest: +SKIP
+        >>> ex = batch_explorer("mlp.onnx", X_test[:8], max_batch=16, repeat=3)
+        >>> ex.controls["max_batch"].options
+        (1, 2, 4, 8, 16)
     """
     cores = bench.machine_info()["logical_cores"] or 1
     threads = list(thread_options) if thread_options else sorted({1, cores})

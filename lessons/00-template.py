@@ -26,11 +26,13 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
+from course.palette import BLUE, ORANGE
+
 frameworks = np.arange(1, 11)
 runtimes = 5
 fig, ax = plt.subplots(figsize=(6, 3.2))
-ax.plot(frameworks, frameworks * runtimes, "o-", color="#0072B2", label="pairwise: N × M")
-ax.plot(frameworks, frameworks + runtimes, "s--", color="#E69F00", label="hub format: N + M")
+ax.plot(frameworks, frameworks * runtimes, "o-", color=BLUE, label="pairwise: N × M")
+ax.plot(frameworks, frameworks + runtimes, "s--", color=ORANGE, label="hub format: N + M")
 ax.set(
     xlabel="training frameworks N (count)",
     ylabel="converters to maintain (count)",

@@ -39,6 +39,7 @@ import onnxruntime as ort
 import pandas as pd
 
 from course import convert, data, parity, verify
+from course.palette import PALE_GREY
 
 OKABE_ITO = parity.OKABE_ITO
 print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__}, numpy {np.__version__}")
@@ -439,7 +440,7 @@ for row, fmt in ordered.iterrows():
         va="center",
         fontsize=9,
     )
-    ax.plot([1996, fmt["year"]], [row, row], color="#DDDDDD", lw=0.8, zorder=1)
+    ax.plot([1996, fmt["year"]], [row, row], color=PALE_GREY, lw=0.8, zorder=1)
 for kind in kinds:
     ax.scatter([], [], color=colour[kind], label=kind)
 ax.set(

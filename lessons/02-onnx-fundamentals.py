@@ -42,6 +42,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from course import anatomy, opsets
+from course.palette import BLUE, GREEN, ORANGE, VERMILLION
 
 ort.set_default_logger_severity(3)  # errors only: the errors this lesson provokes are printed
 pd.set_option("display.max_colwidth", 90)
@@ -754,12 +755,12 @@ changed = Counter(
 )
 versions = np.arange(1, opsets.latest_opset() + 1)
 fig, ax = plt.subplots(figsize=(10, 3.6))
-ax.bar(versions, [introduced[v] for v in versions], color="#0072B2", label="operators introduced")
+ax.bar(versions, [introduced[v] for v in versions], color=BLUE, label="operators introduced")
 ax.bar(
     versions,
     [changed[v] for v in versions],
     bottom=[introduced[v] for v in versions],
-    color="#E69F00",
+    color=ORANGE,
     label="operators changed (new schema version)",
 )
 ax.set(
@@ -911,10 +912,10 @@ magnitudes = np.logspace(-10, 6, 8000).astype(np.float32)
 bins = magnitudes.reshape(200, 40)  # 200 bins of 40 neighbouring values each
 fig, ax = plt.subplots(figsize=(9, 4))
 palette = {
-    "FLOAT16": "#0072B2",
-    "BFLOAT16": "#E69F00",
-    "FLOAT8E4M3FN": "#009E73",
-    "FLOAT8E5M2": "#D55E00",
+    "FLOAT16": BLUE,
+    "BFLOAT16": ORANGE,
+    "FLOAT8E4M3FN": GREEN,
+    "FLOAT8E5M2": VERMILLION,
 }
 for name, colour in palette.items():
     back = cast_round_trip(magnitudes, getattr(TensorProto, name)).astype(np.float64)

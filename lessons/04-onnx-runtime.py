@@ -67,6 +67,7 @@ import torch
 
 from course import bench, convert, data, profiling, tradeoffs
 from course import graph_optimization as go
+from course.palette import BLACK, BLUE, GREEN, GREY, ORANGE, SKY, VERMILLION
 
 torch.set_num_threads(1)  # one thread for PyTorch; ONNX Runtime gets the same below, a fair race
 WORK = Path(tempfile.mkdtemp(prefix="onnx-lesson4-"))  # every file this lesson writes
@@ -699,13 +700,13 @@ for (name, size), cmp in race.items():
 speedups = pd.DataFrame(speedups)
 
 fig, ax = plt.subplots(figsize=(7, 3.6))
-for offset, size, colour in ((-0.2, 1, "#0072B2"), (0.2, 256, "#E69F00")):
+for offset, size, colour in ((-0.2, 1, BLUE), (0.2, 256, ORANGE)):
     part = speedups[speedups.batch == size]
     pos = np.arange(len(part)) + offset
     err = [part.speedup - part.low, part.high - part.speedup]
     ax.bar(pos, part.speedup, width=0.4, color=colour, label=f"batch {size}")
-    ax.errorbar(pos, part.speedup, yerr=err, fmt="none", ecolor="#000000", capsize=4)
-ax.axhline(1.0, color="#D55E00", linestyle="--", label="same speed as PyTorch")
+    ax.errorbar(pos, part.speedup, yerr=err, fmt="none", ecolor=BLACK, capsize=4)
+ax.axhline(1.0, color=VERMILLION, linestyle="--", label="same speed as PyTorch")
 ax.set_xticks(range(2), ["MLP", "CNN"])
 ax.set(
     xlabel="model",
@@ -964,7 +965,7 @@ main[columns].round(3)
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-colours = ["#000000", "#E69F00", "#0072B2", "#56B4E9", "#009E73"]
+colours = [BLACK, ORANGE, BLUE, SKY, GREEN]
 panels = (
     ("size_kb", "file size (KB)", None),
     ("accuracy", "test accuracy (fraction)", None),
@@ -977,7 +978,7 @@ for ax, (column, ylabel, interval) in zip(axes, panels, strict=True):
         ax.bar(pos, part[column], width=0.16, color=colours[i], label=label)
         if interval:
             err = [part[column] - part[interval[0]], part[interval[1]] - part[column]]
-            ax.errorbar(pos, part[column], yerr=err, fmt="none", ecolor="#777777", capsize=2)
+            ax.errorbar(pos, part[column], yerr=err, fmt="none", ecolor=GREY, capsize=2)
     ax.set_xticks(range(2), ["MLP", "CNN"])
     ax.set(xlabel="model", ylabel=ylabel, title=ylabel.split(" (")[0])
 axes[1].set_ylim(0.8, 1.0)

@@ -55,12 +55,12 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from course import ecosystem, opsets
+from course.palette import OKABE_ITO
 from course.data import load_digits_split, train_torch_mlp
 
 ort.set_default_logger_severity(3)  # errors only
 pd.set_option("display.max_colwidth", 70)
 WORK = Path(tempfile.mkdtemp(prefix="lesson8-"))  # every file this lesson writes goes here
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000"]
 print(
     f"onnx {onnx.__version__} (newest opset {onnx.defs.onnx_opset_version()}, IR {onnx.IR_VERSION})"
 )

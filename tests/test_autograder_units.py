@@ -15,8 +15,10 @@ from autograder import sandbox as sb
 from autograder.collect import _match, _safe_relative
 from autograder.course import valid_student_id
 from autograder.feedback import REDACTED, _redact, hidden_lines
-from autograder.grade import _forged_results, _without_hidden, exercise_of, fingerprint
+from autograder.grade import exercise_of, fingerprint
+from autograder.prepare import _without_hidden
 from autograder.progress import Progress
+from autograder.scoring import _forged_results
 
 
 @pytest.mark.parametrize(
@@ -279,7 +281,7 @@ def test_mounts_never_show_the_course(tmp_path, monkeypatch):
 def test_prepare_opens_no_link_no_fifo_no_huge_file(tmp_path):
     import os
 
-    from autograder.grade import MAX_NOTEBOOK_MB, Refused, _read_submitted
+    from autograder.prepare import MAX_NOTEBOOK_MB, Refused, _read_submitted
 
     secret = tmp_path / "solution.ipynb"
     secret.write_text("{}")

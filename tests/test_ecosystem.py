@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from course import ecosystem, opsets
+from course import ecosystem, model_contract, opsets
 
 LATEST = onnx.defs.onnx_opset_version()
 SYSTEM = f"{os.system.__module__}.{os.system.__name__}"
@@ -436,11 +436,11 @@ def test_check_contract_needs_a_contract():
 
 def test_dtype_falls_back_for_types_numpy_cannot_name():
     value = helper.make_tensor_value_info("s", TensorProto.STRING, [2])
-    assert ecosystem._dtype(value) == "object"
+    assert model_contract._dtype(value) == "object"
     undefined = helper.make_tensor_value_info("u", TensorProto.UNDEFINED, [2])
-    assert ecosystem._dtype(undefined) == "elem_type 0"
+    assert model_contract._dtype(undefined) == "elem_type 0"
     unknown = helper.make_tensor_value_info("d", TensorProto.FLOAT, [None])
-    assert ecosystem._dims(unknown) == ("?",)
+    assert model_contract._dims(unknown) == ("?",)
 
 
 # ------------------------------------------------------------------ provenance

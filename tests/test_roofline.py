@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from course import bench, roofline
+from course import bench, providers, roofline
 
 RNG = np.random.default_rng(0)
 
@@ -321,9 +321,9 @@ def test_choose_providers_falls_back_and_keeps_order():
     assert roofline.choose_providers(twice, gpu_box) == ["CUDAExecutionProvider", roofline.CPU]
     here = roofline.choose_providers(["CUDAExecutionProvider", roofline.CPU])
     assert here[-1] == roofline.CPU and set(here) <= set(ort.get_available_providers())
-    with pytest.raises(roofline.RooflineError, match="did you mean 'CUDAExecutionProvider'"):
+    with pytest.raises(providers.ProviderError, match="did you mean 'CUDAExecutionProvider'"):
         roofline.choose_providers(["CudaExecutionProvider"])
-    with pytest.raises(roofline.RooflineError, match="strings"):
+    with pytest.raises(providers.ProviderError, match="strings"):
         roofline.choose_providers([None])
 
 
@@ -351,20 +351,20 @@ def test_cuda_status_here_and_with_a_gpu_build_without_gpu(monkeypatch):
 
 
 def test_gpu_name_reads_nvidia_smi(monkeypatch, tmp_path):
-    monkeypatch.setattr(roofline.shutil, "which", lambda name: None)
-    assert roofline._gpu_name() is None
+    monkeypatch.setattr(providers.shutil, "which", lambda name: None)
+    assert providers._gpu_name() is None
     fake = tmp_path / "nvidia-smi"
     fake.write_text("#!/bin/sh\necho 'Test GPU 80GB'\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setattr(roofline.shutil, "which", lambda name: str(fake))
-    assert roofline._gpu_name() == "Test GPU 80GB"
+    monkeypatch.setattr(providers.shutil, "which", lambda name: str(fake))
+    assert providers._gpu_name() == "Test GPU 80GB"
     broken = tmp_path / "broken"
     broken.write_text("#!/bin/sh\nexit 3\n")
     broken.chmod(broken.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setattr(roofline.shutil, "which", lambda name: str(broken))
-    assert roofline._gpu_name() is None
-    monkeypatch.setattr(roofline.shutil, "which", lambda name: str(tmp_path / "absent"))
-    assert roofline._gpu_name() is None
+    monkeypatch.setattr(providers.shutil, "which", lambda name: str(broken))
+    assert providers._gpu_name() is None
+    monkeypatch.setattr(providers.shutil, "which", lambda name: str(tmp_path / "absent"))
+    assert providers._gpu_name() is None
 
 
 def test_provider_assignment_counts_every_node(cnn_path):
@@ -400,9 +400,9 @@ def test_partition_splits_around_unsupported_nodes(cnn_path):
     assert lean.accelerated == 0 and lean.transfers == 0, str(lean)
     everything = roofline.partition(cnn_path, lambda node: True)
     assert everything.accelerated == 5 and everything.transfers == 2, str(everything)
-    with pytest.raises(roofline.RooflineError, match="operator type names"):
+    with pytest.raises(providers.ProviderError, match="operator type names"):
         roofline.partition(cnn_path, {1, 2})
-    with pytest.raises(roofline.RooflineError, match="min_subgraph_nodes"):
+    with pytest.raises(providers.ProviderError, match="min_subgraph_nodes"):
         roofline.partition(cnn_path, {"Conv"}, min_subgraph_nodes=0)
 
 

@@ -20,6 +20,7 @@ import harness
 import matplotlib.pyplot as plt
 import nbformat
 import pytest
+from notebooks import cell, write_nb
 
 from course import progress, selfcheck
 
@@ -33,33 +34,6 @@ def _own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     monkeypatch.delenv(selfcheck.NESTED_ENV, raising=False)
-
-
-def cell(source: str, grade_id: str | None = None, *, kind: str = "code", points: float = 0):
-    maker = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
-    c = maker(source)
-    if grade_id:
-        solution = kind == "answer"
-        if solution:
-            c = nbformat.v4.new_code_cell(source)
-        c.metadata["nbgrader"] = {
-            "grade": not solution,
-            "solution": solution,
-            "grade_id": grade_id,
-            "locked": not solution,
-            "schema_version": 3,
-            **({} if solution else {"points": points}),
-        }
-    return c
-
-
-def write_nb(folder: Path, name: str, cells: list, kernel: str = "python3") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
-    path = folder / name
-    nbformat.write(nb, path)
-    return path
 
 
 STUB = "def double(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()"

@@ -304,3 +304,51 @@ def test_verify_records_a_failing_runtime_and_labels_cases():
     assert text.splitlines()[1].startswith("case"), f"expected a case column, got\n{text}"
     assert "batch 1" in text and "good" in both._repr_html_(), text
     assert both.rows[0].as_dict()["case"] == "batch 1"
+
+
+def _row(error: float, passed: bool) -> V.ParityRow:
+    return V.ParityRow(
+        case="",
+        runtime="onnxruntime",
+        output="y",
+        shape=(2,),
+        dtype="float32",
+        max_abs_error=error,
+        max_rel_error=error,
+        rtol=1e-4,
+        atol=1e-5,
+        mismatched=0 if passed else 2,
+        total=2,
+        passed=passed,
+    )
+
+
+def test_max_abs_error_is_nan_whatever_the_row_order():
+    for rows in (
+        [_row(float("nan"), False), _row(0.5, True)],
+        [_row(0.5, True), _row(float("nan"), False)],
+    ):
+        got = V.VerificationReport(rows).max_abs_error
+        assert np.isnan(got), f"expected nan when a row could not be compared, got {got}"
+    assert V.VerificationReport([_row(0.25, True), _row(0.5, False)]).max_abs_error == 0.5
+
+
+def test_a_runtime_that_cannot_run_records_the_tolerances_used():
+    node = helper.make_node("NoSuchOp", ["x"], ["y"], domain="no.such.domain")
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("no.such.domain", 1)]
+    )
+    x = np.ones(2, np.float32)
+    report = V.verify(model, {"x": x}, {"y": x}, check=False)
+    want = V.default_tolerances(np.float32)
+    assert report.rows and all(not r.passed for r in report.rows), report.rows
+    got = {(r.rtol, r.atol) for r in report.rows}
+    assert got == {want}, f"expected the dtype's tolerances {want} on failed rows, got {got}"
+    report = V.verify(model, {"x": x}, {"y": x}, check=False, rtol=0.1, atol=0.2)
+    assert {(r.rtol, r.atol) for r in report.rows} == {(0.1, 0.2)}

@@ -51,6 +51,7 @@ import onnx
 import onnxruntime as ort
 
 from course.serve.protocol import ProtocolError, TensorSpec
+from course.triton_config import write_repository_files
 
 __all__ = [
     "ConfigError",
@@ -612,17 +613,4 @@ def add_model(
     if dynamic_batching:
         config["dynamic_batching"] = {"max_queue_delay_microseconds": max_queue_delay_microseconds}
     parse_config(config, name)  # the same checks the server will make
-    model_dir = Path(root) / name
-    version_dir = model_dir / str(version)
-    version_dir.mkdir(parents=True, exist_ok=True)
-    path = version_dir / "model.onnx"
-    if isinstance(model, onnx.ModelProto):
-        onnx.save_model(model, str(path))
-    elif isinstance(model, bytes):
-        path.write_bytes(model)
-    else:
-        path.write_bytes(Path(model).read_bytes())
-    for other in CONFIG_FILES[1:]:
-        (model_dir / other).unlink(missing_ok=True)
-    (model_dir / "config.pbtxt").write_text(_pbtxt_text(config) + "\n", encoding="utf-8")
-    return path
+    return write_repository_files(root, name, model, _pbtxt_text(config) + "\n", version=version)
