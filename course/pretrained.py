@@ -55,6 +55,9 @@ __all__ = [
     "Audio",
     "frame_accuracy",
     "graph_tree",
+    "magika_classify",
+    "magika_config",
+    "magika_features",
     "magika_file",
     "noise",
     "operator_counts",
@@ -127,6 +130,57 @@ def magika_file() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: reinstall with pip install magika==1.0.3")
     return path
+
+
+def magika_config() -> dict[str, Any]:
+    """The model's own settings, shipped beside it: how many bytes it reads, its labels.
+
+    >>> config = magika_config()
+    >>> config["beg_size"], config["end_size"], config["padding_token"]
+    (1024, 1024, 256)
+    """
+    import json
+
+    return json.loads((magika_file().parent / "config.min.json").read_text())
+
+
+def magika_features(data: bytes, config: dict[str, Any] | None = None) -> np.ndarray:
+    """The model's input for a file's bytes: shape ``(1, beg_size + end_size)``, int32.
+
+    As Magika 1.0.3 reads a file: the first ``block_size`` bytes with leading whitespace
+    stripped, of which the first ``beg_size`` (padded after with ``padding_token``, 256, a value
+    no byte has), then the last ``block_size`` bytes with trailing whitespace stripped, of which
+    the last ``end_size`` (padded before).
+
+    >>> x = magika_features(b"  hello")
+    >>> x.shape, x.dtype, x[0, :5].tolist(), int(x[0, 5]), int(x[0, -1])
+    ((1, 2048), dtype('int32'), [104, 101, 108, 108, 111], 256, 111)
+    """
+    config = config or magika_config()
+    block, beg_size, end_size = config["block_size"], config["beg_size"], config["end_size"]
+    pad = config["padding_token"]
+    beg = list(data[:block].lstrip()[:beg_size])
+    end = list(data[-block:].rstrip()[-end_size:]) if data else []
+    beg += [pad] * (beg_size - len(beg))
+    end = [pad] * (end_size - len(end)) + end
+    return np.asarray([beg + end], dtype=np.int32)
+
+
+def magika_classify(
+    session: Any, data: bytes, config: dict[str, Any] | None = None
+) -> tuple[str, float]:
+    """The most probable content type of ``data`` and its probability, from an onnxruntime
+    session on :func:`magika_file` (the raw model: Magika's own thresholds are not applied).
+
+    >>> import onnxruntime
+    >>> session = onnxruntime.InferenceSession(magika_file(), providers=["CPUExecutionProvider"])
+    >>> magika_classify(session, b"import numpy as np\\n\\ndef f(x):\\n    return np.sum(x)\\n")[0]
+    'python'
+    """
+    config = config or magika_config()
+    (probs,) = session.run(None, {session.get_inputs()[0].name: magika_features(data, config)})
+    k = int(np.argmax(probs[0]))
+    return config["target_labels_space"][k], float(probs[0, k])
 
 
 def weight_bytes(model: str | Path) -> dict[str, int]:
@@ -506,8 +560,10 @@ def vad_torchscript(module: Any, audio: np.ndarray) -> np.ndarray:
     ``module`` is ``torch.jit.load(silero_file("silero_vad.jit"))``; it keeps its state (and the
     64 samples of context) inside, so it is reset first and then called once per chunk.
 
-    >>> import torch
-    >>> jit = torch.jit.load(silero_file("silero_vad.jit"))
+    >>> import torch, warnings
+    >>> with warnings.catch_warnings():  # torch 2.x: "torch.jit.load is deprecated"
+    ...     warnings.simplefilter("ignore", DeprecationWarning)
+    ...     jit = torch.jit.load(silero_file("silero_vad.jit"))
     >>> vad_torchscript(jit, noise(0.2).samples).shape
     (6,)
     """

@@ -542,6 +542,7 @@ vad_bottom.set(
 )
 vad_fig.tight_layout()
 plt.show()
+del vad_jit, vad_session  # free both runtimes' copies of the model before the next section
 
 # %% [markdown]
 # *What to notice*: the two files agree to float32 rounding over a whole stream although each
