@@ -1873,6 +1873,9 @@ assert len(_ml) == 1, f"expected one ai.onnx.ml opset import, got {len(_ml)}"
 #   inference can compute them.
 # - What a runtime accepts is measured, not assumed: probe it, then stamp the lowest IR version
 #   and opsets your model needs, convert with `version_converter`, and verify outputs.
+# - A real model (Silero VAD) reaches you as several exports: different producers, opsets, IR
+#   versions and graphs (nested `If`s, an `LSTM` node or its cell written out), one function.
+#   Count operators in every subgraph, and treat recurrent state as an input and an output.
 #
 # **Common pitfalls**
 # - `helper.make_model` stamps the newest IR version: older runtimes refuse the file.
@@ -1896,5 +1899,7 @@ assert len(_ml) == 1, f"expected one ai.onnx.ml opset import, got {len(_ml)}"
 # - ONNX Runtime, `onnxruntime/python/tools/symbolic_shape_infer.py` (its docstring and
 #   `--help`).
 # - *onnxscript documentation*, "Tutorial".
+# - Silero Team, *Silero VAD: pre-trained enterprise-grade Voice Activity Detector*
+#   (github.com/snakers4/silero-vad; the `silero-vad` package on PyPI).
 # - *Protocol Buffers documentation*, "Encoding".
 # - Micikevicius et al., *FP8 Formats for Deep Learning* (2022).

@@ -820,11 +820,11 @@ print("operators:", dict(Counter(n.op_type for n in magika_model.graph.node).mos
 # *What to notice*: `tf2onnx` wrote it, at opset 15 plus the `ai.onnx.ml` domain (Lesson 2,
 # 4.3). The node names begin with `jax2tf_`: the model was written in JAX, turned into a
 # TensorFlow function by `jax2tf`, and that function was converted by tf2onnx, the same
-# converter as in 2.2, through the same TensorFlow graph. The input is **int32** byte values
+# converter as in 2.2, from a TensorFlow graph as there. The input is **int32** byte values
 # (0-255, and 256 for padding), 2048 per file, with a symbolic batch dimension (`unk__…`, a name
-# tf2onnx invents when the TensorFlow signature leaves a dimension unknown). Shipping ONNX let
-# the authors run one file from Python, from their Rust command-line tool and in the browser
-# without TensorFlow.
+# tf2onnx invents when the TensorFlow signature leaves a dimension unknown). Shipping ONNX lets
+# the same file run from Python and from the Rust command-line tool the wheel also installs
+# (`magika` on your PATH), with no TensorFlow at run time.
 #
 # The model reads the first and the last 1024 bytes of a file (whitespace stripped, padded with
 # 256); `course.pretrained.magika_features` builds that input as Magika 1.0.3 does. Classify a
@@ -1809,6 +1809,8 @@ for _model, _b, _dt in _cases:
 #   Dynamic shapes*.
 # - PyTorch tutorials: *Export a model with control flow to ONNX*.
 # - tf2onnx README: *Getting started* and *CLI reference* (github.com/onnx/tensorflow-onnx).
+# - Fratantonio et al., *Magika: AI-Powered Content-Type Detection* (arXiv:2409.13768), and the
+#   `magika` repository (github.com/google/magika): the model of section 2.6.
 # - Keras documentation: *Model export for inference* (`model.export`).
 # - skl2onnx documentation: *Convert a pipeline with ColumnTransformer*, *Probabilities as a
 #   vector or as a ZipMap*, *Implement a new converter*, *Issues when switching to float*.
