@@ -1,19 +1,21 @@
 """Real pretrained models that nobody in this course trained, shipped inside PyPI wheels (lab).
 
-Used by lessons 2 (control flow and versions in a real graph), 4 (float16 and int8 on a real
-model) and 5 (one production model as TorchScript and as ONNX), and lesson 3 (a Keras model
-converted by tf2onnx in production).
+Used by lessons 2 (control flow and versions in a real graph), 3 (a tf2onnx export in
+production), 4 (float16 and int8 on a real model) and 5 (one production model as TorchScript
+and as ONNX).
 
 - **Silero VAD** (package ``silero-vad``, MIT licence): a voice-activity detector trained in
   PyTorch by the Silero team, shipped as TorchScript (``silero_vad.jit``) and six ONNX files
-  (opset 15/16/18, an "If-less" export, float16 weights, a sequence model with LSTM h/c state).
+  (opset 15/16/18, an "If-less" export, a file named "half" whose weights are float32, a
+  sequence model with LSTM h/c state, a fixed-shape one for OpenVINO).
   It reads 16 kHz audio in chunks of 512 samples, each with the last 64 samples of the previous
   chunk in front, and carries a recurrent state from chunk to chunk.
-- **Magika** (package ``magika``, Apache 2.0): Google's file-type classifier, trained in Keras
-  and converted with tf2onnx; it reads bytes from the start and end of a file.
+- **Magika** (package ``magika``, Apache 2.0): Google's file-type classifier; its node names
+  (``jax2tf_...``) say it was written in JAX, turned into TensorFlow by jax2tf and converted by
+  tf2onnx. It reads bytes from the start and the end of a file.
 
-The files are found with :mod:`importlib.resources` (nothing is downloaded, and the packages'
-own Python code is never imported: ``silero_vad`` would import torch, ``magika`` its CLI).
+The files are found with :mod:`importlib.resources`: nothing is downloaded, and the packages'
+own Python code is never imported (``silero_vad`` would import torch at once).
 
 The audio the lessons test on is **synthetic**, made here from a seed: "speech" is a glottal
 pulse train (a voiced source rich in harmonics) shaped by three formant resonators that glide
