@@ -1222,7 +1222,7 @@ from course import pretrained
 
 VAD_FP32 = pretrained.silero_file("silero_vad_16k_op15.onnx")  # float32, opset 15, 16 kHz
 VAD_HALF = pretrained.silero_file("silero_vad_half.onnx")  # its authors' float16 export
-vad_stream = pretrained.speech_and_noise(seed=0, seconds=1.5)  # 12 s: speech, noise, speech, ...
+vad_stream = pretrained.speech_and_noise(seed=0, seconds=1.0)  # 8 s: speech, noise, speech, ...
 vad_truth = vad_stream.frame_labels()  # per 512-sample chunk: speech or not
 vad_probs = {"float32": pretrained.vad_onnx(VAD_FP32, vad_stream.samples)}
 print(
