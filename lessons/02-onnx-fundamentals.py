@@ -1593,7 +1593,122 @@ except RuntimeError as exc:
 # **What to notice.** Compatibility is measured per runtime and per domain, not assumed from
 # version numbers. Convert with `version_converter` (never by editing the stamp), then check
 # and compare outputs. When conversion is impossible, rewrite the operator.
+
+# %% [markdown]
+# ### 4.6 A real model in three exports: Silero VAD
 #
+# *Why it matters*: the models above are ours, a few nodes each. Models you download were
+# exported by someone else, with an exporter and an opset you did not choose, and the same model
+# can reach you as several files. **Silero VAD** (a voice-activity detector trained in PyTorch by
+# the Silero team) ships inside its PyPI wheel, `silero-vad`, pinned by the course: no download.
+# The wheel holds six ONNX files of one model; `course.pretrained` finds them with
+# `importlib.resources`. Read three of them the way this lesson taught: IR version, opset
+# imports, producer, inputs and outputs.
+
+# %%
+from course import pretrained
+
+VAD_FILES = ["silero_vad.onnx", "silero_vad_16k_op15.onnx", "silero_vad_op18_ifless.onnx"]
+
+
+def io_text(values) -> str:
+    return ", ".join(f"{v.name} {onnx.helper.printable_type(v.type)}" for v in values)
+
+
+vad_rows = []
+for vad_name in VAD_FILES:
+    vad_path = pretrained.silero_file(vad_name)
+    vad_model = onnx.load(vad_path)
+    vad_tree = pretrained.graph_tree(vad_path)
+    vad_rows.append(
+        {
+            "file": vad_name,
+            "KB": vad_path.stat().st_size // 1024,
+            "ir_version": vad_model.ir_version,
+            "opsets": {o.domain or "ai.onnx": o.version for o in vad_model.opset_import},
+            "producer": f"{vad_model.producer_name} {vad_model.producer_version}".strip(),
+            "inputs": io_text(vad_model.graph.input),
+            "outputs": io_text(vad_model.graph.output),
+            "graphs": len(vad_tree),
+            "If nodes": sum(row["If"] for row in vad_tree),
+            "nodes (all graphs)": sum(row["nodes"] for row in vad_tree),
+        }
+    )
+pd.DataFrame(vad_rows).set_index("file").T
+
+# %% [markdown]
+# *What to notice*: three producers (spox, a Python library that writes ONNX directly, and two
+# releases of `torch.onnx`), three opsets, two IR versions, for one model. Each takes the audio
+# (`input`, 64 samples of the previous chunk plus 512 new ones at 16 kHz), the sample rate `sr`
+# as a scalar, and the recurrent **state** `state` (`[2, batch, 128]`: an LSTM's hidden and cell
+# vectors), and returns the speech probability `output` and the next state `stateN`. The graph
+# holds no memory between calls: the caller feeds `stateN` back as `state` on the next chunk.
+#
+# **Control flow.** Count the `If` nodes. Every `If` carries two subgraphs, and a subgraph can
+# hold more `If`s: walk the tree of the opset-15 file.
+
+# %%
+vad_tree = pd.DataFrame(pretrained.graph_tree(pretrained.silero_file("silero_vad_16k_op15.onnx")))
+print(f"{len(vad_tree)} graphs, nested {vad_tree.depth.max()} deep; the first levels:")
+vad_tree[vad_tree.depth <= 2][["depth", "nodes", "If", "path"]]
+
+# %% [markdown]
+# Follow each main-graph `If`'s condition back to its inputs (as in 1.1) and you find shapes:
+# "is this dimension 1?" (squeeze it or not) and "is the state empty?" (a first call starts
+# the LSTM from zeros). Python `if`s on shapes in the model's code, kept by the exporter as graph
+# control flow. The spox file adds one more at the top, `If(sr == 16000)`, whose two branches
+# are the 16 kHz and the 8 kHz networks. Runtimes must run subgraphs, and tools must walk into
+# them: a tool that reads only `graph.node` sees a fraction of this model. Now compare two
+# exports operator by operator,
+# counting inside every subgraph:
+
+# %%
+ops_15 = pretrained.operator_counts(pretrained.silero_file("silero_vad_16k_op15.onnx"))
+ops_18 = pretrained.operator_counts(pretrained.silero_file("silero_vad_op18_ifless.onnx"))
+op_diff = pd.DataFrame({"opset 15 (torch 2.3)": ops_15, "opset 18 (torch 2.9)": ops_18})
+op_diff = op_diff.fillna(0).astype(int)
+op_diff = op_diff[op_diff.iloc[:, 0] != op_diff.iloc[:, 1]]
+print("only in opset 15:", sorted(op_diff.index[op_diff.iloc[:, 1] == 0]))
+print("only in opset 18:", sorted(op_diff.index[op_diff.iloc[:, 0] == 0]))
+
+# %%
+import matplotlib.pyplot as plt
+
+from course.palette import BLUE, ORANGE
+
+vad_fig, vad_ax = plt.subplots(figsize=(9, 6))
+vad_pos = np.arange(len(op_diff))
+vad_ax.barh(vad_pos - 0.2, op_diff.iloc[:, 0], height=0.4, color=BLUE, label=op_diff.columns[0])
+vad_ax.barh(vad_pos + 0.2, op_diff.iloc[:, 1], height=0.4, color=ORANGE, label=op_diff.columns[1])
+vad_ax.set_yticks(vad_pos, op_diff.index)
+vad_ax.set_xscale("symlog")
+vad_ax.set(xlabel="nodes in all graphs (symmetric log scale)", ylabel="operator")
+vad_ax.set_title("Silero VAD: operators whose count differs between two exports")
+vad_ax.legend()
+vad_fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# *What to see*: the opset-15 export keeps the LSTM as one `LSTM` node and its shape logic as
+# `Shape`/`Gather`/`Slice`/`Unsqueeze` chains and `Constant` nodes; the opset-18 export writes
+# the LSTM cell out as `Gemm`, `Sigmoid`, `Tanh` and `Mul`, stores weights as initializers (no
+# `Constant`), and has one `If` left, on the sample rate (each branch a full copy of the
+# network: hence twice the `Conv`s). "If-less" means no `If` inside the network. Different graphs; the same function? Run both on the same audio
+# (synthetic speech and noise made from a seed, chunk by chunk with the state carried):
+
+# %%
+vad_clip = pretrained.speech_and_noise(seed=0, seconds=0.5)
+p15 = pretrained.vad_onnx("silero_vad_16k_op15.onnx", vad_clip.samples)
+p18 = pretrained.vad_onnx("silero_vad_op18_ifless.onnx", vad_clip.samples)
+print(f"{len(p15)} chunks; largest |p_opset15 - p_opset18| = {np.abs(p15 - p18).max():.1e}")
+
+# %% [markdown]
+# *What to notice*: the opset, the exporter and the graph's shape change; the numbers agree to
+# float32 rounding. When a runtime rejects one export (an old runtime and opset 18, or a tool
+# that cannot walk into `If`), another export of the same model, or `version_converter`, is the
+# way out; which one you can use is measured, as in 4.1.
+
+# %% [markdown]
 # ## Exercise 3 (debug, 4 points)
 #
 # A colleague edited a model by hand: a scaler (`ai.onnx.ml` `Scaler`) followed by a linear
@@ -1759,6 +1874,9 @@ assert len(_ml) == 1, f"expected one ai.onnx.ml opset import, got {len(_ml)}"
 #   inference can compute them.
 # - What a runtime accepts is measured, not assumed: probe it, then stamp the lowest IR version
 #   and opsets your model needs, convert with `version_converter`, and verify outputs.
+# - A real model (Silero VAD) reaches you as several exports: different producers, opsets, IR
+#   versions and graphs (nested `If`s, an `LSTM` node or its cell written out), one function.
+#   Count operators in every subgraph, and treat recurrent state as an input and an output.
 #
 # **Common pitfalls**
 # - `helper.make_model` stamps the newest IR version: older runtimes refuse the file.
@@ -1782,5 +1900,7 @@ assert len(_ml) == 1, f"expected one ai.onnx.ml opset import, got {len(_ml)}"
 # - ONNX Runtime, `onnxruntime/python/tools/symbolic_shape_infer.py` (its docstring and
 #   `--help`).
 # - *onnxscript documentation*, "Tutorial".
+# - Silero Team, *Silero VAD: pre-trained enterprise-grade Voice Activity Detector*
+#   (github.com/snakers4/silero-vad; the `silero-vad` package on PyPI).
 # - *Protocol Buffers documentation*, "Encoding".
 # - Micikevicius et al., *FP8 Formats for Deep Learning* (2022).

@@ -902,6 +902,70 @@ keras_report
 # needs no second process and no legacy package; prefer it for Keras 3 models.
 
 # %% [markdown]
+# ### 2.6 A tf2onnx export in production: Magika
+#
+# *Why it matters*: the Keras models above are ours. **Magika**, Google's file-type classifier
+# (it tells a PNG from a ZIP from Python source by reading bytes, not the file name), ships its
+# model as ONNX inside its PyPI wheel (`magika`, pinned by the course; nothing is downloaded)
+# and runs it with onnxruntime, not TensorFlow. Read the file the way Lesson 2 taught: it says
+# which converter made it, and its node names say what the model was written in.
+
+# %%
+from course import pretrained
+
+magika_model = onnx.load(pretrained.magika_file())
+print("producer:", magika_model.producer_name, magika_model.producer_version)
+print("opsets:", {o.domain or "ai.onnx": o.version for o in magika_model.opset_import})
+for magika_value in (*magika_model.graph.input, *magika_model.graph.output):
+    print(f"{magika_value.name:13s}", onnx.helper.printable_type(magika_value.type))
+magika_prefixes = Counter(node.name.split("/")[0] for node in magika_model.graph.node)
+print("node-name prefixes:", dict(magika_prefixes.most_common(3)))
+print("operators:", dict(Counter(n.op_type for n in magika_model.graph.node).most_common(8)))
+
+# %% [markdown]
+# *What to notice*: `tf2onnx` wrote it, at opset 15 plus the `ai.onnx.ml` domain (Lesson 2,
+# 4.3). The node names begin with `jax2tf_`: the model was written in JAX, turned into a
+# TensorFlow function by `jax2tf`, and that function was converted by tf2onnx, the same
+# converter as in 2.2, from a TensorFlow graph as there. The input is **int32** byte values
+# (0-255, and 256 for padding), 2048 per file, with a symbolic batch dimension (`unk__…`, a name
+# tf2onnx invents when the TensorFlow signature leaves a dimension unknown). Shipping ONNX lets
+# the same file run from Python and from the Rust command-line tool the wheel also installs
+# (`magika` on your PATH), with no TensorFlow at run time.
+#
+# The model reads the first and the last 1024 bytes of a file (whitespace stripped, padded with
+# 256); `course.pretrained.magika_features` builds that input as Magika 1.0.3 does. Classify a
+# few files that are on this machine, and two made here:
+
+# %%
+import io
+import zipfile
+
+import matplotlib
+
+magika_session = session(magika_model)
+mpl_data = Path(matplotlib.get_data_path())
+zip_bytes = io.BytesIO()
+with zipfile.ZipFile(zip_bytes, "w") as archive:
+    archive.writestr("notes.txt", "hello " * 200)
+magika_samples = {
+    "course/palette.py": Path(pretrained.__file__).with_name("palette.py").read_bytes(),
+    "matplotlib's hand.png": (mpl_data / "images" / "hand.png").read_bytes(),
+    "matplotlib's home.svg": (mpl_data / "images" / "home.svg").read_bytes(),
+    "Magika's config.min.json": (pretrained.magika_file().parent / "config.min.json").read_bytes(),
+    "a ZIP made here": zip_bytes.getvalue(),
+    "an HTML string": b"<!DOCTYPE html><html><head><title>t</title></head><body>hi</body></html>",
+}
+for magika_label, content in magika_samples.items():
+    magika_kind, probability = pretrained.magika_classify(magika_session, content)
+    print(f"{magika_label:26s} {len(content):7,d} bytes -> {magika_kind:8s} p = {probability:.3f}")
+
+# %% [markdown]
+# *What to notice*: a converted model in production is the file plus the code around it: here
+# the byte extraction and the label list (`config.min.json`, shipped beside the model). Get the
+# preprocessing wrong (no whitespace stripping, a different padding value) and the same ONNX
+# file answers worse, with no error: the model is only half of what a converter must carry over.
+
+# %% [markdown]
 # ## 3. scikit-learn to ONNX with skl2onnx
 #
 # **Why it matters.** A scikit-learn model is rarely one estimator: it is a pipeline with
@@ -1851,6 +1915,8 @@ for _model, _b, _dt in _cases:
 #   Dynamic shapes*.
 # - PyTorch tutorials: *Export a model with control flow to ONNX*.
 # - tf2onnx README: *Getting started* and *CLI reference* (github.com/onnx/tensorflow-onnx).
+# - Fratantonio et al., *Magika: AI-Powered Content-Type Detection* (arXiv:2409.13768), and the
+#   `magika` repository (github.com/google/magika): the model of section 2.6.
 # - Keras documentation: *Model export for inference* (`model.export`).
 # - skl2onnx documentation: *Convert a pipeline with ColumnTransformer*, *Probabilities as a
 #   vector or as a ZipMap*, *Implement a new converter*, *Issues when switching to float*.

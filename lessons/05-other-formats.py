@@ -441,6 +441,120 @@ print(
 # guessing.
 
 # %% [markdown]
+# ### 2.3 One production model in both formats: Silero VAD as TorchScript and as ONNX
+#
+# **Why it matters.** The digits MLP is ours. Real deployments meet models that someone else
+# trained and shipped, often in more than one format, and the choice between the files is made
+# on load time, latency, size and whether they compute the same thing. **Silero VAD**, a
+# voice-activity detector trained in PyTorch by the Silero team, ships in its PyPI wheel
+# (`silero-vad`, pinned by the course; nothing is downloaded) as TorchScript (`silero_vad.jit`)
+# and as ONNX (`silero_vad.onnx`, among other variants Lesson 2 takes apart). Both take 16 kHz
+# audio in chunks of 512 samples (32 ms) and carry a recurrent state from chunk to chunk: the
+# TorchScript module keeps it inside itself, the ONNX graph takes it as an input and returns it
+# as an output, so the caller carries it. `course.pretrained` finds the files and runs both
+# over a stream. The audio is **synthetic** (speech-like voiced syllables, then noise and
+# silence, made from a seed), not recorded speech.
+
+# %%
+from course import pretrained
+
+VAD_JIT = pretrained.silero_file("silero_vad.jit")
+VAD_ONNX = pretrained.silero_file("silero_vad.onnx")
+for vad_path in (VAD_JIT, VAD_ONNX):
+    print(f"{vad_path.name:16s} {vad_path.stat().st_size / 1024:7.0f} KB")
+
+
+def load_jit():
+    with troubleshoot.capture():  # torch.jit.load's DeprecationWarning, kept off stderr
+        return torch.jit.load(str(VAD_JIT))
+
+
+def load_onnx():
+    return pretrained.silero_session(VAD_ONNX)
+
+
+vad_load = bench.compare(
+    {"TorchScript": load_jit, "ONNX Runtime": load_onnx}, warmup=1, repeat=5, warn=False
+)
+vad_load.to_frame()[["median_ms", "ci_low_ms", "ci_high_ms", "repeat"]].round(1)
+
+# %% [markdown]
+# Loading is a one-time cost per process, but it is what a cold start (a serverless function, a
+# freshly scaled replica) pays before the first answer. Now the steady state: one 32 ms chunk,
+# timed interleaved, with 95% intervals.
+
+# %%
+vad_jit, vad_session = load_jit(), load_onnx()
+vad_stream = pretrained.speech_and_noise(seed=0, seconds=1.0)  # 8 s of synthetic audio
+vad_chunk = vad_stream.samples[: pretrained.CHUNK]
+vad_chunk_t = torch.from_numpy(vad_chunk)[None, :]
+vad_feed = {
+    "input": pretrained.windows(vad_chunk),
+    "state": np.zeros((2, 1, 128), np.float32),
+    "sr": np.array(pretrained.SAMPLE_RATE, dtype=np.int64),
+}
+
+
+def jit_chunk(module=vad_jit):
+    with torch.inference_mode():
+        return module(vad_chunk_t, pretrained.SAMPLE_RATE)
+
+
+vad_latency = bench.compare(
+    {"TorchScript": jit_chunk, "ONNX Runtime": bench.session_runner(vad_session, vad_feed)},
+    repeat=50,
+    warn=False,
+)
+vad_latency.plot()  # a Figure: shown once, as the cell's result
+
+# %% [markdown]
+# *What to see*: the median time per chunk of each runtime with its interval; where the
+# intervals do not overlap, the faster one is faster on this machine. Either way, both stay far
+# below the 32 ms of audio each chunk holds.
+#
+# **Do they compute the same thing?** The whole stream, chunk by chunk, with the state carried:
+
+# %%
+p_jit = pretrained.vad_torchscript(vad_jit, vad_stream.samples)
+p_onnx = pretrained.vad_onnx(vad_session, vad_stream.samples)
+vad_truth = vad_stream.frame_labels()
+print(f"{len(p_jit)} chunks; largest |p_TorchScript - p_ONNX|: {np.abs(p_jit - p_onnx).max():.1e}")
+print(f"same speech decision (p > 0.5) on {np.mean((p_jit > 0.5) == (p_onnx > 0.5)):.1%} of chunks")
+print(
+    f"frame accuracy on the synthetic labels: TorchScript {pretrained.frame_accuracy(p_jit, vad_truth):.3f}, "
+    f"ONNX {pretrained.frame_accuracy(p_onnx, vad_truth):.3f}"
+)
+
+# %%
+vad_fig, (vad_top, vad_bottom) = plt.subplots(2, 1, figsize=(11, 4.6), sharex=True)
+vad_seconds = np.arange(len(vad_truth)) * pretrained.CHUNK / pretrained.SAMPLE_RATE
+vad_top.fill_between(
+    vad_seconds, 0, vad_truth.astype(float), step="post", color="#DDDDDD", label="synthetic speech"
+)
+vad_top.plot(vad_seconds, p_jit, color=OKABE_ITO[0], lw=2.5, label="TorchScript")
+vad_top.plot(vad_seconds, p_onnx, color=OKABE_ITO[1], lw=1, ls="--", label="ONNX Runtime")
+vad_top.set(ylabel="speech probability", title="Silero VAD, the same stream through both files")
+vad_top.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+vad_bottom.semilogy(vad_seconds, np.maximum(np.abs(p_jit - p_onnx), 1e-9), color=OKABE_ITO[2])
+vad_bottom.set(
+    xlabel="time (s)",
+    ylabel="|difference| (0 drawn at 1e-9)",
+    title="Where the two runtimes part (log scale)",
+)
+vad_fig.tight_layout()
+plt.show()
+del vad_jit, vad_session  # free both runtimes' copies of the model before the next section
+
+# %% [markdown]
+# *What to notice*: the two files agree to float32 rounding over a whole stream although each
+# chunk depends on every chunk before it through the state, so the rounding does not build up.
+# The ONNX file is the one to choose for a non-PyTorch runtime (onnxruntime in C#, Java, the
+# browser) and for quantization tools (Lesson 4 quantizes this model and shows where int8
+# breaks it); the TorchScript file needs libtorch and a deprecated API. Neither file is the
+# training code: both were exported by the model's authors, and the state handling you write
+# around the ONNX file is part of the deployment.
+
+# %% [markdown]
 # ## 3. PMML: the XML format of classical machine learning
 #
 # **Why it matters.** The Predictive Model Markup Language (PMML) comes from the Data Mining
@@ -1495,6 +1609,9 @@ for _shapes, _q, _min in [
 #   float, dynamic-range int8 and full int8 models, the last with quantized inputs and outputs.
 # - Measured on one network: sizes, load times and latencies differ by large factors between
 #   formats, while every float format reproduces the reference to rounding.
+# - A production model shipped as TorchScript and ONNX (Silero VAD): the same function to
+#   float32 rounding over a stateful stream; load time and per-chunk latency measured, the
+#   state an input/output you carry in ONNX and hidden inside the TorchScript module.
 #
 # **Common pitfalls**
 # - Tracing a model with `if`s on tensor values, and trusting the trace because it ran.
@@ -1514,6 +1631,7 @@ for _shapes, _q, _min in [
 # - Apple, *coremltools documentation: Converting from PyTorch* and *ML Programs*.
 # - Google AI Edge, *LiteRT: Model conversion overview* and *Post-training quantization*.
 # - TensorFlow issue #63867 and Keras issue #19108 (Keras 3 and `from_keras_model`).
+# - Silero Team, *Silero VAD* (github.com/snakers4/silero-vad): the model of section 2.3.
 
 # %%
 print(f"lesson ran in {time.perf_counter() - LESSON_START:.1f} s on this machine")

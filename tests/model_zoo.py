@@ -98,7 +98,7 @@ MODELS: list[RealModel] = [
         "data/silero_vad_half.onnx",
         "pytorch 2.3",
         dict(_SILERO_STATE),
-        note="float16 weights inside, float32 inputs",
+        note="named half, yet its stored weights are float32 (course.pretrained.weight_bytes); no sr",
     ),
     RealModel(
         "silero_vad_op18_ifless",

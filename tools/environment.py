@@ -21,8 +21,10 @@ CONDA = ["python=3.11", "pip"]
 DEV_ONLY = {"pytest", "pytest-cov", "pytest-timeout", "pytest-xdist", "playwright", "ruff"}
 DEV_ONLY |= {"sphinx", "myst-nb", "sphinx-book-theme"}
 # Wheels the real-model tests read ONNX files from (never imported); rapidocr alone brings
-# opencv-python, about 290 MB that a learner's image has no use for.
-DEV_ONLY |= {"rapidocr-onnxruntime", "magika"}
+# opencv-python (a 79 MB wheel) that a learner's image has no use for. magika is not here:
+# lesson 3 runs its model (a 16 MB wheel whose dependencies, click and onnxruntime, the course
+# already has), and silero-vad's (lessons 2, 4 and 5) needs only torch.
+DEV_ONLY |= {"rapidocr-onnxruntime"}
 
 
 def pins(path: Path = ROOT / "requirements.txt") -> dict[str, str]:
