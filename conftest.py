@@ -99,6 +99,7 @@ def _doctest_folder(request, tmp_path, monkeypatch):
     import onnx
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))  # never the user's cache
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     _demo_lesson(tmp_path)
     mlp = graphs.mlp()
