@@ -82,6 +82,9 @@ class Job:
     threads: int = 1  #: threads per kernel (OMP/BLAS)
     guard: bool = True
     expose: tuple[str, ...] = ()
+    #: the instructor's built course artefacts (:func:`course.artefacts.built_home`), shown
+    #: read-only to both kernels so a lesson loads them instead of building them under the limits
+    artefacts: str | None = None
     #: paths no sandbox mount may show (:func:`autograder.sandbox.check_mounts`)
     forbidden: tuple[str, ...] = ()
     #: the release's data files for the verdict kernel T (never the student's files)
@@ -607,6 +610,7 @@ def _execute_one(
         uid=uid,
         threads=job.threads,
         expose=job.expose,
+        artefacts=job.artefacts,
         forbidden=job.forbidden,
     )
     launcher.prepare()
@@ -622,6 +626,7 @@ def _execute_one(
             uid=uid_t,
             threads=job.threads,
             expose=job.expose,
+            artefacts=job.artefacts,
             forbidden=job.forbidden,
         )
         launcher_t.prepare()

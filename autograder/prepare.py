@@ -456,12 +456,23 @@ def forbidden_paths(course: Course) -> tuple[str, ...]:
     return tuple(paths)
 
 
+def artefacts_home() -> str | None:
+    """The folder of this machine's built course artefacts (transformers exported to ONNX, ...),
+    or None when `python -m course.artefacts` has not built any: the kernels are shown it
+    read-only, so a lesson that loads an artefact does not build it under a kernel's limits."""
+    from course import artefacts
+
+    home = artefacts.built_home()
+    return str(home) if home is not None else None
+
+
 def check_sandbox_mounts(course: Course, options: GradeOptions) -> None:
     """Refuse to grade when a sandbox mount would show part of the course (exit status 1)."""
     from .course import CourseError
 
     try:
-        sb.check_mounts(sb.mounts(tuple(options.expose)), list(forbidden_paths(course)))
+        shown = (*options.expose, *filter(None, [artefacts_home()]))
+        sb.check_mounts(sb.mounts(shown), list(forbidden_paths(course)))
     except sb.MountRefused as exc:
         raise CourseError(str(exc)) from None
 
@@ -534,6 +545,7 @@ def prepare(
         threads=threads,
         guard=options.guard,
         expose=tuple(options.expose),
+        artefacts=artefacts_home(),
         forbidden=forbidden_paths(course),
         verdict_files=(
             _data_files(course, assignment, None, options.limits) if options.verdict else {}

@@ -292,6 +292,8 @@ class KernelLauncher:
     uid: int | None = None
     threads: int = 1
     expose: tuple[str, ...] = ()
+    #: a folder of built course artefacts, bound read-only and named by $COURSE_ARTEFACTS_DIR
+    artefacts: str | None = None
     #: folders no mount may be, hold or lie in (the course root, source/, the gradebook...)
     forbidden: tuple[str, ...] = ()
     _fds: list[int] = field(default_factory=list, repr=False)
@@ -353,6 +355,8 @@ class KernelLauncher:
             "MKL_NUM_THREADS": threads,
             "AUTOGRADER_JOB": self.token,
         }
+        if self.artefacts:  # course.artefacts.folder looks here before building anything
+            env["COURSE_ARTEFACTS_DIR"] = self.artefacts
         if not self.info.isolated:
             for sub in ("home", "tmp", "home/.config/matplotlib"):
                 (self.jobdir / sub).mkdir(parents=True, exist_ok=True)
@@ -400,7 +404,8 @@ class KernelLauncher:
         args += ["--perms", "1777", "--size", str(64 * 1024 * 1024), "--tmpfs", "/dev/shm"]
         size = str(self.limits.disk_mb * 1024 * 1024)
         args += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
-        binds = [os.path.abspath(b) for b in mounts(self.expose, argv0)]
+        shown = (*self.expose, *([self.artefacts] if self.artefacts else []))
+        binds = [os.path.abspath(b) for b in mounts(shown, argv0)]
         check_mounts(binds, list(self.forbidden))
         # the longest first would hide nothing; parents before children keep both visible
         binds = sorted(dict.fromkeys(binds), key=lambda b: (b.count("/"), b))

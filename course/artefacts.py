@@ -8,6 +8,12 @@ the cache and returns at once. A builder must be idempotent: return the cached p
 is there and readable, else build it, write it atomically, and return it.
 
 Which lab owns which builder is listed in ``_MODULES``; importing a module registers its builders.
+Every artefact lives in its own folder, :func:`folder` (``<course cache>/artefacts/<name>``). Where
+the cache cannot be written or must not be shared, a read-only copy of the built artefacts is
+named by ``$COURSE_ARTEFACTS_DIR``; :func:`folder` looks there first. The autograder does this:
+it shows the instructor's built artefacts to each student kernel read-only
+(:func:`built_home`), so a graded lesson loads them instead of building them under the
+kernel's limits.
 
 Example::
 
@@ -19,13 +25,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build", "builders", "register"]
+__all__ = ["ENV", "build", "builders", "built_home", "folder", "register"]
+
+#: names a read-only folder of built artefacts that :func:`folder` looks in first
+ENV = "COURSE_ARTEFACTS_DIR"
 
 # the labs that register builders (importing one registers its builders)
 _MODULES: tuple[str, ...] = ("course.text_models", "course.generation")
@@ -53,6 +63,35 @@ def register(name: str) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
         return fn
 
     return decorate
+
+
+def folder(name: str) -> Path:
+    """The folder of the artefact ``name``: ``$COURSE_ARTEFACTS_DIR/<name>`` when that exists (a
+    read-only copy, as the autograder's sandbox shows it), else ``<course cache>/artefacts/<name>``
+    (not created: the builder creates it when it builds).
+
+    Example:
+
+    >>> import os
+    >>> os.environ["COURSE_CACHE_DIR"] = "/tmp/course-cache"
+    >>> folder("text-encoder-0123")
+    PosixPath('/tmp/course-cache/artefacts/text-encoder-0123')
+    """
+    shared = os.environ.get(ENV)
+    if shared and (Path(shared) / name).is_dir():
+        return Path(shared) / name
+    from course.data import cache_dir
+
+    return cache_dir() / "artefacts" / name
+
+
+def built_home() -> Path | None:
+    """The folder holding this machine's built artefacts (``<course cache>/artefacts``), or None
+    when nothing was built there yet (``python -m course.artefacts`` builds them)."""
+    from course.data import cache_dir
+
+    home = cache_dir() / "artefacts"
+    return home if home.is_dir() and any(home.iterdir()) else None
 
 
 def builders() -> dict[str, Callable[[], Any]]:

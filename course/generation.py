@@ -219,9 +219,9 @@ def _config_key(config: Any, train_steps: int, seed: int) -> str:
 
 
 def _home(config: Any, train_steps: int, seed: int) -> Path:
-    from course.data import cache_dir
+    from course import artefacts
 
-    return cache_dir() / f"decoder-{_config_key(config, train_steps, seed)}"
+    return artefacts.folder(f"decoder-{_config_key(config, train_steps, seed)}")
 
 
 @contextlib.contextmanager

@@ -51,7 +51,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from course import _capture, artefacts
-from course.data import cache_dir
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     import onnx
@@ -135,8 +134,8 @@ def _versions() -> dict[str, str]:
 def _folder() -> Path:
     """The encoder's folder in the cache, named after its shape and the library versions."""
     key = json.dumps({"encoder": ENCODER, "seed": _SEED, "versions": _versions()}, sort_keys=True)
-    path = cache_dir() / f"text-encoder-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-    path.mkdir(parents=True, exist_ok=True)
+    path = artefacts.folder(f"text-encoder-{hashlib.sha256(key.encode()).hexdigest()[:16]}")
+    path.mkdir(parents=True, exist_ok=True)  # an existing read-only copy is left as it is
     return path
 
 

@@ -552,6 +552,51 @@ def test_a_venv_reached_through_a_link_runs_in_the_sandbox(tmp_path):
     )
 
 
+def test_the_kernel_reads_the_built_artefacts_and_cannot_change_them(tmp_path):
+    """Lessons 3, 4, 7 and 8 load transformers built at set-up: the sandbox shows the
+    instructor's built artefacts read-only, where course.artefacts.folder looks first."""
+    home = tmp_path / "cache" / "artefacts"
+    (home / "text-encoder-test").mkdir(parents=True)
+    (home / "text-encoder-test" / "encoder.onnx").write_bytes(b"built at set-up")
+    info = sb.probe("bubblewrap")
+    launcher = sb.KernelLauncher(
+        info,
+        sb.Limits(),
+        tmp_path / "job",
+        uid=sb.UID_BASE + sb.UID_COUNT - 3 if info.privileged else None,
+        artefacts=str(home),
+    )
+    (tmp_path / "job").mkdir()
+    launcher.prepare()
+    code = (
+        "from course import artefacts\n"
+        "folder = artefacts.folder('text-encoder-test')\n"
+        "print('READ', (folder / 'encoder.onnx').read_bytes().decode())\n"
+        "try:\n"
+        "    (folder / 'encoder.onnx').write_bytes(b'changed')\n"
+        "    print('WROTE')\n"
+        "except OSError as exc:\n"
+        "    print('REFUSED', type(exc).__name__)\n"
+    )
+    cmd = launcher.wrap([sys.executable, "-c", code])
+    try:
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            **launcher.popen_kwargs(log=False),
+        )
+    finally:
+        launcher.close_files()
+    assert "READ built at set-up" in proc.stdout, (
+        f"expected the kernel to read the built artefact, got {proc.returncode}: "
+        f"{proc.stdout} {proc.stderr[-600:]}"
+    )
+    assert "REFUSED" in proc.stdout, f"expected the artefact to be read-only, got {proc.stdout}"
+    assert (home / "text-encoder-test" / "encoder.onnx").read_bytes() == b"built at set-up"
+
+
 def test_grading_refuses_a_mount_that_shows_the_course(released, tmp_path):
     from autograder.course import CourseError
 
