@@ -364,8 +364,9 @@ def _torchscript_onnx() -> Path:
 # variants
 
 
-def optimize(source: Path, out: Path) -> None:
-    """onnxruntime's transformer optimizer (BERT fusions) on ``source``, saved to ``out``."""
+def optimize(source: Path, out: Path, *, float16: bool = False) -> None:
+    """onnxruntime's transformer optimizer (BERT fusions) on ``source``, saved to ``out``; with
+    ``float16``, weights and activations are then stored in float16 (inputs/outputs stay float32)."""
     from onnxruntime.transformers.optimizer import optimize_model
 
     optimized = optimize_model(
@@ -374,21 +375,14 @@ def optimize(source: Path, out: Path) -> None:
         num_heads=ENCODER["num_attention_heads"],
         hidden_size=ENCODER["hidden_size"],
     )
+    if float16:
+        optimized.convert_float_to_float16(keep_io_types=True)
     optimized.save_model_to_file(str(out))
 
 
 def to_fp16(source: Path, out: Path) -> None:
     """Optimize ``source``, then store weights and activations in float16 (float32 inputs/outputs)."""
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    optimized = optimize_model(
-        str(source),
-        model_type="bert",
-        num_heads=ENCODER["num_attention_heads"],
-        hidden_size=ENCODER["hidden_size"],
-    )
-    optimized.convert_float_to_float16(keep_io_types=True)
-    optimized.save_model_to_file(str(out))
+    optimize(source, out, float16=True)
 
 
 def quantize_int8_dynamic(source: Path, out: Path) -> None:

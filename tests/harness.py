@@ -281,8 +281,11 @@ def with_cells_replaced(
 
 
 def exercise_of(grade_id: str) -> str:
-    """Exercise a cell belongs to: the grade_id up to its first '-' (``ex2-visible`` -> ``ex2``)."""
-    return grade_id.split("-", 1)[0]
+    """Exercise a cell belongs to (``ex2-visible`` -> ``ex2``): the course's one rule,
+    :func:`course.selfcheck.exercise_of`."""
+    from course.selfcheck import exercise_of as rule
+
+    return rule(grade_id)
 
 
 @contextlib.contextmanager

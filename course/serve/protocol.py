@@ -465,19 +465,24 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
     )
 
 
+def _utf8(item: Any, problem: str) -> Any:
+    """``item`` decoded from UTF-8 when it is bytes; a ProtocolError saying ``problem`` if not text."""
+    if not isinstance(item, bytes):
+        return item
+    try:
+        return item.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(problem) from None
+
+
 def _as_text(name: str, array: np.ndarray) -> np.ndarray:
     """BYTES elements as ``str``: ONNX string tensors hold UTF-8 text."""
     text = np.empty(array.shape, dtype=object)
     flat = text.reshape(-1)
     for i, item in enumerate(array.reshape(-1)):
-        if isinstance(item, bytes):
-            try:
-                item = item.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ProtocolError(
-                    f"input '{name}': element {i} is not UTF-8 text, which ONNX string tensors need"
-                ) from None
-        flat[i] = item
+        flat[i] = _utf8(
+            item, f"input '{name}': element {i} is not UTF-8 text, which ONNX string tensors need"
+        )
     return text
 
 
@@ -587,16 +592,12 @@ def _tensor_bytes(array: np.ndarray) -> bytes:
 def _json_data(name: str, array: np.ndarray) -> list[Any]:
     if array.dtype.kind in "OUS":
         out = []
+        problem = (
+            f"output '{name}' holds bytes that are not UTF-8 text: request it with "
+            "parameters.binary_data = true"
+        )
         for item in array.ravel():
-            if isinstance(item, bytes):
-                try:
-                    item = item.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise ProtocolError(
-                        f"output '{name}' holds bytes that are not UTF-8 text: request it with "
-                        "parameters.binary_data = true"
-                    ) from None
-            out.append(str(item))
+            out.append(str(_utf8(item, problem)))
         return out
     return array.ravel().tolist()
 
