@@ -535,6 +535,7 @@ class LessonRun:
     cold_start: list[str]  # trained models in the cache as the solutions' run began (none)
     trained: list[str]  # ... and as it ended
     executed: Path | None  # the executed notebook kept for the website
+    errors: list[str]  # the solutions' run: errors in cells not tagged raises-exception
 
 
 _GRADED: dict[str, LessonRun | Exception] = {}
@@ -621,4 +622,5 @@ def _grade(lesson: str) -> LessonRun:
         cold_start,
         trained,
         executed,
+        [f"{e.get('ename')}: {str(e.get('evalue'))[:300]}" for e in errors],
     )

@@ -63,7 +63,10 @@ def lab(tmp_path_factory):
     template = importlib.import_module("exercises.00_template")
     lesson0 = root / "release" / "00-template" / "00-template.ipynb"
     nbformat.write(
-        harness.with_cells_replaced(nbformat.read(lesson0, as_version=4), template.ALTERNATIVES),
+        harness.with_cells_replaced(
+            nbformat.read(lesson0, as_version=4),
+            harness.exercise_format().alternatives(template)[0],
+        ),
         lesson0,
     )
     # every cell rendered (no virtual scrolling), and no news pop-up over the notebook

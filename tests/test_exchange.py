@@ -25,6 +25,8 @@ ROOT = harness.ROOT
 LESSON = "00-template"
 COURSE_ID = "onnx-and-beyond"
 template_variants = importlib.import_module("exercises.00_template")
+_fmt = harness.exercise_format()
+_FIRST_ALTERNATIVES = _fmt.alternatives(template_variants)[0]  # one answer per cell
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -67,13 +69,13 @@ def test_release_fetch_submit_collect_grade(tmp_path):
 
     answers = {
         "alice": [
-            {"ex1-converters": template_variants.WRONG["ex1-converters"][0]},  # first try
-            template_variants.ALTERNATIVES,  # the one that counts
+            {"ex1-converters": _fmt.first_wrong(template_variants, "ex1-converters")},  # first try
+            _FIRST_ALTERNATIVES,  # the one that counts
         ],
         "bob": [
             {
-                "ex1-converters": template_variants.ALTERNATIVES["ex1-converters"],
-                "ex2-export": template_variants.WRONG["ex2-export"][0],
+                "ex1-converters": _FIRST_ALTERNATIVES["ex1-converters"],
+                "ex2-export": _fmt.first_wrong(template_variants, "ex2-export"),
             }
         ],
     }

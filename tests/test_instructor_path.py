@@ -29,6 +29,8 @@ ROOT = harness.ROOT
 DOC = ROOT / "README.md"
 LESSON = "00-template"
 template_variants = importlib.import_module("exercises.00_template")
+_fmt = harness.exercise_format()
+_FIRST_ALTERNATIVES = _fmt.alternatives(template_variants)[0]  # one answer per cell
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -54,12 +56,12 @@ def test_quick_path_is_a_handful_of_commands():
 
 def _lms_zip(path: Path, release: nbformat.NotebookNode) -> set[str]:
     """Three students as an LMS exports them; returns their student ids."""
-    full = harness.with_cells_replaced(release, template_variants.ALTERNATIVES)
+    full = harness.with_cells_replaced(release, _FIRST_ALTERNATIVES)
     partial = harness.with_cells_replaced(
         release,
         {
-            "ex1-converters": template_variants.ALTERNATIVES["ex1-converters"],
-            "ex2-export": template_variants.WRONG["ex2-export"][0],  # ZipMap left on
+            "ex1-converters": _FIRST_ALTERNATIVES["ex1-converters"],
+            "ex2-export": _fmt.first_wrong(template_variants, "ex2-export"),  # ZipMap left on
         },
     )
     entries = {

@@ -73,7 +73,9 @@ def test_memory_is_measured_on_a_first_run(lesson):
 @pytest.mark.parametrize("lesson", _params())
 def test_the_run_is_kept_for_the_website(lesson):
     run = harness.graded(lesson)
-    assert run.executed is not None, f"{lesson}: the solutions' run had errors; nothing kept"
+    assert run.executed is not None, (
+        f"{lesson}: the solutions' run had errors, so nothing was kept: {run.errors}"
+    )
     kept = site.reusable_executed(lesson)
     assert kept is not None, f"{lesson}: build/executed/{lesson}.ipynb does not match the lesson"
     code = [c for c in kept.cells if c.cell_type == "code"]

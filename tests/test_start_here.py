@@ -18,6 +18,8 @@ sys.path.insert(0, str(ROOT))
 from tools import start_here  # noqa: E402
 
 template_variants = importlib.import_module("exercises.00_template")
+_fmt = harness.exercise_format()
+_FIRST_ALTERNATIVES = _fmt.alternatives(template_variants)[0]  # one answer per cell
 
 
 def test_start_here_is_stored_without_outputs_and_up_to_date():
@@ -52,7 +54,7 @@ def test_start_here_runs_in_a_readers_copy(tmp_path, monkeypatch):
     # the reader has answered lesson 0 (correctly) and nothing else
     lesson0 = copy / "release" / "00-template" / "00-template.ipynb"
     answered = harness.with_cells_replaced(
-        nbformat.read(lesson0, as_version=4), template_variants.ALTERNATIVES
+        nbformat.read(lesson0, as_version=4), _FIRST_ALTERNATIVES
     )
     nbformat.write(answered, lesson0)
     nb = nbformat.read(copy / "start-here.ipynb", as_version=4)

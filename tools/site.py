@@ -181,8 +181,8 @@ def reusable_executed(lesson: str) -> nbformat.NotebookNode | None:
 
 def first_run_cache(dest: Path, source: Path) -> Path:
     """A course cache at ``dest`` as a student's first run after set-up finds it: the artefacts
-    that ``python -m course.artefacts`` built into ``source`` (hard links, copies across file
-    systems) and no trained model (``model-*``, what ``course.data.clear_cache`` deletes).
+    that ``python -m course.artefacts`` built into ``source`` (ONNX files hard-linked, other files
+    copied) and no trained model (``model-*``, what ``course.data.clear_cache`` deletes).
 
     Example:
         >>> import tempfile
@@ -194,10 +194,15 @@ def first_run_cache(dest: Path, source: Path) -> Path:
     """
 
     def link(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
+        # onnx refuses external data (``*.onnx.data``) with several hard links ("a potential
+        # hardlink attack"): only the models themselves are linked, everything else is copied
+        if src.endswith(".onnx"):
+            try:
+                os.link(src, dst)
+                return
+            except OSError:
+                pass
+        shutil.copy2(src, dst)
 
     if not source.is_dir():
         dest.mkdir(parents=True, exist_ok=True)

@@ -85,6 +85,14 @@ def wrong_answers(mod) -> list[Wrong]:
     return [_wrong_entry(gid, e) for gid, entries in mod.WRONG.items() for e in entries]
 
 
+def first_wrong(mod, gid: str) -> str:
+    """The code of the first wrong answer written for solution cell ``gid``."""
+    for wrong in wrong_answers(mod):
+        if wrong.gid == gid:
+            return wrong.code
+    raise KeyError(f"no wrong answer for {gid!r}; add one to WRONG")
+
+
 def wrong_runs(mod) -> list[list[Wrong]]:
     """Wrong answers packed into runs: run k holds the k-th wrong answer of each exercise."""
     by_exercise: dict[str, list[Wrong]] = {}
