@@ -17,11 +17,14 @@ Errors are the protocol's ``{"error": "..."}`` with status 400 (bad request), 40
 model, version or path), 405, 413 (body over the limit), 415 (unknown content encoding),
 500 (the model failed on the request) or 503 (shutting down).
 
-Example::
+Example:
 
-    >>> from starlette.testclient import TestClient  # doctest: +SKIP
-    >>> # with TestClient(create_app(load_repository("models"))) as client:
-    >>> #     client.get("/v2/models/mlp").json()["inputs"]
+    >>> from starlette.testclient import TestClient
+    >>> from course.serve.repository import add_model, load_repository
+    >>> _ = add_model("models", "mlp", onnx.load("mlp.onnx"))
+    >>> with TestClient(create_app(load_repository("models"))) as client:
+    ...     [tensor["name"] for tensor in client.get("/v2/models/mlp").json()["inputs"]]
+    ['x']
 """
 
 from __future__ import annotations
@@ -282,9 +285,11 @@ def create_app(
     ``max_body_bytes`` caps a request body (after decompression); ``workers`` is the number of
     threads running onnxruntime (default: the number of CPU cores).
 
-    Example::
+    Example (serve it with ``uvicorn.run(app, port=8000)``, or use :func:`course.serve.start`):
 
-        >>> # uvicorn.run(create_app(load_repository("models")), port=8000)
+        >>> from course.serve.repository import add_model, load_repository
+        >>> _ = add_model("models", "mlp", onnx.load("mlp.onnx"))
+        >>> app = create_app(load_repository("models"))
     """
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")

@@ -11,11 +11,11 @@ the model once and splits the outputs back, row range by row range. Requests arr
 wait for the next batch, so batches grow with the load. If a batched run fails, each of its
 requests is run on its own, so a request that makes the model fail never fails its neighbours.
 
-Example::
+Example: a model whose configuration asks for dynamic batching gets a :class:`DynamicBatcher`
+(:func:`make_scheduler`); the server starts it and awaits ``batcher.infer({"x": rows},
+rows=len(rows))`` once per request::
 
-    >>> # batcher = DynamicBatcher(model, executor, ModelStats(), max_batch_size=32,
-    >>> #                          max_queue_delay=0.002)
-    >>> # batcher.start(); outputs = await batcher.infer({"x": rows}, rows=len(rows))
+    batcher = DynamicBatcher(model, executor, ModelStats(), max_batch_size=32, max_queue_delay=0.002)
 """
 
 from __future__ import annotations
@@ -386,9 +386,14 @@ class DynamicBatcher(Scheduler):
 def make_scheduler(model: ModelVersion, executor: Executor, stats: ModelStats) -> Scheduler:
     """The scheduler a model's configuration asks for (dynamic batching or one run per request).
 
-    Example::
+    Example:
 
-        >>> # make_scheduler(repo.get("mlp"), executor, ModelStats()) -> DynamicBatcher or DirectScheduler
+        >>> from concurrent.futures import ThreadPoolExecutor
+        >>> from course.serve.repository import add_model, load_repository
+        >>> _ = add_model("models", "mlp", onnx.load("mlp.onnx"), max_batch_size=8, dynamic_batching=True)
+        >>> with ThreadPoolExecutor(1) as pool:
+        ...     type(make_scheduler(load_repository("models").get("mlp"), pool, ModelStats())).__name__
+        'DynamicBatcher'
     """
     config = model.config
     if config.dynamic_batching is None:

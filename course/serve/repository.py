@@ -362,9 +362,12 @@ class ModelVersion:
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the session on arrays by input name; return every output by name.
 
-        Example::
+        Example:
 
-            >>> # model.run({"x": np.ones((2, 4), np.float32)})["y"].shape -> (2, 4)
+            >>> _ = add_model("models", "mlp", onnx.load("mlp.onnx"))
+            >>> model = load_repository("models").get("mlp")
+            >>> model.run({"x": np.ones((2, 4), np.float32)})["y"].shape
+            (2, 3)
         """
         values = self.session.run(None, dict(inputs))
         return {spec.name: value for spec, value in zip(self.outputs, values, strict=True)}
@@ -491,7 +494,10 @@ class ModelRepository:
 
     Example::
 
-        >>> # repo = load_repository("models"); repo.get("mlp").inputs[0].shape -> (-1, 64)
+        >>> _ = add_model("models", "mlp", onnx.load("mlp.onnx"))
+        >>> repo = load_repository("models")
+        >>> repo.get("mlp").inputs[0].name
+        'x'
     """
 
     def __init__(self, root: Path, models: dict[str, dict[str, ModelVersion]]) -> None:
@@ -541,7 +547,9 @@ def load_repository(
 
     Example::
 
-        >>> # repo = load_repository("models", intra_op_threads=1); repo.names() -> ['mlp']
+        >>> _ = add_model("models", "mlp", onnx.load("mlp.onnx"))
+        >>> load_repository("models", intra_op_threads=1).names()
+        ['mlp']
     """
     root = Path(root)
     if not root.is_dir():
@@ -598,8 +606,8 @@ def add_model(
 
     Example::
 
-        >>> # add_model("models", "mlp", conversion.model, max_batch_size=32, dynamic_batching=True)
-        >>> # -> PosixPath('models/mlp/1/model.onnx')
+        >>> add_model("models", "mlp", onnx.load("mlp.onnx"), max_batch_size=32, dynamic_batching=True)
+        PosixPath('models/mlp/1/model.onnx')
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
         raise ValueError(f"model name {name!r}: use letters, digits, '_', '-' or '.' only")

@@ -4,11 +4,14 @@
 down gracefully: the server stops accepting connections, answers every request already received
 (queued batches included), then exits. :func:`main` is ``python -m course.serve``.
 
-Example::
+Example (a free port on 127.0.0.1, in a background thread):
 
-    >>> # handle = start("models")            # a free port on 127.0.0.1, in a background thread
-    >>> # handle.url -> 'http://127.0.0.1:43121'; handle.address -> '127.0.0.1:43121'
-    >>> # handle.stop()
+    >>> from course.serve.repository import add_model
+    >>> _ = add_model("models", "mlp", onnx.load("mlp.onnx"))
+    >>> handle = start("models")
+    >>> handle.url.startswith("http://127.0.0.1:"), handle.address in handle.url
+    (True, True)
+    >>> handle.stop()
 """
 
 from __future__ import annotations
@@ -155,10 +158,14 @@ class ServerHandle:
     """A running server: ``url``, ``address`` (``host:port``, what ``tritonclient`` takes),
     ``models``, and ``stop()``. Also a context manager that stops the server on exit.
 
-    Example::
+    Example:
 
-        >>> # with start("models") as server:
-        >>> #     client = tritonclient.http.InferenceServerClient(server.address)
+        >>> import tritonclient.http
+        >>> from course.serve.repository import add_model
+        >>> _ = add_model("models", "mlp", onnx.load("mlp.onnx"))
+        >>> with start("models") as server:
+        ...     tritonclient.http.InferenceServerClient(server.address).is_model_ready("mlp")
+        True
     """
 
     def __init__(
@@ -259,11 +266,14 @@ def start(
     all cores for a batched model, which runs one batch at a time; ``cores // workers`` for the
     others, whose runs overlap).
 
-    Example::
+    Example:
 
-        >>> # server = start("models", port=0)
-        >>> # server.url -> 'http://127.0.0.1:40537'
-        >>> # server.stop()
+        >>> from course.serve.repository import add_model
+        >>> _ = add_model("models", "mlp", onnx.load("mlp.onnx"))
+        >>> server = start("models", port=0, workers=1)
+        >>> server.models
+        ['mlp']
+        >>> server.stop()
     """
     if subprocess:
         return _start_subprocess(
@@ -433,9 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Prints ``course.serve: serving [...] at http://HOST:PORT`` on stdout once it listens.
     Returns the exit status (2 for a repository or address problem).
 
-    Example::
+    Example, from a shell (it serves until Ctrl-C)::
 
-        >>> # main(["models", "--port", "8000"])
+        python -m course.serve models --port 8000
     """
     import course.serve
 
