@@ -6,7 +6,9 @@ Two studies on the course's own models (``course.data``: the digits MLP and CNN)
 - ``quantization``: float32 versus dynamic int8, static int8 (QDQ, per-channel) and float16
   for size, accuracy and latency at batch 1 and 64.
 
-The quantization study also has rows for a transformer encoder at realistic width
+The quantization study also has rows for a real model someone else trained (Silero VAD from
+silero-vad's wheel, ``course.pretrained``: frame accuracy on synthetic speech and noise, and the
+agreement of its speech decisions with float32) and for a transformer encoder at realistic width
 (``course.text_models``: BERT-base width, four layers, 35.6 M parameters, built offline): float32,
 onnxruntime's transformer optimizer, dynamic int8, static int8 (QDQ), weight-only int4 and
 float16, at 1 and 8 sequences of 128 tokens, with their agreement with float32 (mean cosine of
@@ -295,12 +297,96 @@ def encoder_study(repeat: int = 10, threads: tuple[int | None, ...] = THREADS) -
     return pd.DataFrame(rows)
 
 
+SILERO_FILE = "silero_vad_16k_op15.onnx"  # float32, opset 15, 16 kHz (silero-vad's wheel)
+
+
+def pretrained_study(
+    repeat: int = 50, folder: Path | None = None, threads: tuple[int | None, ...] = THREADS
+) -> pd.DataFrame:
+    """A model someone else trained, shipped in its wheel (Silero VAD, ``course.pretrained``):
+    float32 versus dynamic int8, static int8 (QDQ, calibrated on a stream with its state) and
+    float16, as lesson 4 section 4.8 builds them: size, frame accuracy on the synthetic speech
+    and noise stream, agreement of the speech decisions with float32, and latency per 32 ms chunk
+    (one chunk with its state, what a streaming application pays), timed interleaved."""
+    from course import pretrained
+
+    folder = Path(folder or tempfile.mkdtemp(prefix="bench-silero-"))
+    fp32 = pretrained.silero_file(SILERO_FILE)
+    stream = pretrained.speech_and_noise(seed=0, seconds=1.0)
+    truth = stream.frame_labels()
+    calib = pretrained.speech_and_noise(seed=100, seconds=0.5)
+    _, states = pretrained.vad_onnx(fp32, calib.samples, return_state=True)
+    zero_state = np.zeros((2, 1, 128), np.float32)
+    sr = np.array(pretrained.SAMPLE_RATE, dtype=np.int64)
+    calibration = [
+        {"input": window[None], "state": state, "sr": sr}
+        for window, state in zip(
+            pretrained.windows(calib.samples), [zero_state, *states[:-1]], strict=True
+        )
+    ]
+    paths = {
+        "float32": fp32,
+        "dynamic int8": quantize.quantize_dynamic_int8(fp32, folder / "vad.dynamic.onnx").path,
+        "static int8 (QDQ)": quantize.quantize_static_int8(
+            fp32, folder / "vad.static.onnx", calibration, latency_repeat=3
+        ).path,
+        "float16": quantize.to_float16(fp32, folder / "vad.fp16.onnx").path,
+    }
+    probs = {label: pretrained.vad_onnx(path, stream.samples) for label, path in paths.items()}
+    feed = {"input": pretrained.windows(stream.samples)[:1], "state": zero_state, "sr": sr}
+    fp32_bytes = fp32.stat().st_size
+    version = _package_version("silero-vad")
+    rows = []
+    for n_threads in threads:
+        runners = {
+            label: bench.session_runner(bench.ort_session(path, intra_op_threads=n_threads), feed)
+            for label, path in paths.items()
+        }
+        cmp = bench.compare(runners, repeat=repeat, warmup=5, warn=False)
+        base = cmp["float32"]
+        for label, path in paths.items():
+            res = cmp[label]
+            rows.append(
+                {
+                    "model": f"silero-vad {version} ({SILERO_FILE}, 1 chunk of 32 ms)",
+                    "variant": label,
+                    "threads": "default" if n_threads is None else n_threads,
+                    "batch": 1,
+                    "size_kb": path.stat().st_size / 1024,
+                    "size_ratio_vs_fp32": fp32_bytes / path.stat().st_size,
+                    "accuracy": pretrained.frame_accuracy(probs[label], truth),
+                    "decisions_agree_vs_fp32": float(
+                        np.mean((probs[label] > 0.5) == (probs["float32"] > 0.5))
+                    ),
+                    "max_abs_diff_vs_fp32": float(np.abs(probs[label] - probs["float32"]).max()),
+                    "median_ms": res.median * 1e3,
+                    "ci_low_ms": res.ci_low * 1e3,
+                    "ci_high_ms": res.ci_high * 1e3,
+                    "speedup_vs_fp32": cmp.speedup(label),
+                    "speedup_low": base.ci_low / res.ci_high,
+                    "speedup_high": base.ci_high / res.ci_low,
+                    "repeat": res.repeat,
+                    **_machine_row(res.machine),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _package_version(name: str) -> str:
+    from importlib import metadata
+
+    return metadata.version(name)
+
+
 def quantization_with_encoder(
     repeat: int = 50, folder: Path | None = None, threads: tuple[int | None, ...] = THREADS
 ) -> pd.DataFrame:
-    """:func:`quantization_study`'s digits rows, then :func:`encoder_study`'s rows."""
+    """:func:`quantization_study`'s digits rows, then :func:`pretrained_study`'s and
+    :func:`encoder_study`'s rows."""
     digits = quantization_study(repeat=repeat, folder=folder, threads=threads)
-    return pd.concat([digits, encoder_study(repeat=repeat, threads=threads)], ignore_index=True)
+    silero = pretrained_study(repeat=repeat, threads=threads)
+    encoder = encoder_study(repeat=repeat, threads=threads)
+    return pd.concat([digits, silero, encoder], ignore_index=True)
 
 
 def write_results(frame: pd.DataFrame, name: str, title: str, out_dir: Path = RESULTS) -> Path:

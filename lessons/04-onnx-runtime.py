@@ -1481,7 +1481,7 @@ vad_table = pd.DataFrame(
 vad_table.round(3)
 
 # %%
-from course.palette import OKABE_ITO
+from course.palette import GREY, OKABE_ITO, PALE_GREY
 
 vad_fig, vad_ax = plt.subplots(figsize=(12, 3.6))
 vad_seconds = np.arange(len(vad_truth)) * pretrained.CHUNK / pretrained.SAMPLE_RATE
@@ -1490,7 +1490,7 @@ vad_ax.fill_between(
     0,
     vad_truth.astype(float),
     step="post",
-    color="#DDDDDD",
+    color=PALE_GREY,
     label="synthetic speech",
 )
 for vad_colour, vad_label in zip(
@@ -1498,7 +1498,7 @@ for vad_colour, vad_label in zip(
 ):
     width = 3 if vad_label == "float32" else 1.2  # float32 wide, so the others show on top
     vad_ax.plot(vad_seconds, vad_probs[vad_label], color=vad_colour, lw=width, label=vad_label)
-vad_ax.axhline(0.5, color="#777777", ls=":", lw=1)
+vad_ax.axhline(0.5, color=GREY, ls=":", lw=1)
 vad_ax.set(
     xlabel="time (s)",
     ylabel="speech probability",

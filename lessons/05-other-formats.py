@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from course import bench, data, formats, troubleshoot
+from course.palette import PALE_GREY
 
 tf = data.import_tensorflow()  # TensorFlow first, without its start-up lines on stderr
 import keras
@@ -529,7 +530,7 @@ print(
 vad_fig, (vad_top, vad_bottom) = plt.subplots(2, 1, figsize=(11, 4.6), sharex=True)
 vad_seconds = np.arange(len(vad_truth)) * pretrained.CHUNK / pretrained.SAMPLE_RATE
 vad_top.fill_between(
-    vad_seconds, 0, vad_truth.astype(float), step="post", color="#DDDDDD", label="synthetic speech"
+    vad_seconds, 0, vad_truth.astype(float), step="post", color=PALE_GREY, label="synthetic speech"
 )
 vad_top.plot(vad_seconds, p_jit, color=OKABE_ITO[0], lw=2.5, label="TorchScript")
 vad_top.plot(vad_seconds, p_onnx, color=OKABE_ITO[1], lw=1, ls="--", label="ONNX Runtime")
