@@ -436,7 +436,7 @@ def write_results(frame: pd.DataFrame, name: str, title: str, out_dir: Path = RE
         "",
         _markdown_table(shown),
         "",
-        *_load_note(high, facts.get("logical_cores")),
+        *_load_note(high, machine.get("logical_cores")),  # this run's machine
         "## Machine",
         "",
         *(f"- {k}: {v}" for k, v in facts.items()),
