@@ -213,12 +213,13 @@ GALLERY: tuple[Failure, ...] = (
     ),
     Failure(
         "keras3-tf2onnx",
-        "Keras 3 with tf2onnx.convert.from_keras",
+        "Keras 3 Sequential model with tf2onnx.convert.from_keras",
         "TensorFlow/Keras",
         "capture",
         "KeyError: 'keras_tensor_...' from tf2onnx.convert.from_keras",
-        "tf2onnx 1.17 reads Keras 2 (tf_keras) model attributes; Keras 3 names its tensors "
-        "differently, so the output-name lookup fails",
+        "tf2onnx 1.17 reads Keras 2 (tf_keras) model attributes; a Keras 3 Sequential model names "
+        "its tensors differently, so the output-name lookup fails (lesson 3 measures that a "
+        "functional model with the same layers converts)",
         "model.export(dir) to a SavedModel and convert that, or build the model with tf_keras "
         "(TF_USE_LEGACY_KERAS=1 before TensorFlow is imported)",
         "compare the ONNX outputs with model(x) at several batch sizes",
