@@ -265,7 +265,6 @@ def encoder_study(repeat: int = 10, threads: tuple[int | None, ...] = THREADS) -
             }
             cmp = bench.compare(runners, repeat=repeat, warmup=2, warn=False)
             del runners
-            base = cmp["float32"]
             for label, path in paths.items():
                 res = cmp[label]
                 others = [b for a, b in cmp.overlapping if a == label] + [
@@ -282,13 +281,7 @@ def encoder_study(repeat: int = 10, threads: tuple[int | None, ...] = THREADS) -
                         "accuracy": float("nan"),
                         "cosine_vs_fp32": agree[label]["cosine_mean"],
                         "max_abs_diff_vs_fp32": agree[label]["max_abs_diff"],
-                        "median_ms": res.median * 1e3,
-                        "ci_low_ms": res.ci_low * 1e3,
-                        "ci_high_ms": res.ci_high * 1e3,
-                        "speedup_vs_fp32": cmp.speedup(label),
-                        # the speed-up's range from the two medians' intervals (conservative)
-                        "speedup_low": base.ci_low / res.ci_high,
-                        "speedup_high": base.ci_high / res.ci_low,
+                        **_timing_columns(cmp, label, "float32"),
                         "ci_overlaps_with": ", ".join(others),
                         "repeat": res.repeat,
                         **_machine_row(res.machine),
@@ -343,7 +336,6 @@ def pretrained_study(
             for label, path in paths.items()
         }
         cmp = bench.compare(runners, repeat=repeat, warmup=5, warn=False)
-        base = cmp["float32"]
         for label, path in paths.items():
             res = cmp[label]
             rows.append(
@@ -359,17 +351,26 @@ def pretrained_study(
                         np.mean((probs[label] > 0.5) == (probs["float32"] > 0.5))
                     ),
                     "max_abs_diff_vs_fp32": float(np.abs(probs[label] - probs["float32"]).max()),
-                    "median_ms": res.median * 1e3,
-                    "ci_low_ms": res.ci_low * 1e3,
-                    "ci_high_ms": res.ci_high * 1e3,
-                    "speedup_vs_fp32": cmp.speedup(label),
-                    "speedup_low": base.ci_low / res.ci_high,
-                    "speedup_high": base.ci_high / res.ci_low,
+                    **_timing_columns(cmp, label, "float32"),
                     "repeat": res.repeat,
                     **_machine_row(res.machine),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _timing_columns(cmp: Any, label: str, baseline: str) -> dict[str, float]:
+    """A candidate's median and interval (ms) from ``bench.compare``, and its speed-up over
+    ``baseline`` with the range the two medians' intervals give (conservative)."""
+    res, base = cmp[label], cmp[baseline]
+    return {
+        "median_ms": res.median * 1e3,
+        "ci_low_ms": res.ci_low * 1e3,
+        "ci_high_ms": res.ci_high * 1e3,
+        "speedup_vs_fp32": cmp.speedup(label),
+        "speedup_low": base.ci_low / res.ci_high,
+        "speedup_high": base.ci_high / res.ci_low,
+    }
 
 
 def _package_version(name: str) -> str:
