@@ -552,6 +552,72 @@ def test_a_venv_reached_through_a_link_runs_in_the_sandbox(tmp_path):
     )
 
 
+def test_the_two_kernels_of_a_submission_share_a_loopback_and_nothing_else(tmp_path):
+    """Lesson 7's tests start a server in T and call the student's client (in S) with its URL:
+    S and T share one network namespace with only the loopback; the grader's own loopback, the
+    outside network and another submission's namespace stay out of reach."""
+    info = sb.probe("bubblewrap")
+    net = sb.SharedNetwork.start()
+    host = socket.socket()
+    host.bind(("127.0.0.1", 0))
+    host.listen()
+    host_port = host.getsockname()[1]
+    procs, launchers = [], []
+    server = (
+        "import socket, sys\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+        "print(s.getsockname()[1], flush=True)\n"
+        "c, _ = s.accept(); c.sendall(b'answer from T'); c.close()\n"
+    )
+    client = (
+        "import socket, sys\n"
+        "port = int(sys.argv[1])\n"
+        "print('GOT', socket.create_connection(('127.0.0.1', port), timeout=5).recv(64))\n"
+        "for host, p in (('127.0.0.1', int(sys.argv[2])), ('1.1.1.1', 80)):\n"
+        "    try:\n"
+        "        socket.create_connection((host, p), timeout=3)\n"
+        "        print('REACHED', host, p)\n"
+        "    except OSError as exc:\n"
+        "        print('UNREACHABLE', host, type(exc).__name__)\n"
+    )
+
+    def start(name: str, code: str, network, *args: str, uid_offset: int) -> subprocess.Popen:
+        folder = tmp_path / name
+        folder.mkdir()
+        uid = sb.UID_BASE + sb.UID_COUNT - uid_offset if info.privileged else None
+        launcher = sb.KernelLauncher(info, sb.Limits(), folder, uid=uid, network=network)
+        launcher.prepare()
+        cmd = launcher.wrap([sys.executable, "-S", "-c", code, *args])
+        kw = launcher.popen_kwargs(log=False)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
+        )
+        launcher.close_files()
+        procs.append(proc)
+        launchers.append(launcher)
+        return proc
+
+    try:
+        t = start("t", server, net, uid_offset=4)
+        port = t.stdout.readline().strip()
+        assert port.isdigit(), f"the server in T did not start: {t.stderr.read()[-600:]}"
+        s = start("s", client, net, port, str(host_port), uid_offset=5)
+        out, err = s.communicate(timeout=60)
+        assert "GOT b'answer from T'" in out, f"S did not reach T's server: {out} {err[-600:]}"
+        assert "UNREACHABLE 127.0.0.1" in out and "UNREACHABLE 1.1.1.1" in out, (
+            f"expected the grader's loopback and the outside unreachable from S, got {out}"
+        )
+        other = start("other", client, None, port, str(host_port), uid_offset=6)
+        out, err = other.communicate(timeout=60)
+        assert "GOT" not in out, f"a kernel outside the submission reached its server: {out}"
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=10)
+        net.close()
+        host.close()
+
+
 def test_the_kernel_reads_the_built_artefacts_and_cannot_change_them(tmp_path):
     """Lessons 3, 4, 7 and 8 load transformers built at set-up: the sandbox shows the
     instructor's built artefacts read-only, where course.artefacts.folder looks first."""
