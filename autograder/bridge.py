@@ -11,13 +11,15 @@ the course: the sandbox cannot see this package) and runs it there as the module
   student's code can replace any of it, which changes only what S answers.
 - in the *verdict kernel* T (which runs only the instructor's cells) it turns replies into
   values with a strict decoder (JSON, base64, ``numpy.load(allow_pickle=False)``, protobuf
-  parsing of ONNX models): no pickle, no code of S ever runs in T. Functions of the notebook
+  parsing of ONNX models): no pickle, no Python of S ever runs in T. Functions of the notebook
   become :class:`StudentFunction` proxies whose calls travel over the kernel's stdin channel to
   the grader, which runs them in S.
 
 What crosses: ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes``, tuples,
 lists, dicts (any keys of these types), sets, numpy arrays (not of objects) and scalars, ONNX
-``ModelProto`` (serialized), torch tensors (as numpy), ``pathlib`` paths. Subclasses are sent
+``ModelProto`` (serialized), TorchScript modules (``torch.jit.save``'s archive, read by torch's
+C++ loader: no Python pickle; a graph T runs with its runtime, as an ONNX model with
+onnxruntime), torch tensors (as numpy), ``pathlib`` paths. Subclasses are sent
 as their base type (an ``int`` whose ``==`` always says yes arrives as a plain ``int``).
 
 Example (the codec alone, as both kernels use it):
@@ -128,11 +130,29 @@ def encode(value, ref=None, depth: int = 0):
         return {"$torch": [_npy(tensor.contiguous().numpy()), dtype]}
     if module == "pathlib" or module.startswith("pathlib."):
         return {"$path": os.fspath(value)}
+    if module.startswith("torch.jit") and _is_script_module(value):
+        import warnings
+
+        import torch
+
+        buf = io.BytesIO()
+        try:
+            with warnings.catch_warnings():  # nothing of the grader's reaches stderr
+                warnings.simplefilter("ignore")
+                torch.jit.save(value, buf)
+        except Exception as exc:
+            raise Unencodable(f"a TorchScript module that cannot be saved ({exc})") from None
+        return {"$torchscript": _b64(buf.getvalue())}
     if ref is not None:
         found = ref(value)
         if found is not None:
             return found
     raise Unencodable(f"an object of type {module}.{type(value).__qualname__}")
+
+
+def _is_script_module(value) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.jit.ScriptModule)
 
 
 def _unb64(text) -> bytes:
@@ -205,6 +225,17 @@ def decode(wire, deref=None, depth: int = 0, unpickle: bool = False):
         if body[1] in _TORCH_AS_INT:
             tensor = tensor.view(getattr(torch, body[1]))
         return tensor
+    if tag == "$torchscript":
+        # a TorchScript archive: TorchScript code and tensors, read by torch's own C++ loader
+        # (no Python pickle, no Python code), run by its interpreter like an ONNX model by
+        # onnxruntime
+        import warnings
+
+        import torch
+
+        with warnings.catch_warnings():  # a test cell that writes to stderr scores 0
+            warnings.simplefilter("ignore")
+            return torch.jit.load(io.BytesIO(_unb64(body)), map_location="cpu")
     if tag == "$path" and type(body) is str:
         import pathlib
 
@@ -215,7 +246,32 @@ def decode(wire, deref=None, depth: int = 0, unpickle: bool = False):
         import pickle
 
         return pickle.loads(_unb64(body))
+    if tag == "$pickle-classes" and unpickle and type(body) is list and len(body) == 2:
+        # classes the instructor's test cells defined (T's __main__), defined here first
+        import pickle
+
+        ns = _user_ns()
+        for pair in body[0]:
+            if type(pair) is not list or len(pair) != 2 or not all(type(p) is str for p in pair):
+                raise NotData("a class is not a (name, source) pair")
+            name, source = pair
+            if name not in ns:  # the notebook's own class of that name is kept
+                exec(compile(source, _cached_source(source), "exec"), ns)  # noqa: S102
+        return pickle.loads(_unb64(body[1]))
     raise NotData(f"unknown tag {tag!r}")
+
+
+def _cached_source(source: str) -> str:
+    """A file name under which ``source`` is in ``linecache``, as IPython caches a cell's code
+    (``torch.jit.script`` and ``inspect`` read a class's source from there)."""
+    import linecache
+
+    try:
+        return get_ipython().compile.cache(source)  # noqa: F821
+    except Exception:
+        name = f"<autograder-class-{abs(hash(source))}>"
+        linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+        return name
 
 
 def dumps(value, ref=None) -> str:
@@ -469,15 +525,72 @@ def _ref_of(value):
         return {"$ref": value.__name__}
     if isinstance(value, Unavailable):  # S's own object of that name, passed back to S
         return {"$ref": object.__getattribute__(value, "_name")}
-    import pickle
-
     try:
-        return {"$pickle": _b64(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))}
+        data, classes = _pickled(value)
+    except Unencodable:
+        raise
     except Exception:
-        pass
+        data, classes = None, []
+    sources = [[c.__name__, src] for c in classes if (src := _class_source(c)) is not None]
+    if data is not None and not sources:
+        return {"$pickle": _b64(data)}
+    if data is not None:
+        return {"$pickle-classes": [sources, _b64(data)]}
     for name, obj in list(_user_ns().items()):
         if obj is value and not name.startswith("_"):
             return {"$ref": name}
+    return None
+
+
+def _pickled(value) -> tuple[bytes, list]:
+    """Pickle of ``value`` and the classes of T's ``__main__`` it refers to (the instructor's
+    test cells may define classes the notebook's kernel does not have)."""
+    import pickle
+
+    found: list = []
+
+    class _Pickler(pickle.Pickler):
+        def reducer_override(self, obj):
+            if isinstance(obj, type) and obj.__module__ == "__main__" and obj not in found:
+                found.append(obj)
+            return NotImplemented
+
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buf.getvalue(), found
+
+
+def _class_source(cls) -> str | None:
+    """The source of a class an instructor's cell defined, from IPython's cell cache (None when
+    not found: S resolves the class by name); never a class written between hidden-test markers
+    (hidden tests never reach S)."""
+    import ast
+    import linecache
+
+    files = {
+        f.__code__.co_filename
+        for f in vars(cls).values()
+        if hasattr(f, "__code__") and hasattr(f.__code__, "co_filename")
+    }
+    for filename in files:
+        text = "".join(linecache.getlines(filename))
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
+                lines = text.splitlines()
+                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                hidden = False
+                for line in lines[: node.end_lineno]:
+                    if "BEGIN HIDDEN TESTS" in line:
+                        hidden = True
+                    elif "END HIDDEN TESTS" in line:
+                        hidden = False
+                if hidden or any("HIDDEN TESTS" in ln for ln in lines[start - 1 : node.end_lineno]):
+                    raise Unencodable(f"an object of {cls.__name__}, a class of a hidden test")
+                return "\n".join(lines[start - 1 : node.end_lineno]) + "\n"
     return None
 
 

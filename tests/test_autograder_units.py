@@ -329,6 +329,53 @@ def test_bridge_sends_torch_tensors_and_pickles_only_towards_the_student():
         bridge.decode(wire)
 
 
+def test_bridge_sends_torchscript_and_the_classes_of_test_cells(monkeypatch):
+    """Lesson 5's exercise 1 returns a TorchScript module (it crosses as torch's archive) and
+    its tests call it with a module whose class only a test cell defines (it crosses with the
+    class's source, never one written inside hidden-test markers)."""
+    import linecache
+    import sys
+    import types
+
+    import torch
+
+    from autograder import bridge
+
+    class Branchy(torch.nn.Module):
+        def forward(self, x):
+            return -x if x.sum() < 0 else x * 2
+
+    scripted = torch.jit.script(Branchy())
+    back = bridge.loads(bridge.dumps(scripted))
+    x = torch.ones(2)
+    assert isinstance(back, torch.jit.ScriptModule) and torch.equal(back(-x), x), back
+    assert torch.equal(back(x), 2 * x), "the branch must survive the crossing"
+
+    t_main = types.ModuleType("__main__")
+    cell = "import torch\nclass _Test(torch.nn.Module):\n    def forward(self, x):\n        return x + 1\n"
+    hidden = (
+        "### BEGIN HIDDEN TESTS\nclass _Hidden:\n    def f(self):\n        return 1\n"
+        "### END HIDDEN TESTS\n"
+    )
+    for name, text in (("<cell-a>", cell), ("<cell-b>", hidden)):
+        linecache.cache[name] = (len(text), None, text.splitlines(True), name)
+        exec(compile(text, name, "exec"), t_main.__dict__)
+    monkeypatch.setitem(sys.modules, "__main__", t_main)
+    monkeypatch.setattr(bridge, "_user_ns", lambda: t_main.__dict__)
+    wire = bridge.encode((t_main._Test(),), bridge._ref_of)
+    assert "$pickle-classes" in str(wire), wire
+    with pytest.raises(bridge.Unencodable, match="hidden test"):
+        bridge.encode((t_main._Hidden(),), bridge._ref_of)
+    s_main = types.ModuleType("__main__")
+    s_main.torch = torch
+    monkeypatch.setitem(sys.modules, "__main__", s_main)
+    monkeypatch.setattr(bridge, "_user_ns", lambda: s_main.__dict__)
+    (module,) = bridge.decode(wire, unpickle=True)
+    assert torch.equal(module(x), x + 1) and "_Test" in s_main.__dict__, module
+    with pytest.raises(bridge.NotData, match="unknown tag"):
+        bridge.decode(wire)  # T never unpickles
+
+
 def test_a_lesson_listed_in_the_config_is_graded_in_the_students_kernel(tmp_path):
     from autograder.course import Course
     from autograder.grade import student_kernel_reason
