@@ -130,6 +130,8 @@ def encode(value, ref=None, depth: int = 0):
         return {"$torch": [_npy(tensor.contiguous().numpy()), dtype]}
     if module == "pathlib" or module.startswith("pathlib."):
         return {"$path": os.fspath(value)}
+    if module.startswith("onnxruntime") and type(value).__name__ == "InferenceSession":
+        return {"$ortsession": _session_wire(value)}
     if module.startswith("torch.jit") and _is_script_module(value):
         import warnings
 
@@ -148,6 +150,71 @@ def encode(value, ref=None, depth: int = 0):
         if found is not None:
             return found
     raise Unencodable(f"an object of type {module}.{type(value).__qualname__}")
+
+
+#: SessionOptions that cross with an onnxruntime session (numbers, flags, enums as ints)
+_SESSION_OPTIONS = {
+    "graph_optimization_level": "GraphOptimizationLevel",
+    "execution_mode": "ExecutionMode",
+    "execution_order": "ExecutionOrder",
+    "intra_op_num_threads": None,
+    "inter_op_num_threads": None,
+    "log_severity_level": None,
+    "log_verbosity_level": None,
+    "enable_cpu_mem_arena": None,
+    "enable_mem_pattern": None,
+    "enable_mem_reuse": None,
+}
+
+
+def _session_wire(session) -> dict:
+    """An onnxruntime session as data: its model's bytes, the providers it runs on and its
+    options (no custom-op library, no file it would write)."""
+    model = getattr(session, "_model_bytes", None)
+    if model is None:
+        path = getattr(session, "_model_path", None)
+        try:
+            if not path or os.path.getsize(path) > MAX_WIRE // 2:
+                raise OSError("no model file, or too large")
+            with open(path, "rb") as fh:
+                model = fh.read()
+        except OSError as exc:
+            raise Unencodable(
+                f"an onnxruntime session whose model cannot be read ({exc})"
+            ) from None
+    so = session.get_session_options()
+    options = {}
+    for name, enum in _SESSION_OPTIONS.items():
+        value = getattr(so, name, None)
+        if value is not None:
+            options[name] = int(value) if enum else value
+    return {
+        "model": _b64(bytes(model)),
+        "providers": [str(p) for p in session.get_providers()],
+        "options": options,
+    }
+
+
+def _session_from_wire(body):
+    """Rebuild a session in T: the same model, providers (those it really ran on, all present
+    here) and options."""
+    import onnxruntime as ort
+
+    if type(body) is not dict or type(body.get("options")) is not dict:
+        raise NotData("not a session")
+    so = ort.SessionOptions()
+    for name, value in body["options"].items():
+        if name not in _SESSION_OPTIONS or type(value) not in (int, bool):
+            raise NotData(f"unexpected session option {name!r}")
+        enum = _SESSION_OPTIONS[name]
+        setattr(so, name, getattr(ort, enum)(value) if enum else value)
+    providers = body.get("providers")
+    if type(providers) is not list or not all(type(p) is str for p in providers):
+        raise NotData("providers are not a list of names")
+    known = set(ort.get_available_providers())
+    return ort.InferenceSession(
+        _unb64(body.get("model")), so, providers=[p for p in providers if p in known]
+    )
 
 
 def _is_script_module(value) -> bool:
@@ -225,6 +292,8 @@ def decode(wire, deref=None, depth: int = 0, unpickle: bool = False):
         if body[1] in _TORCH_AS_INT:
             tensor = tensor.view(getattr(torch, body[1]))
         return tensor
+    if tag == "$ortsession":
+        return _session_from_wire(body)
     if tag == "$torchscript":
         # a TorchScript archive: TorchScript code and tensors, read by torch's own C++ loader
         # (no Python pickle, no Python code), run by its interpreter like an ONNX model by
@@ -361,6 +430,15 @@ def call(nonce: str, request: str) -> None:
         for path in paths:
             with contextlib.suppress(OSError):
                 path.parent.mkdir(parents=True, exist_ok=True)
+        import pathlib
+
+        for entry in req.get("paths") or []:  # T's files at the paths it passes (its models...)
+            target = pathlib.Path(str(entry["path"]))
+            with contextlib.suppress(OSError):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if entry.get("data") is not None and not target.exists():
+                    target.write_bytes(_unb64(entry["data"]))
+            paths.append(target)
     except Exception as exc:
         _reply(nonce, {"error": f"the request could not be read in the notebook: {exc!r}"[:500]})
         return
@@ -456,6 +534,7 @@ class StudentFunction:
                 f"{name}(...) runs in the notebook's kernel; an argument cannot be sent there: "
                 f"{exc}"
             ) from None
+        request["paths"] = _paths_for_student(list(args) + list(kwargs.values()))
         answer = _raw_input(REQUEST + json.dumps(request, separators=(",", ":")))
         reply = json.loads(answer)
         if "error" in reply:
@@ -485,6 +564,40 @@ class StudentFunction:
                 "models)"
             )
         return loads(reply["value"])
+
+
+def _paths_for_student(values: list) -> list:
+    """Arguments that name a path in T's working folder or /tmp (a ``Path``, or a string that
+    names an existing file or folder's child): S gets the folder, and the file when T has it
+    (up to 16 MB), so a function given the path of a model the lesson wrote can open it."""
+    out, total = [], 0
+    roots = (os.getcwd() + os.sep, "/tmp/")
+    for value in values:
+        if type(value).__name__.endswith("Path"):
+            text = os.fspath(value)
+        elif isinstance(value, str) and 0 < len(value) < 4096 and "\n" not in value:
+            text = value
+            if not (os.path.exists(text) or os.path.isdir(os.path.dirname(text) or ".")):
+                continue
+            if not os.path.isabs(text) and not os.path.exists(text):
+                continue
+        else:
+            continue
+        full = os.path.abspath(text)
+        if not full.startswith(roots):
+            continue
+        entry = {"path": full, "data": None}
+        try:
+            if os.path.isfile(full) and not os.path.islink(full):
+                size = os.path.getsize(full)
+                if size <= MAX_FILE and total + size <= MAX_WIRE // 4:
+                    with open(full, "rb") as fh:
+                        entry["data"] = _b64(fh.read())
+                    total += size
+        except OSError:
+            pass
+        out.append(entry)
+    return out
 
 
 class Unavailable:
