@@ -376,6 +376,47 @@ def test_bridge_sends_torchscript_and_the_classes_of_test_cells(monkeypatch):
         bridge.decode(wire)  # T never unpickles
 
 
+def test_bridge_rebuilds_an_onnxruntime_session_in_the_verdict_kernel(tmp_path, monkeypatch):
+    """Lessons 4 and 6 return sessions: model bytes, providers and options cross; a path T
+    passes reaches S with T's file."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from autograder import bridge
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    path = tmp_path / "relu.onnx"
+    path.write_bytes(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    )
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    so.intra_op_num_threads, so.log_severity_level = 1, 3
+    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    back = bridge.loads(bridge.dumps(session))
+    got = back.get_session_options()
+    assert (
+        isinstance(back, ort.InferenceSession) and back.get_providers() == session.get_providers()
+    )
+    assert (got.graph_optimization_level, got.intra_op_num_threads, got.log_severity_level) == (
+        ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        1,
+        3,
+    ), got
+    assert back.run(None, {"x": np.array([-1.0, 2.0], np.float32)})[0].tolist() == [0.0, 2.0]
+    with pytest.raises(bridge.NotData):
+        bridge.decode({"$ortsession": {"model": "", "providers": [], "options": {"x": 1}}})
+    monkeypatch.chdir(tmp_path)
+    sent = bridge._paths_for_student([path, "relu.onnx", "not a path", 3])
+    assert [e["path"] for e in sent] == [str(path), str(path)] and sent[0]["data"], sent
+
+
 def test_a_lesson_listed_in_the_config_is_graded_in_the_students_kernel(tmp_path):
     from autograder.course import Course
     from autograder.grade import student_kernel_reason
