@@ -410,7 +410,17 @@ def _now() -> float:
     return time.time()
 
 
+#: objects the notebook's functions returned that cannot cross as data, by handle: they stay
+#: here and T calls their methods (:class:`StudentObject`)
+_HANDLES: dict = {}
+
+
 def _deref(name: str):
+    if name.startswith("$handle:"):
+        key, _, attr = name[len("$handle:") :].partition(".")
+        if key not in _HANDLES:
+            raise NameError(f"no object {key} in the notebook")
+        return getattr(_HANDLES[key], attr) if attr else _HANDLES[key]
     ns = _user_ns()
     if name not in ns:
         raise NameError(f"name {name!r} is not defined in the notebook")
@@ -444,12 +454,16 @@ def call(nonce: str, request: str) -> None:
         return
     out, err = io.StringIO(), io.StringIO()
     result: dict = {}
+    value = None
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             value = fn(*args, **kwargs)
         result["value"] = dumps(value)
     except Unencodable as exc:
         result["unencodable"] = str(exc)
+        key = str(len(_HANDLES) + 1)
+        _HANDLES[key] = value
+        result["handle"] = key
     except BaseException as exc:  # KeyboardInterrupt too: the grader interrupted a slow call
         result["raised"] = type(exc).__name__
         result["builtin"] = type(exc).__module__ == "builtins"
@@ -557,6 +571,8 @@ class StudentFunction:
             else:
                 exc = StudentError(f"{reply['raised']}: {message}")
             raise exc
+        if type(reply.get("handle")) is str and type(reply.get("unencodable")) is str:
+            return StudentObject(reply["handle"], reply["unencodable"], name)
         if "unencodable" in reply:
             raise NotTransferable(
                 f"the value returned by {name}(...) cannot be checked by the grader: it is "
@@ -564,6 +580,59 @@ class StudentFunction:
                 "models)"
             )
         return loads(reply["value"])
+
+
+class StudentObject:
+    """An object a function of the notebook returned that cannot cross as data (an instance of
+    the student's class, an iterator): it stays in S, and T calls its methods there, with
+    arguments and results as data (or as another such object). Its attributes are methods:
+    ``obj.get_next()`` runs in S; plain attributes cannot be read."""
+
+    def __init__(self, handle: str, what: str, origin: str):
+        object.__setattr__(self, "_handle", handle)
+        object.__setattr__(self, "_what", what)
+        object.__setattr__(self, "_origin", origin)
+
+    def _member(self, attr: str = "") -> StudentFunction:
+        handle = object.__getattribute__(self, "_handle")
+        return StudentFunction(f"$handle:{handle}.{attr}" if attr else f"$handle:{handle}")
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return self._member(attr)
+
+    def __call__(self, *args, **kwargs):
+        return self._member()(*args, **kwargs)
+
+    def _special(self, attr: str, *args):
+        try:
+            return self._member(attr)(*args)
+        except NotTransferable as exc:
+            if "has no attribute" in str(exc):  # as Python says of a missing special method
+                raise TypeError(f"{self!r} has no {attr}") from None
+            raise
+
+    def __len__(self):
+        return self._special("__len__")
+
+    def __getitem__(self, key):
+        return self._special("__getitem__", key)
+
+    def __iter__(self):
+        return self._special("__iter__")
+
+    def __next__(self):
+        try:
+            return self._member("__next__")()
+        except StudentError as exc:
+            if str(exc).startswith("StopIteration"):
+                raise StopIteration from None
+            raise
+
+    def __repr__(self) -> str:
+        origin = object.__getattribute__(self, "_origin")
+        return f"<{object.__getattribute__(self, '_what')}, returned by {origin}(...)>"
 
 
 def _paths_for_student(values: list) -> list:
@@ -636,6 +705,8 @@ def _ref_of(value):
     S's object of the same global name (an onnxruntime session cannot be pickled)."""
     if isinstance(value, StudentFunction):
         return {"$ref": value.__name__}
+    if isinstance(value, StudentObject):  # S's own object, passed back to S
+        return {"$ref": "$handle:" + object.__getattribute__(value, "_handle")}
     if isinstance(value, Unavailable):  # S's own object of that name, passed back to S
         return {"$ref": object.__getattribute__(value, "_name")}
     try:

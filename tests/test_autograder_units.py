@@ -417,6 +417,38 @@ def test_bridge_rebuilds_an_onnxruntime_session_in_the_verdict_kernel(tmp_path, 
     assert [e["path"] for e in sent] == [str(path), str(path)] and sent[0]["data"], sent
 
 
+def test_an_object_that_is_not_data_stays_in_the_students_kernel(monkeypatch):
+    """Lesson 4's tests make the student's ImageCalibrationReader and call get_next() on it:
+    the instance stays in S, its methods run there, their results come back as data."""
+    import json
+
+    from autograder import bridge
+
+    class Reader:
+        def __init__(self, n):
+            self.items = iter(range(n))
+
+        def get_next(self):
+            return next(self.items, None)
+
+    ns = {"Reader": Reader, "iter": iter}
+    replies = []
+    monkeypatch.setattr(bridge, "_user_ns", lambda: ns)
+    monkeypatch.setattr(bridge, "_reply", lambda nonce, payload: replies.append(payload))
+
+    def grader(prompt):  # the grader's round trip: T's request runs in S, S's reply to T
+        bridge.call("nonce", prompt[len(bridge.REQUEST) :])
+        return json.dumps(replies.pop())
+
+    monkeypatch.setattr(bridge, "_raw_input", grader)
+    reader = bridge.StudentFunction("Reader")(3)
+    assert isinstance(reader, bridge.StudentObject) and "Reader" in repr(reader), reader
+    assert [reader.get_next() for _ in range(4)] == [0, 1, 2, None]
+    assert list(bridge.StudentFunction("iter")([5, 6])) == [5, 6]
+    with pytest.raises(bridge.NotTransferable, match="no attribute"):
+        reader.missing()
+
+
 def test_a_lesson_listed_in_the_config_is_graded_in_the_students_kernel(tmp_path):
     from autograder.course import Course
     from autograder.grade import student_kernel_reason
