@@ -149,8 +149,7 @@ OUTPUT_FLOOD = "while True:\n    print('x' * 100000)\n"
 #: one display message larger than the whole output limit: counted from its raw bytes, never
 #: decoded (issue 18: it used to be parsed before it was counted)
 ONE_HUGE_MESSAGE = (
-    "from IPython.display import display\n"
-    "display({'text/plain': 'x' * (3 * 2**20)}, raw=True)\n"
+    "from IPython.display import display\ndisplay({'text/plain': 'x' * (3 * 2**20)}, raw=True)\n"
 )
 #: a handler swallows the interrupt: the reason must not claim SIGINT was ignored
 SWALLOWS_INTERRUPT = (
