@@ -16,6 +16,11 @@ lesson) is graded in one run four ways, each in its own copy of a freshly releas
 6. one correct submission executed with the verdict kernel and without, alternately (paired):
    the verdict path's cost per submission (``--only verdict`` runs just this).
 
+``--only lessons [--lessons 04-onnx-runtime ...] [--forge 07-production ...] [--keep]`` grades,
+with ``python -m autograder grade`` (sandbox, verdict kernel), each lesson's instructor
+solutions, its untouched release and (``--forge``) every answer wrong behind a forging cell, in
+a course of its own; it prints the scores and seconds per submission.
+
 It prints a table and writes the figures, the machine's core count and the load average
 (other work on the machine inflates every figure; the load is recorded, not subtracted).
 """
