@@ -56,12 +56,9 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Exchange.root = str(ROOT / "exchange")
 c.Exchange.path_includes_course = True
 
-# The autograder judges the tests in a second kernel that never runs student code. A lesson whose
-# tests cannot work there is graded the old way (tests in the student's kernel: forgeable, see
-# autograder/README.md, known limits), with this reason in the summary and report.json.
-c.Autograder.tests_in_student_kernel = {
-    "07-production": (
-        "exercise 2's tests start a server and call the student's client with its URL; the two "
-        "kernels have separate networks, so the client could not reach it"
-    ),
-}
+# The autograder judges the tests in a second kernel that never runs student code (the two
+# kernels of a submission share one loopback, nothing else). A lesson whose tests cannot work
+# there would be listed here, {lesson: reason}, and graded the old way (tests in the student's
+# kernel: forgeable, see autograder/README.md, known limits), with the reason in the summary and
+# report.json. None is.
+c.Autograder.tests_in_student_kernel = {}

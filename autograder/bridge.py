@@ -11,13 +11,15 @@ the course: the sandbox cannot see this package) and runs it there as the module
   student's code can replace any of it, which changes only what S answers.
 - in the *verdict kernel* T (which runs only the instructor's cells) it turns replies into
   values with a strict decoder (JSON, base64, ``numpy.load(allow_pickle=False)``, protobuf
-  parsing of ONNX models): no pickle, no code of S ever runs in T. Functions of the notebook
+  parsing of ONNX models): no pickle, no Python of S ever runs in T. Functions of the notebook
   become :class:`StudentFunction` proxies whose calls travel over the kernel's stdin channel to
   the grader, which runs them in S.
 
 What crosses: ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes``, tuples,
 lists, dicts (any keys of these types), sets, numpy arrays (not of objects) and scalars, ONNX
-``ModelProto`` (serialized), torch tensors (as numpy), ``pathlib`` paths. Subclasses are sent
+``ModelProto`` (serialized), TorchScript modules (``torch.jit.save``'s archive, read by torch's
+C++ loader: no Python pickle; a graph T runs with its runtime, as an ONNX model with
+onnxruntime), torch tensors (as numpy), ``pathlib`` paths. Subclasses are sent
 as their base type (an ``int`` whose ``==`` always says yes arrives as a plain ``int``).
 
 Example (the codec alone, as both kernels use it):
@@ -128,11 +130,96 @@ def encode(value, ref=None, depth: int = 0):
         return {"$torch": [_npy(tensor.contiguous().numpy()), dtype]}
     if module == "pathlib" or module.startswith("pathlib."):
         return {"$path": os.fspath(value)}
+    if module.startswith("onnxruntime") and type(value).__name__ == "InferenceSession":
+        return {"$ortsession": _session_wire(value)}
+    if module.startswith("torch.jit") and _is_script_module(value):
+        import warnings
+
+        import torch
+
+        buf = io.BytesIO()
+        try:
+            with warnings.catch_warnings():  # nothing of the grader's reaches stderr
+                warnings.simplefilter("ignore")
+                torch.jit.save(value, buf)
+        except Exception as exc:
+            raise Unencodable(f"a TorchScript module that cannot be saved ({exc})") from None
+        return {"$torchscript": _b64(buf.getvalue())}
     if ref is not None:
         found = ref(value)
         if found is not None:
             return found
     raise Unencodable(f"an object of type {module}.{type(value).__qualname__}")
+
+
+#: SessionOptions that cross with an onnxruntime session (numbers, flags, enums as ints)
+_SESSION_OPTIONS = {
+    "graph_optimization_level": "GraphOptimizationLevel",
+    "execution_mode": "ExecutionMode",
+    "execution_order": "ExecutionOrder",
+    "intra_op_num_threads": None,
+    "inter_op_num_threads": None,
+    "log_severity_level": None,
+    "log_verbosity_level": None,
+    "enable_cpu_mem_arena": None,
+    "enable_mem_pattern": None,
+    "enable_mem_reuse": None,
+}
+
+
+def _session_wire(session) -> dict:
+    """An onnxruntime session as data: its model's bytes, the providers it runs on and its
+    options (no custom-op library, no file it would write)."""
+    model = getattr(session, "_model_bytes", None)
+    if model is None:
+        path = getattr(session, "_model_path", None)
+        try:
+            if not path or os.path.getsize(path) > MAX_WIRE // 2:
+                raise OSError("no model file, or too large")
+            with open(path, "rb") as fh:
+                model = fh.read()
+        except OSError as exc:
+            raise Unencodable(
+                f"an onnxruntime session whose model cannot be read ({exc})"
+            ) from None
+    so = session.get_session_options()
+    options = {}
+    for name, enum in _SESSION_OPTIONS.items():
+        value = getattr(so, name, None)
+        if value is not None:
+            options[name] = int(value) if enum else value
+    return {
+        "model": _b64(bytes(model)),
+        "providers": [str(p) for p in session.get_providers()],
+        "options": options,
+    }
+
+
+def _session_from_wire(body):
+    """Rebuild a session in T: the same model, providers (those it really ran on, all present
+    here) and options."""
+    import onnxruntime as ort
+
+    if type(body) is not dict or type(body.get("options")) is not dict:
+        raise NotData("not a session")
+    so = ort.SessionOptions()
+    for name, value in body["options"].items():
+        if name not in _SESSION_OPTIONS or type(value) not in (int, bool):
+            raise NotData(f"unexpected session option {name!r}")
+        enum = _SESSION_OPTIONS[name]
+        setattr(so, name, getattr(ort, enum)(value) if enum else value)
+    providers = body.get("providers")
+    if type(providers) is not list or not all(type(p) is str for p in providers):
+        raise NotData("providers are not a list of names")
+    known = set(ort.get_available_providers())
+    return ort.InferenceSession(
+        _unb64(body.get("model")), so, providers=[p for p in providers if p in known]
+    )
+
+
+def _is_script_module(value) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.jit.ScriptModule)
 
 
 def _unb64(text) -> bytes:
@@ -205,6 +292,19 @@ def decode(wire, deref=None, depth: int = 0, unpickle: bool = False):
         if body[1] in _TORCH_AS_INT:
             tensor = tensor.view(getattr(torch, body[1]))
         return tensor
+    if tag == "$ortsession":
+        return _session_from_wire(body)
+    if tag == "$torchscript":
+        # a TorchScript archive: TorchScript code and tensors, read by torch's own C++ loader
+        # (no Python pickle, no Python code), run by its interpreter like an ONNX model by
+        # onnxruntime
+        import warnings
+
+        import torch
+
+        with warnings.catch_warnings():  # a test cell that writes to stderr scores 0
+            warnings.simplefilter("ignore")
+            return torch.jit.load(io.BytesIO(_unb64(body)), map_location="cpu")
     if tag == "$path" and type(body) is str:
         import pathlib
 
@@ -215,7 +315,32 @@ def decode(wire, deref=None, depth: int = 0, unpickle: bool = False):
         import pickle
 
         return pickle.loads(_unb64(body))
+    if tag == "$pickle-classes" and unpickle and type(body) is list and len(body) == 2:
+        # classes the instructor's test cells defined (T's __main__), defined here first
+        import pickle
+
+        ns = _user_ns()
+        for pair in body[0]:
+            if type(pair) is not list or len(pair) != 2 or not all(type(p) is str for p in pair):
+                raise NotData("a class is not a (name, source) pair")
+            name, source = pair
+            if name not in ns:  # the notebook's own class of that name is kept
+                exec(compile(source, _cached_source(source), "exec"), ns)  # noqa: S102
+        return pickle.loads(_unb64(body[1]))
     raise NotData(f"unknown tag {tag!r}")
+
+
+def _cached_source(source: str) -> str:
+    """A file name under which ``source`` is in ``linecache``, as IPython caches a cell's code
+    (``torch.jit.script`` and ``inspect`` read a class's source from there)."""
+    import linecache
+
+    try:
+        return get_ipython().compile.cache(source)  # noqa: F821
+    except Exception:
+        name = f"<autograder-class-{abs(hash(source))}>"
+        linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+        return name
 
 
 def dumps(value, ref=None) -> str:
@@ -285,7 +410,17 @@ def _now() -> float:
     return time.time()
 
 
+#: objects the notebook's functions returned that cannot cross as data, by handle: they stay
+#: here and T calls their methods (:class:`StudentObject`)
+_HANDLES: dict = {}
+
+
 def _deref(name: str):
+    if name.startswith("$handle:"):
+        key, _, attr = name[len("$handle:") :].partition(".")
+        if key not in _HANDLES:
+            raise NameError(f"no object {key} in the notebook")
+        return getattr(_HANDLES[key], attr) if attr else _HANDLES[key]
     ns = _user_ns()
     if name not in ns:
         raise NameError(f"name {name!r} is not defined in the notebook")
@@ -305,17 +440,30 @@ def call(nonce: str, request: str) -> None:
         for path in paths:
             with contextlib.suppress(OSError):
                 path.parent.mkdir(parents=True, exist_ok=True)
+        import pathlib
+
+        for entry in req.get("paths") or []:  # T's files at the paths it passes (its models...)
+            target = pathlib.Path(str(entry["path"]))
+            with contextlib.suppress(OSError):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if entry.get("data") is not None and not target.exists():
+                    target.write_bytes(_unb64(entry["data"]))
+            paths.append(target)
     except Exception as exc:
         _reply(nonce, {"error": f"the request could not be read in the notebook: {exc!r}"[:500]})
         return
     out, err = io.StringIO(), io.StringIO()
     result: dict = {}
+    value = None
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             value = fn(*args, **kwargs)
         result["value"] = dumps(value)
     except Unencodable as exc:
         result["unencodable"] = str(exc)
+        key = str(len(_HANDLES) + 1)
+        _HANDLES[key] = value
+        result["handle"] = key
     except BaseException as exc:  # KeyboardInterrupt too: the grader interrupted a slow call
         result["raised"] = type(exc).__name__
         result["builtin"] = type(exc).__module__ == "builtins"
@@ -400,6 +548,7 @@ class StudentFunction:
                 f"{name}(...) runs in the notebook's kernel; an argument cannot be sent there: "
                 f"{exc}"
             ) from None
+        request["paths"] = _paths_for_student(list(args) + list(kwargs.values()))
         answer = _raw_input(REQUEST + json.dumps(request, separators=(",", ":")))
         reply = json.loads(answer)
         if "error" in reply:
@@ -422,6 +571,8 @@ class StudentFunction:
             else:
                 exc = StudentError(f"{reply['raised']}: {message}")
             raise exc
+        if type(reply.get("handle")) is str and type(reply.get("unencodable")) is str:
+            return StudentObject(reply["handle"], reply["unencodable"], name)
         if "unencodable" in reply:
             raise NotTransferable(
                 f"the value returned by {name}(...) cannot be checked by the grader: it is "
@@ -429,6 +580,93 @@ class StudentFunction:
                 "models)"
             )
         return loads(reply["value"])
+
+
+class StudentObject:
+    """An object a function of the notebook returned that cannot cross as data (an instance of
+    the student's class, an iterator): it stays in S, and T calls its methods there, with
+    arguments and results as data (or as another such object). Its attributes are methods:
+    ``obj.get_next()`` runs in S; plain attributes cannot be read."""
+
+    def __init__(self, handle: str, what: str, origin: str):
+        object.__setattr__(self, "_handle", handle)
+        object.__setattr__(self, "_what", what)
+        object.__setattr__(self, "_origin", origin)
+
+    def _member(self, attr: str = "") -> StudentFunction:
+        handle = object.__getattribute__(self, "_handle")
+        return StudentFunction(f"$handle:{handle}.{attr}" if attr else f"$handle:{handle}")
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return self._member(attr)
+
+    def __call__(self, *args, **kwargs):
+        return self._member()(*args, **kwargs)
+
+    def _special(self, attr: str, *args):
+        try:
+            return self._member(attr)(*args)
+        except NotTransferable as exc:
+            if "has no attribute" in str(exc):  # as Python says of a missing special method
+                raise TypeError(f"{self!r} has no {attr}") from None
+            raise
+
+    def __len__(self):
+        return self._special("__len__")
+
+    def __getitem__(self, key):
+        return self._special("__getitem__", key)
+
+    def __iter__(self):
+        return self._special("__iter__")
+
+    def __next__(self):
+        try:
+            return self._member("__next__")()
+        except StudentError as exc:
+            if str(exc).startswith("StopIteration"):
+                raise StopIteration from None
+            raise
+
+    def __repr__(self) -> str:
+        origin = object.__getattribute__(self, "_origin")
+        return f"<{object.__getattribute__(self, '_what')}, returned by {origin}(...)>"
+
+
+def _paths_for_student(values: list) -> list:
+    """Arguments that name a path in T's working folder or /tmp (a ``Path``, or a string that
+    names an existing file or folder's child): S gets the folder, and the file when T has it
+    (up to 16 MB), so a function given the path of a model the lesson wrote can open it."""
+    out, total = [], 0
+    roots = (os.getcwd() + os.sep, "/tmp/")
+    for value in values:
+        if type(value).__name__.endswith("Path"):
+            text = os.fspath(value)
+        elif isinstance(value, str) and 0 < len(value) < 4096 and "\n" not in value:
+            text = value
+            if not (os.path.exists(text) or os.path.isdir(os.path.dirname(text) or ".")):
+                continue
+            if not os.path.isabs(text) and not os.path.exists(text):
+                continue
+        else:
+            continue
+        full = os.path.abspath(text)
+        if not full.startswith(roots):
+            continue
+        entry = {"path": full, "data": None}
+        try:
+            if os.path.isfile(full) and not os.path.islink(full):
+                size = os.path.getsize(full)
+                if size <= MAX_FILE and total + size <= MAX_WIRE // 4:
+                    with open(full, "rb") as fh:
+                        entry["data"] = _b64(fh.read())
+                    total += size
+        except OSError:
+            pass
+        out.append(entry)
+    return out
 
 
 class Unavailable:
@@ -467,17 +705,76 @@ def _ref_of(value):
     S's object of the same global name (an onnxruntime session cannot be pickled)."""
     if isinstance(value, StudentFunction):
         return {"$ref": value.__name__}
+    if isinstance(value, StudentObject):  # S's own object, passed back to S
+        return {"$ref": "$handle:" + object.__getattribute__(value, "_handle")}
     if isinstance(value, Unavailable):  # S's own object of that name, passed back to S
         return {"$ref": object.__getattribute__(value, "_name")}
-    import pickle
-
     try:
-        return {"$pickle": _b64(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))}
+        data, classes = _pickled(value)
+    except Unencodable:
+        raise
     except Exception:
-        pass
+        data, classes = None, []
+    sources = [[c.__name__, src] for c in classes if (src := _class_source(c)) is not None]
+    if data is not None and not sources:
+        return {"$pickle": _b64(data)}
+    if data is not None:
+        return {"$pickle-classes": [sources, _b64(data)]}
     for name, obj in list(_user_ns().items()):
         if obj is value and not name.startswith("_"):
             return {"$ref": name}
+    return None
+
+
+def _pickled(value) -> tuple[bytes, list]:
+    """Pickle of ``value`` and the classes of T's ``__main__`` it refers to (the instructor's
+    test cells may define classes the notebook's kernel does not have)."""
+    import pickle
+
+    found: list = []
+
+    class _Pickler(pickle.Pickler):
+        def reducer_override(self, obj):
+            if isinstance(obj, type) and obj.__module__ == "__main__" and obj not in found:
+                found.append(obj)
+            return NotImplemented
+
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buf.getvalue(), found
+
+
+def _class_source(cls) -> str | None:
+    """The source of a class an instructor's cell defined, from IPython's cell cache (None when
+    not found: S resolves the class by name); never a class written between hidden-test markers
+    (hidden tests never reach S)."""
+    import ast
+    import linecache
+
+    files = {
+        f.__code__.co_filename
+        for f in vars(cls).values()
+        if hasattr(f, "__code__") and hasattr(f.__code__, "co_filename")
+    }
+    for filename in files:
+        text = "".join(linecache.getlines(filename))
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
+                lines = text.splitlines()
+                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                hidden = False
+                for line in lines[: node.end_lineno]:
+                    if "BEGIN HIDDEN TESTS" in line:
+                        hidden = True
+                    elif "END HIDDEN TESTS" in line:
+                        hidden = False
+                if hidden or any("HIDDEN TESTS" in ln for ln in lines[start - 1 : node.end_lineno]):
+                    raise Unencodable(f"an object of {cls.__name__}, a class of a hidden test")
+                return "\n".join(lines[start - 1 : node.end_lineno]) + "\n"
     return None
 
 

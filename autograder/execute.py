@@ -322,6 +322,8 @@ class GradingClient(Execute):
         deadline = time.monotonic() + timeout
         reply, errors, idle = None, [], False
         interrupted = False
+        channels = (self.kc.shell_channel, self.kc.iopub_channel)
+        got = True
         while reply is None or not idle:
             if self._abort_reason is not None:
                 raise _Abort()
@@ -331,13 +333,18 @@ class GradingClient(Execute):
                 interrupted = True
                 self.launcher.interrupt()
                 deadline = time.monotonic() + 10
+            if not got:  # one poll over both channels: no reply waits out the other's timeout
+                await vd.wait_any(channels, min(0.5, max(0.0, deadline - time.monotonic())))
+            got = False
             if reply is None:
                 with contextlib.suppress(Empty, asyncio.TimeoutError):
-                    msg = await self.kc.get_shell_msg(timeout=0.02)
+                    msg = await self.kc.get_shell_msg(timeout=0)
+                    got = True
                     if msg["parent_header"].get("msg_id") == msg_id:
                         reply = msg["content"]
             with contextlib.suppress(Empty, asyncio.TimeoutError):
-                msg = await self.kc.get_iopub_msg(timeout=0.05)
+                msg = await self.kc.get_iopub_msg(timeout=0)
+                got = True
                 self._count(msg)
                 if msg["parent_header"].get("msg_id") == msg_id:
                     if msg["msg_type"] == "error":
@@ -459,6 +466,8 @@ class GradingClient(Execute):
         await kc.wait_for_ready(timeout=self.startup_timeout)
         self.launcher_t.lock_sockets()
         self.launcher_t.find_kernel()
+        if self.launcher_t.network is not None:
+            self.launcher_t.network.check(self.launcher_t.kernel_pid)
         kernel = vd.VerdictKernel(self.plan, km, kc, float(self.timeout or 60))
         await kernel.setup()
         await kernel.run_ahead()
@@ -510,6 +519,8 @@ class GradingClient(Execute):
             self.marks["ready"] = time.monotonic()
             self.launcher.lock_sockets()
             self.launcher.find_kernel()
+            if self.launcher.network is not None:  # before any cell of the notebook runs
+                self.launcher.network.check(self.launcher.kernel_pid)
             watch = asyncio.ensure_future(self._watch())
             try:
                 info = await self.async_wait_for_reply(await _maybe(self.kc.kernel_info()))
@@ -602,6 +613,22 @@ def _execute_one(
     jobdir = Path(tempfile.mkdtemp(prefix=f"{JOBDIR_PREFIX}{os.getpid()}-"))
     os.chmod(jobdir, 0o711)
     nb = nbformat.reads(nbjob.notebook, as_version=4)
+    network = None
+    if nbjob.plan is not None and info.isolated:
+        # S and T share one loopback (a test's server in T, the student's client in S) and
+        # nothing else: a network namespace of the submission's own
+        try:
+            network = sb.SharedNetwork.start()
+        except RuntimeError as exc:
+            shutil.rmtree(jobdir, ignore_errors=True)
+            return NotebookOutcome(
+                name=nbjob.name,
+                ok=False,
+                notebook=nbjob.notebook,
+                category=STARTUP,
+                reason=f"the kernels did not start: {exc}",
+                verdict=True,
+            )
     launcher = sb.KernelLauncher(
         info,
         job.limits,
@@ -612,6 +639,7 @@ def _execute_one(
         expose=job.expose,
         artefacts=job.artefacts,
         forbidden=job.forbidden,
+        network=network,
     )
     launcher.prepare()
     launcher_t = None
@@ -628,6 +656,7 @@ def _execute_one(
             expose=job.expose,
             artefacts=job.artefacts,
             forbidden=job.forbidden,
+            network=network,
         )
         launcher_t.prepare()
     config = Config(job.config)
@@ -717,6 +746,8 @@ def _execute_one(
         launcher.kill_all()
         outcome.leftover_pids += sorted(launcher.killed)
         launcher.close_files()
+        if network is not None:
+            network.close()
         with contextlib.suppress(Exception):
             pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
             for task in pending:  # nbclient's pollers, cut short by an abort

@@ -269,6 +269,107 @@ def mounts(expose: tuple[str, ...] = (), kernel_argv0: str | None = None) -> lis
     return [*_python_roots(kernel_argv0), *_course_package(), *expose]
 
 
+#: Run by the grader's interpreter as a submission's network holder: a process that owns a
+#: fresh network namespace (and, without root, the user namespace that owns it) with only the
+#: loopback, up. Both kernels of the submission join it, so a server the tests start in T is
+#: reachable from the student's client in S and nothing outside is reachable from either.
+_HOLDER = r"""
+import ctypes, fcntl, os, signal, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: dies with the grader's worker
+uid, gid = os.getuid(), os.getgid()
+flags = 0x40000000 | (0 if uid == 0 else 0x10000000)  # CLONE_NEWNET (| CLONE_NEWUSER)
+if libc.unshare(flags) != 0:
+    sys.exit("unshare failed: " + os.strerror(ctypes.get_errno()))
+if uid != 0:  # the same uid and gid inside, so bubblewrap runs unprivileged as before
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as fh:
+            fh.write(text)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+req = struct.pack("16sH14x", b"lo", 0)
+got = fcntl.ioctl(s, 0x8913, req)  # SIOCGIFFLAGS
+fl = struct.unpack("16sH14x", got)[1] | 0x1  # IFF_UP
+fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", fl))  # SIOCSIFFLAGS
+s.close()
+sys.stdout.write("ready\n")
+sys.stdout.flush()
+sys.stdin.read()  # until the grader closes the pipe (or kills this process)
+"""
+
+
+class SharedNetwork:
+    """One network namespace (loopback only) shared by the two kernels of a submission.
+
+    The holder is a direct child of the grader that is itself in the namespace: its pid cannot
+    be reused while the grader has not reaped it, so ``/proc/PID/ns/net`` names the namespace
+    safely; each kernel is checked to be in it (:meth:`check`) before any cell runs.
+
+    Example:
+        >>> net = SharedNetwork.start()  # doctest: +SKIP
+        >>> net.prefix()[0]  # doctest: +SKIP
+        'nsenter'
+    """
+
+    def __init__(self, proc: subprocess.Popen, inode: int, privileged: bool):
+        self.proc = proc
+        self.inode = inode
+        self.privileged = privileged
+
+    @classmethod
+    def start(cls, timeout: float = 30.0) -> SharedNetwork:
+        proc = subprocess.Popen(
+            [sys.executable, "-S", "-c", _HOLDER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        )
+        assert proc.stdout is not None
+        ready = b""
+        with contextlib.suppress(OSError, ValueError):
+            import select
+
+            if select.select([proc.stdout], [], [], timeout)[0]:
+                ready = proc.stdout.readline()
+        host = os.stat("/proc/self/ns/net").st_ino
+        inode = None
+        with contextlib.suppress(OSError):
+            inode = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
+        if ready.strip() != b"ready" or inode is None or inode == host:
+            proc.kill()
+            err = b""
+            with contextlib.suppress(Exception):
+                err = proc.communicate(timeout=5)[1]
+            raise RuntimeError(
+                "could not create the network namespace the two kernels share: "
+                + (err.decode("utf-8", "replace")[-300:] or "no answer")
+            )
+        return cls(proc, inode, os.geteuid() == 0)
+
+    def prefix(self) -> list[str]:
+        """The command that puts what follows it (bubblewrap) into the shared namespace."""
+        pid = self.proc.pid
+        args = ["nsenter", f"--net=/proc/{pid}/ns/net"]
+        if not self.privileged:  # the namespace belongs to the holder's user namespace
+            args += [f"--user=/proc/{pid}/ns/user", "--preserve-credentials"]
+        return [*args, "--"]
+
+    def check(self, pid: int | None) -> None:
+        """Raise unless process ``pid`` (a kernel) is in this namespace."""
+        try:
+            inode = os.stat(f"/proc/{pid}/ns/net").st_ino
+        except (OSError, TypeError) as exc:
+            raise RuntimeError(f"cannot see the kernel's network namespace: {exc}") from exc
+        if inode != self.inode:
+            raise RuntimeError("a kernel is not in the submission's own network namespace")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        with contextlib.suppress(Exception):
+            self.proc.communicate(timeout=5)
+
+
 def _fontlist() -> str | None:
     """Matplotlib's font cache, so a kernel does not spend seconds rebuilding it."""
     base = os.environ.get("MPLCONFIGDIR") or os.path.join(
@@ -296,6 +397,9 @@ class KernelLauncher:
     artefacts: str | None = None
     #: folders no mount may be, hold or lie in (the course root, source/, the gradebook...)
     forbidden: tuple[str, ...] = ()
+    #: the network namespace this kernel shares with the other kernel of its submission
+    #: (None: a namespace of its own)
+    network: SharedNetwork | None = None
     _fds: list[int] = field(default_factory=list, repr=False)
     popen: subprocess.Popen | None = field(default=None, repr=False)
     kernel_pid: int | None = None
@@ -383,15 +487,19 @@ class KernelLauncher:
         """The full command line that runs ``argv`` (a kernel command) under the limits."""
         if not self.info.isolated:
             return self.rlimits() + list(argv)
-        return self.rlimits() + self._bwrap(argv[0] if argv else None) + list(argv)
+        shared = self.network.prefix() if self.network is not None else []
+        return self.rlimits() + shared + self._bwrap(argv[0] if argv else None) + list(argv)
 
     def _bwrap(self, argv0: str | None = None) -> list[str]:
         args = ["bwrap", "--die-with-parent", "--new-session"]
+        # a shared network: nsenter (see wrap) put bubblewrap in the submission's namespace
+        net = [] if self.network is not None else ["--unshare-net"]
         if self.info.privileged:
-            args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+            args += ["--unshare-ipc", "--unshare-pid", *net, "--unshare-uts"]
             args += ["--unshare-cgroup-try", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         else:
-            args += ["--unshare-all", "--unshare-user", "--disable-userns"]
+            args += ["--unshare-user", "--unshare-ipc", "--unshare-pid", *net, "--unshare-uts"]
+            args += ["--unshare-cgroup-try", "--disable-userns"]
         # the system, read-only; the top-level links of a merged /usr stay links
         args += ["--ro-bind", "/usr", "/usr"]
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
@@ -506,7 +614,7 @@ class KernelLauncher:
             for proc in list(self._seen.values()):
                 with contextlib.suppress(psutil.Error, IndexError):
                     cmd = proc.cmdline()
-                    wrapper = os.path.basename(cmd[0]) in ("bwrap", "prlimit", "setpriv")
+                    wrapper = os.path.basename(cmd[0]) in ("bwrap", "prlimit", "setpriv", "nsenter")
                     if not wrapper and any("ipykernel_launcher" in a for a in cmd):
                         self.kernel_pid = proc.pid
                         break

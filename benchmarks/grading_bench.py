@@ -16,6 +16,11 @@ lesson) is graded in one run four ways, each in its own copy of a freshly releas
 6. one correct submission executed with the verdict kernel and without, alternately (paired):
    the verdict path's cost per submission (``--only verdict`` runs just this).
 
+``--only lessons [--lessons 04-onnx-runtime ...] [--forge 07-production ...] [--keep]`` grades,
+with ``python -m autograder grade`` (sandbox, verdict kernel), each lesson's instructor
+solutions, its untouched release and (``--forge``) every answer wrong behind a forging cell, in
+a course of its own; it prints the scores and seconds per submission.
+
 It prints a table and writes the figures, the machine's core count and the load average
 (other work on the machine inflates every figure; the load is recorded, not subtracted).
 """
@@ -227,14 +232,131 @@ def paired_verdict(course: Path, student: str, repeat: int) -> dict:
     }
 
 
+#: A forging route (issue 18): every assertion cell becomes ``pass`` and the remaining errors are
+#: swallowed. With the tests in the student's kernel this once turned wrong answers into marks.
+FORGE = (
+    "import functools\n"
+    "ip = get_ipython()\n"
+    "def _rewrite(lines):\n"
+    "    text = ''.join(lines)\n"
+    "    return ['pass\\n'] if 'assert' in text and 'AUTOGRADER' not in text else lines\n"
+    "_rewrite.__module__ = 'IPython.core.inputtransformer2'\n"
+    "ip.input_transformers_cleanup.append(_rewrite)\n"
+    "async def _quiet(orig, code_obj, result=None, *, async_=False):\n"
+    "    try:\n"
+    "        exec(code_obj, ip.user_global_ns, ip.user_ns)\n"
+    "    except Exception as exc:\n"
+    "        if 'AUTOGRADER' in str(exc):\n"
+    "            raise\n"
+    "    return False\n"
+    "ip.run_code = functools.partial(_quiet, ip.run_code)\n"
+)
+
+
+def wrong_answers(source: str) -> str:
+    """Every name a solution cell defines, answered wrongly: functions and classes return 0,
+    variables are 0."""
+    import ast
+
+    from autograder.verdict import defined_names
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    callables = {
+        n.name
+        for n in tree.body
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    }
+    lines = [
+        f"def {name}(*args, **kwargs):\n    return 0\n" if name in callables else f"{name} = 0\n"
+        for name in sorted(defined_names(source))
+    ]
+    return "".join(lines) or "pass\n"
+
+
+def lesson_submissions(course: Path, lesson: str, forge: bool) -> dict[str, str]:
+    """The instructor's solutions, the untouched release and (``forge``) every answer wrong
+    with a forging cell first, each as one student of ``course``; student -> kind."""
+    release = nbformat.read(course / "release" / lesson / f"{lesson}.ipynb", 4)
+    source = nbformat.read(course / "source" / lesson / f"{lesson}.ipynb", 4)
+    answers = {_gid(c): c.source for c in source.cells if _gid(c)}
+    solved = nbformat.reads(nbformat.writes(release), 4)
+    for cell in solved.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = answers[_gid(cell)]
+    subs = {"solutions": solved, "blank": release}
+    if forge:
+        forged = nbformat.reads(nbformat.writes(solved), 4)
+        for cell in forged.cells:
+            if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "code":
+                cell.source = wrong_answers(cell.source)
+        forged.cells.insert(0, nbformat.v4.new_code_cell(FORGE))
+        subs["forged"] = forged
+    for student, nb in subs.items():
+        folder = course / "submitted" / student / lesson
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{lesson}.ipynb")
+    return {s: s for s in subs}
+
+
+def grade_lessons(work: Path, lessons: list[str], jobs: int, forge: list[str]) -> dict:
+    """Each lesson's solutions and blank release (and forged answers) graded by
+    ``python -m autograder grade`` (sandbox, verdict kernel) in a course of its own."""
+    from autograder.course import Course
+
+    out = {}
+    for lesson in lessons:
+        course = work / lesson
+        course.mkdir(parents=True)
+        shutil.copy(ROOT / "nbgrader_config.py", course)
+        shutil.copytree(ROOT / "source" / lesson, course / "source" / lesson)
+        result = Course(course).api.generate_assignment(lesson, force=True, create=True)
+        if not result.get("success"):
+            raise RuntimeError(f"generate_assignment {lesson} failed: {result.get('error')}")
+        lesson_submissions(course, lesson, lesson in forge)
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "autograder", "--course", str(course), "grade", lesson]
+            + ["--jobs", str(jobs), "--sandbox", "bubblewrap", "--quiet"],
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.monotonic() - t0
+        report = json.loads((course / "grading" / lesson / "report.json").read_text())
+        entries = report if isinstance(report, list) else report.get("students", report)
+        row: dict = {"seconds": round(seconds, 1), "exit": proc.returncode}
+        for e in entries:
+            row[e["student"]] = {
+                k: e.get(k)
+                for k in ("status", "score", "max_score", "verdict", "seconds", "reason")
+                if e.get(k) is not None
+            }
+        if proc.returncode != 0:
+            row["stderr"] = proc.stderr[-1500:]
+        out[lesson] = row
+        print(f"  {lesson}: {json.dumps(row)}", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.grading_bench", description=__doc__)
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--jobs", type=int, default=None, help="default: one per core")
     parser.add_argument("--repeat", type=int, default=6, help="paired runs for the overhead")
     parser.add_argument(
-        "--only", choices=["throughput", "overhead", "verdict"], help="run one part"
+        "--only", choices=["throughput", "overhead", "verdict", "lessons"], help="run one part"
     )
+    parser.add_argument(
+        "--lessons",
+        nargs="*",
+        help="with --only lessons: the lessons to grade (default: every lesson of source/)",
+    )
+    parser.add_argument(
+        "--forge", nargs="*", default=["07-production"], help="lessons also graded forged"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the graded courses (printed)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "grading-bench.json")
     args = parser.parse_args(argv)
     from autograder.grade import default_jobs
@@ -244,6 +366,17 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict = {"students": args.students, "jobs": jobs, "cores": os.cpu_count()}
     load = {"start": os.getloadavg()}
     try:
+        if args.only == "lessons":
+            names = args.lessons or sorted(
+                p.name for p in (ROOT / "source").iterdir() if p.name[:2].isdigit()
+            )
+            figures["lessons"] = grade_lessons(work / "lessons", names, jobs, args.forge)
+            load["after_lessons"] = os.getloadavg()
+            figures["load_average"] = load
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(figures, indent=2) + "\n")
+            print(f"written: {args.out}")
+            return 0
         base = make_course(work / "released")
         if args.only in (None, "throughput"):
             courses = {}
@@ -287,7 +420,10 @@ def main(argv: list[str] | None = None) -> int:
             figures["overhead"] = paired_overhead(course, next(iter(kinds)), args.repeat)
             load["after_overhead"] = os.getloadavg()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     figures["load_average"] = load
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")

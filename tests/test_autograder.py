@@ -55,7 +55,10 @@ _spec = importlib.util.spec_from_file_location(
 corpus_cases = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = corpus_cases
 _spec.loader.exec_module(corpus_cases)
-CASES = corpus_cases.cases()
+# AUTOGRADER_CORPUS=forge-input,network,... grades only these cases (and the blank one they are
+# compared with): for working on the autograder on a busy machine
+_ONLY = {s for s in os.environ.get("AUTOGRADER_CORPUS", "").split(",") if s}
+CASES = [c for c in corpus_cases.cases() if not _ONLY or c.student in _ONLY | {"blank"}]
 
 
 def _sleepers(marker: str) -> list[int]:
@@ -259,6 +262,11 @@ def test_corpus_case(corpus, case):
         assert ctx.marker not in text, "the secret marker reached the kernel's output"
         leaked = list(Path(ctx.course_root).glob("pwned-*")) + list(Path("/tmp").glob("pwned-*"))
         assert not leaked, f"files written outside the sandbox: {leaked}"
+    if "connection-file" in case.checks and os.geteuid() == 0:
+        # as root the connection file belongs to root once the kernel has read it
+        assert "CONNECTION FILE REFUSED" in text, (
+            f"the kernel could write its connection file on the grader's disk: {text[:800]}"
+        )
     if "no-network" in case.checks:
         assert "network unreachable" in text, f"the kernel reached the network: {text[:1500]}"
         with pytest.raises(TimeoutError):
@@ -550,6 +558,72 @@ def test_a_venv_reached_through_a_link_runs_in_the_sandbox(tmp_path):
         f"expected the linked venv's python to run in the sandbox, got {proc.returncode}: "
         f"{proc.stdout} {proc.stderr[-600:]}"
     )
+
+
+def test_the_two_kernels_of_a_submission_share_a_loopback_and_nothing_else(tmp_path):
+    """Lesson 7's tests start a server in T and call the student's client (in S) with its URL:
+    S and T share one network namespace with only the loopback; the grader's own loopback, the
+    outside network and another submission's namespace stay out of reach."""
+    info = sb.probe("bubblewrap")
+    net = sb.SharedNetwork.start()
+    host = socket.socket()
+    host.bind(("127.0.0.1", 0))
+    host.listen()
+    host_port = host.getsockname()[1]
+    procs, launchers = [], []
+    server = (
+        "import socket, sys\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+        "print(s.getsockname()[1], flush=True)\n"
+        "c, _ = s.accept(); c.sendall(b'answer from T'); c.close()\n"
+    )
+    client = (
+        "import socket, sys\n"
+        "port = int(sys.argv[1])\n"
+        "print('GOT', socket.create_connection(('127.0.0.1', port), timeout=5).recv(64))\n"
+        "for host, p in (('127.0.0.1', int(sys.argv[2])), ('1.1.1.1', 80)):\n"
+        "    try:\n"
+        "        socket.create_connection((host, p), timeout=3)\n"
+        "        print('REACHED', host, p)\n"
+        "    except OSError as exc:\n"
+        "        print('UNREACHABLE', host, type(exc).__name__)\n"
+    )
+
+    def start(name: str, code: str, network, *args: str, uid_offset: int) -> subprocess.Popen:
+        folder = tmp_path / name
+        folder.mkdir()
+        uid = sb.UID_BASE + sb.UID_COUNT - uid_offset if info.privileged else None
+        launcher = sb.KernelLauncher(info, sb.Limits(), folder, uid=uid, network=network)
+        launcher.prepare()
+        cmd = launcher.wrap([sys.executable, "-S", "-c", code, *args])
+        kw = launcher.popen_kwargs(log=False)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
+        )
+        launcher.close_files()
+        procs.append(proc)
+        launchers.append(launcher)
+        return proc
+
+    try:
+        t = start("t", server, net, uid_offset=4)
+        port = t.stdout.readline().strip()
+        assert port.isdigit(), f"the server in T did not start: {t.stderr.read()[-600:]}"
+        s = start("s", client, net, port, str(host_port), uid_offset=5)
+        out, err = s.communicate(timeout=60)
+        assert "GOT b'answer from T'" in out, f"S did not reach T's server: {out} {err[-600:]}"
+        assert "UNREACHABLE 127.0.0.1" in out and "UNREACHABLE 1.1.1.1" in out, (
+            f"expected the grader's loopback and the outside unreachable from S, got {out}"
+        )
+        other = start("other", client, None, port, str(host_port), uid_offset=6)
+        out, err = other.communicate(timeout=60)
+        assert "GOT" not in out, f"a kernel outside the submission reached its server: {out}"
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=10)
+        net.close()
+        host.close()
 
 
 def test_the_kernel_reads_the_built_artefacts_and_cannot_change_them(tmp_path):

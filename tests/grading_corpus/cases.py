@@ -146,6 +146,30 @@ ORPHANS = (
 OS_EXIT = "import os\nos._exit(3)\n"
 SEGFAULT = "import ctypes\nctypes.string_at(0)\n"
 OUTPUT_FLOOD = "while True:\n    print('x' * 100000)\n"
+#: one display message larger than the whole output limit: counted from its raw bytes, never
+#: decoded (issue 18: it used to be parsed before it was counted)
+ONE_HUGE_MESSAGE = (
+    "from IPython.display import display\ndisplay({'text/plain': 'x' * (3 * 2**20)}, raw=True)\n"
+)
+#: a handler swallows the interrupt: the reason must not claim SIGINT was ignored
+SWALLOWS_INTERRUPT = (
+    "import time\n"
+    "while True:\n"
+    "    try:\n"
+    "        time.sleep(0.5)\n"
+    "    except KeyboardInterrupt:\n"
+    "        pass\n"
+)
+#: the kernel grows its own connection file on the grader's disk (issue 18)
+CONNECTION_FILE = (
+    "import ipykernel\n"
+    "try:\n"
+    "    with open(ipykernel.get_connection_file(), 'a') as fh:\n"
+    "        fh.write(' ' * 4096)\n"
+    "    print('CONNECTION FILE WRITTEN')\n"
+    "except OSError as exc:\n"
+    "    print('CONNECTION FILE REFUSED', type(exc).__name__)\n"
+)
 TAMPER_TRACEBACK = "get_ipython().showtraceback = lambda *args, **kwargs: None\n"
 TAMPER_TESTING = (
     "import numpy.testing\n"
@@ -453,6 +477,27 @@ def cases() -> list[Case]:
             reason=r"more than .* MB of output",
         ),
         Case(
+            "one-huge-message",
+            "one display message larger than the output limit",
+            "failed",
+            category="output-limit",
+            reason=r"more than .* MB of output",
+        ),
+        Case(
+            "loop-swallows-interrupt",
+            "a loop whose handler swallows KeyboardInterrupt",
+            "failed",
+            category="cell-timeout",
+            reason=r"SIGINT was not ignored",
+        ),
+        Case(
+            "connection-file",
+            "appends to its own connection file (on the grader's disk)",
+            "graded",
+            full1,
+            checks=("connection-file",),
+        ),
+        Case(
             "corrupt",
             "corrupt notebook (truncated JSON)",
             "failed",
@@ -615,6 +660,12 @@ def build(case: Case, ctx: Context) -> bytes:
         nb = insert_before(lite_good, _gid(first_solution(lite_good)), SEGFAULT)
     elif s == "output-flood":
         nb = insert_before(lite_good, _gid(first_solution(lite_good)), OUTPUT_FLOOD)
+    elif s == "one-huge-message":
+        nb = insert_before(lite_good, _gid(first_solution(lite_good)), ONE_HUGE_MESSAGE)
+    elif s == "loop-swallows-interrupt":
+        nb = insert_before(lite_good, _gid(first_solution(lite_good)), SWALLOWS_INTERRUPT)
+    elif s == "connection-file":
+        nb = insert_before(lite_good, _gid(first_solution(lite_good)), CONNECTION_FILE)
     elif s == "corrupt":
         return nbformat.writes(ctx.release).encode()[:700]  # a truncated upload
     elif s == "empty":
