@@ -79,17 +79,15 @@ def test_wait_ready_checks_every_path_on_a_real_server(tmp_path):
             serve_bench.wait_ready(server.url, 0.3, ("/v2/models/absent/ready",))
 
 
-def test_bench_model_measures_both_configurations(tmp_path):
+def test_bench_model_measures_every_configuration(tmp_path):
     model, rows = serve_bench.wide_mlp(width=64)
     table = serve_bench.bench_model("tiny", model, rows, {1: 8, 8: 16, 32: 64}, delay_us=2000)
-    assert [(r.batching, r.concurrency) for r in table] == [
-        ("off", 1),
-        ("off", 8),
-        ("off", 32),
-        ("on", 1),
-        ("on", 8),
-        ("on", 32),
-    ]
+    configs = [("off", 1), ("on", 1)]
+    if serve_bench.CORES > 1:
+        configs.append(("on", serve_bench.CORES))
+    want = [(b, n, c) for b, n in configs for c in (1, 8, 32)]
+    got = [(r.batching, r.instances, r.concurrency) for r in table]
+    assert got == want, f"expected rows {want}, got {got}"
     for row in table:
         assert row.errors == 0, row
         assert row.throughput > 0 and row.ceiling > 0, row
@@ -97,6 +95,18 @@ def test_bench_model_measures_both_configurations(tmp_path):
     off32, on32 = table[2], table[5]
     assert off32.mean_batch == 1.0, f"expected batch 1 without batching, got {off32.mean_batch}"
     assert on32.mean_batch > 1.0, f"expected batches above 1 at 32 clients, got {on32.mean_batch}"
+
+
+def test_parallel_runs_count_every_thread(tmp_path):
+    model, rows = serve_bench.wide_mlp(width=64)
+    add_model(tmp_path, "m", model, max_batch_size=4)
+    sessions = serve_bench.CeilingSessions(str(tmp_path / "m" / "1" / "model.onnx"))
+    feed = {"x": rows}
+    one = serve_bench.ort_seconds_per_run(sessions.single[0], feed, 4, budget_s=0.1)
+    both = serve_bench.parallel_seconds_per_run(sessions.single, feed, 4, budget_s=0.1)
+    # two threads at once: each run's share of the wall time is well under one run alone's
+    # (at most a little over it on a single busy core, never twice it)
+    assert 0 < both < 1.9 * one, f"expected parallel runs to overlap: {both} s vs {one} s alone"
 
 
 def test_multi_input_rows_are_cycled_per_input():
@@ -114,4 +124,7 @@ def test_quick_run_writes_the_table_and_its_context(tmp_path, capsys):
     saved = json.loads(out.read_text())
     assert saved["machine"]["logical_cores"] >= 1, saved["machine"]
     assert {r["model"] for r in saved["rows"]} == {"wide_mlp"}, saved["rows"]
-    assert saved["summary"]["wide_mlp"]["batching_gain_at_32"] > 0, saved["summary"]
+    gains = saved["summary"]["wide_mlp"]["batching_gain_at_32"]
+    assert gains and all(g > 0 for g in gains.values()), saved["summary"]
+    assert saved["batching_study"] == [], "the encoder study runs only when the encoder is benched"
+    assert isinstance(saved["measured_under_load"], bool) and saved["seconds"] > 0, saved
