@@ -1,18 +1,27 @@
 """Throughput and latency of course.serve against in-process onnxruntime on the same inputs.
 
-For each model, the same run measures:
+First, with the encoder among the models, what batching can give at all: the encoder in this
+process, without a server, at batch 1 and batch 32 for requests of 8, 16 and 32 tokens, with all
+cores, one thread, and one one-thread session per core at once (:func:`batching_study`). A
+request of t tokens already gives each matrix product t rows, so the gain of batch 32 over batch
+1 shrinks as requests grow: no server's batching can beat it. Then, for each model, the same run
+measures:
 
 - the server (``python -m course.serve`` in a subprocess, on 127.0.0.1) at concurrency 1, 8 and
-  32, with dynamic batching off and on, one row per request, requests in the binary tensor format
-  that ``tritonclient.http`` sends, over keep-alive connections from a lean asyncio client;
-- the ceiling: onnxruntime in this process on the same rows, one run at a time, at the same batch
-  sizes as the server ran (batch 1 without batching; the server's own batch-size histogram with
-  batching), with the faster of onnxruntime's default threads and one thread for each size;
+  32, with dynamic batching off, on with one model instance, and on with one instance per core
+  (Triton's ``instance_group``: a one-thread session each, batches run on whichever is free),
+  one row per request, requests in the binary tensor format that ``tritonclient.http`` sends,
+  over keep-alive connections from a lean asyncio client;
+- the ceiling: onnxruntime in this process on the same rows at the same batch sizes as the
+  server ran (batch 1 without batching; the server's own batch-size histogram with batching),
+  for each size the best of one run at a time with onnxruntime's default threads, one run at a
+  time with one thread, and one one-thread session per core running at once;
 - with ``--pytriton PYTHON``: a real Triton Inference Server started by PyTriton
   (``benchmarks/pytriton_server.py``, run by PYTHON from a separate environment: ``make
   pytriton-env``), serving the same model with the same dynamic batching settings, measured with
-  the same client and requests after course.serve has stopped; course.serve's throughput is then
-  given as a ratio to Triton's.
+  the same client and requests after course.serve has stopped (both batched configurations:
+  PyTriton makes one Triton model instance per inference function); course.serve's throughput
+  is then given as a ratio to Triton's for the same configuration.
 
 The models: the course's digits MLP, two wider MLPs with random weights, and the course's text
 encoder (``course.text_models``, a BERT-style encoder) on requests of ``ENCODER_SEQ`` tokens.
@@ -134,10 +143,11 @@ def wide_mlp(
     return model, rng.random((512, features), dtype=np.float32)
 
 
-#: Tokens per encoder request. Short on purpose: a search query or a chat turn, the requests a
-#: server gathers in numbers; a longer sequence gives each request's matrix products more rows
-#: already, leaving batching less to gain, and costs more per request on 2 cores. Every request
-#: has the same length: course.serve batches requests of the same shape only.
+#: Tokens per encoder request: a search query or a short question to a classifier, the requests a
+#: server gathers in numbers. A longer request gives each of its matrix products more rows
+#: already, leaving batching less to gain: the in-process study (:func:`batching_study`, 8, 16
+#: and 32 tokens) measures by how much, and the summary puts that ceiling beside the server's
+#: gain. Every request has the same length: course.serve batches requests of the same shape only.
 ENCODER_SEQ = 8
 
 
@@ -566,9 +576,16 @@ def wait_ready(
 class pytriton_server:  # noqa: N801 (a context manager used like a function)
     """Start ``benchmarks/pytriton_server.py`` with ``python``; yields the HTTP port.
 
-    Ready when Triton's ``/v2/health/ready`` and the model's ``/ready`` answer 200 (polled, at
-    most ``timeout`` seconds; the process's output is not parsed, it is shown on failure).
+    Ready when Triton's ``/v2/health/ready`` and each model's ``/ready`` answer 200 (polled, at
+    most ``timeout`` seconds; the process's output is shown on failure).
+
+    A start that fails on PyTriton's instance handshake is retried (at most ``attempts`` starts in
+    all, on new ports): the second and later instances of a model wait one second for the first
+    instance's handshake socket (``pytriton.proxy.communication``, ``timeout_s=1.0``), which a
+    busy machine can miss. Any other failure is raised at once.
     """
+
+    HANDSHAKE_RACE = "Timeout occurred while waiting for config file"
 
     def __init__(
         self,
@@ -577,7 +594,9 @@ class pytriton_server:  # noqa: N801 (a context manager used like a function)
         delay_us: int,
         timeout: float = 180,
         script: str | None = None,
+        attempts: int = 3,
     ) -> None:
+        self.attempts = attempts
         self.command = [
             python,
             script or str(Path(__file__).with_name("pytriton_server.py")),
@@ -596,6 +615,23 @@ class pytriton_server:  # noqa: N801 (a context manager used like a function)
         self.log: list[str] = []
 
     def __enter__(self) -> int:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return self._start()
+            except RuntimeError:
+                if attempt == self.attempts or not any(self.HANDSHAKE_RACE in x for x in self.log):
+                    raise
+                print(
+                    f"PyTriton start {attempt} missed its instance handshake (a busy machine): "
+                    "starting it again",
+                    flush=True,
+                )
+                self.port = _free_ports(3)
+                self.command[4] = str(self.port)
+                self.log = []
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _start(self) -> int:
         python = self.command[0]
         libdir = subprocess.run(
             [python, "-c", "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))"],
@@ -765,8 +801,6 @@ def main(argv: list[str] | None = None) -> int:
             "tasks) get a larger share than the in-process reference (one run at a time), and "
             "ratios to in-process onnxruntime can pass 100%; measure on a quiet machine"
         )
-    print(HEADER)
-    print("|" + "---|" * 13)
     builders = {
         "course_mlp": (course_mlp, 1),
         "wide_mlp": (wide_mlp, 1),
@@ -778,6 +812,8 @@ def main(argv: list[str] | None = None) -> int:
         from course import text_models
 
         study = batching_study(str(text_models.encoder_onnx()))
+    print(HEADER)
+    print("|" + "---|" * 13)
     table: list[Row] = []
     for name in args.models.split(","):
         build, fewer = builders[name]
