@@ -595,11 +595,13 @@ class pytriton_server:  # noqa: N801 (a context manager used like a function)
 
     A start that fails on PyTriton's instance handshake is retried (at most ``attempts`` starts in
     all, on new ports): the second and later instances of a model wait one second for the first
-    instance's handshake socket (``pytriton.proxy.communication``, ``timeout_s=1.0``), which a
-    busy machine can miss. Any other failure is raised at once.
+    instance's handshake socket (``pytriton.proxy.communication.get_config_from_handshake_server``,
+    ``timeout_s=1.0``), which a busy machine can miss. Any other failure is raised at once.
     """
 
-    HANDSHAKE_RACE = "Timeout occurred while waiting for config file"
+    #: in the traceback of either way the race shows (a TimeoutError, or a BlockingIOError when the
+    #: socket appears just before the second is up)
+    HANDSHAKE_RACE = "in get_config_from_handshake_server"
 
     def __init__(
         self,
