@@ -598,6 +598,7 @@ for tokens in (8, 32):
         f"{tokens} tokens per request: batch 32 gives {best[tokens, 32] / best[tokens, 1]:.2f}x "
         "the rows per second of batch 1 (the best layout of each)"
     )
+del all_cores  # each session holds its own copy of the weights: keep memory for the server
 ceiling_table.round(1)
 
 # %% [markdown]
@@ -613,23 +614,23 @@ ceiling_table.round(1)
 # Now the server, under 32 clients sending one request of one row each: the same encoder with
 # batching off, and with batching on and one instance per core. Without batching `course.serve`
 # already overlaps one single-threaded run per core on one session, so the two differ only in
-# batching. (The full benchmark below adds batching with one all-core instance; the notebook
-# keeps two configurations to stay small in memory: each instance holds its own copy of the
-# weights.)
+# batching. (The full benchmark below adds batching with one all-core instance. Each instance
+# holds its own copy of the weights, so the notebook runs one configuration at a time, each in
+# its own server, to stay small in memory.)
 
 # %%
 encoder_rows = text_models.sample_inputs(64, ENCODER_TOKENS, seed=1)
 encoder_parameters = sum(
     int(np.prod(t.dims)) for t in onnx.load(str(encoder_path)).graph.initializer
 )
-ENC_REPO = WORK / "encoder-models"
+ENC_REPO = WORK / "encoder-models"  # one repository per configuration
 ENC_CONFIGS = {  # model name -> (label, dynamic batching, instance count or None)
     "encoder": ("batching off", False, None),
     "encoder_instances": (f"batching on, {CORES} instances", True, CORES),
 }
 for model_name, (_, batched, instances) in ENC_CONFIGS.items():
     course.serve.add_model(
-        ENC_REPO,
+        ENC_REPO / model_name,
         model_name,
         encoder_path,
         max_batch_size=32,
@@ -637,9 +638,9 @@ for model_name, (_, batched, instances) in ENC_CONFIGS.items():
         max_queue_delay_microseconds=1000,
         instance_count=instances,
     )
-print((ENC_REPO / "encoder_instances" / "config.pbtxt").read_text())
+print((ENC_REPO / "encoder_instances" / "encoder_instances" / "config.pbtxt").read_text())
 started = time.perf_counter()
-enc_server = course.serve.start(ENC_REPO, port=0, subprocess=True)
+enc_server = course.serve.start(ENC_REPO / "encoder_instances", port=0, subprocess=True)
 atexit.register(enc_server.stop)
 enc_client = httpclient.InferenceServerClient(enc_server.address)
 print(
@@ -652,17 +653,18 @@ for name in ("input_ids", "attention_mask"):
     tensor.set_data_from_numpy(encoder_rows[name][:1])
     enc_inputs.append(tensor)
 remote_states = enc_client.infer("encoder_instances", enc_inputs).as_numpy("last_hidden_state")
-local_states = all_cores.run(None, {k: v[:1] for k, v in encoder_rows.items()})[0]
+local_states = one_thread.run(None, {k: v[:1] for k, v in encoder_rows.items()})[0]
 print(
     f"output {remote_states.shape}; max |server - in-process| = "
     f"{np.abs(remote_states - local_states).max():.1e}"
 )
 
 # %% [markdown]
-# The load: 32 clients, each request one row, with each configuration in turn; then ONNX
-# Runtime in this process on the same rows at the batch sizes the server ran (batch 1 without
-# batching, the server's mean batch size with it), in the better of the two layouts above. The
-# test lasts a few seconds, so the figures are rough: rerun the cell before trusting a small
+# The load: 32 clients, each request one row, with each configuration in turn (the running
+# server, then one without batching in its place); then ONNX Runtime in this process on the same
+# rows at the batch sizes the server ran (batch 1 without batching, the server's mean batch size
+# with it), in the layout both configurations use: one single-threaded run per core at once.
+# The test lasts a few seconds, so the figures are rough: rerun the cell before trusting a small
 # difference.
 
 # %%
@@ -670,34 +672,43 @@ encoder_bodies = [
     course.serve.encode_request({k: v[i : i + 1] for k, v in encoder_rows.items()})
     for i in range(len(encoder_rows["input_ids"]))
 ]
-sweeps, mean_batches = [], []
-for model_name, (label, _, _) in ENC_CONFIGS.items():
-    before = enc_client.get_inference_statistics(model_name)["model_stats"][0]
-    sweeps.append(
-        loadtest.sweep(
-            enc_server.url,
-            f"/v2/models/{model_name}/infer",
-            encoder_bodies,
-            (32,),
-            requests=64,
-            time_limit_s=1.0,
-            warmup=16,
-            label=label,
-        )
+
+
+def load_encoder(url: str, client, model_name: str) -> tuple:
+    """32 clients against one configuration: the load test's row and the mean batch size."""
+    before = client.get_inference_statistics(model_name)["model_stats"][0]
+    frame = loadtest.sweep(
+        url,
+        f"/v2/models/{model_name}/infer",
+        encoder_bodies,
+        (32,),
+        requests=64,
+        time_limit_s=1.0,
+        warmup=16,
+        label=ENC_CONFIGS[model_name][0],
     )
-    after = enc_client.get_inference_statistics(model_name)["model_stats"][0]
-    mean_batches.append(
-        (after["inference_count"] - before["inference_count"])
-        / (after["execution_count"] - before["execution_count"])
+    after = client.get_inference_statistics(model_name)["model_stats"][0]
+    batch = (after["inference_count"] - before["inference_count"]) / (
+        after["execution_count"] - before["execution_count"]
     )
-encoder_table = pd.concat(sweeps, ignore_index=True)
+    return frame, batch
+
+
+measured = {"encoder_instances": load_encoder(enc_server.url, enc_client, "encoder_instances")}
+enc_client.close()
+enc_server.stop()
+with course.serve.start(ENC_REPO / "encoder", port=0, subprocess=True) as off_server:
+    off_client = httpclient.InferenceServerClient(off_server.address)
+    measured["encoder"] = load_encoder(off_server.url, off_client, "encoder")
+    off_client.close()
+order = list(ENC_CONFIGS)  # batching off first
+encoder_table = pd.concat([measured[m][0] for m in order], ignore_index=True)
+mean_batches = [measured[m][1] for m in order]
 encoder_table["mean batch"] = mean_batches
-in_process = {}  # batch size -> best in-process rows per second
+in_process = {}  # batch size -> in-process rows per second, one single-threaded run per core
 for size in sorted({max(1, round(b)) for b in mean_batches}):
     feed = {k: np.resize(v, (size, ENCODER_TOKENS)) for k, v in encoder_rows.items()}
-    in_process[size] = max(
-        rows_per_second(all_cores, feed), rows_per_second(one_thread, feed, CORES)
-    )
+    in_process[size] = rows_per_second(one_thread, feed, CORES)
 encoder_table["in-process, same batch (rows/s)"] = [
     in_process[max(1, round(b))] for b in mean_batches
 ]
@@ -744,8 +755,7 @@ encoder_table[
 # below; if not, the cell says how to run it.
 
 # %%
-enc_client.close()
-enc_server.stop()
+del one_thread  # the encoder's weights are not needed in the sections that follow
 REPO_ROOT = Path(course.serve.__file__).resolve().parents[2]
 SERVE_RESULTS = REPO_ROOT / "benchmarks" / "results" / "serve.json"
 PYTRITON_PYTHON = REPO_ROOT / "build" / "pytriton-venv" / "bin" / "python"
