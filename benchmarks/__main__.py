@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         "encoder": (inference.encoder_study, "quantization", QUANTIZATION_TITLE),
         "pretrained": (inference.pretrained_study, "quantization", QUANTIZATION_TITLE),
     }
-    partial = {"encoder": "encoder", "pretrained": "silero"}  # study -> its rows' model prefix
+    # study -> its rows' model prefixes
+    partial = {"encoder": ("encoder",), "pretrained": ("silero", "magika")}
     for key, (study, name, title) in studies.items():
         if (args.only and key != args.only) or (not args.only and key in partial):
             continue

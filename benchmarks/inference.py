@@ -6,9 +6,11 @@ Two studies on the course's own models (``course.data``: the digits MLP and CNN)
 - ``quantization``: float32 versus dynamic int8, static int8 (QDQ, per-channel) and float16
   for size, accuracy and latency at batch 1 and 64.
 
-The quantization study also has rows for a real model someone else trained (Silero VAD from
-silero-vad's wheel, ``course.pretrained``: frame accuracy on synthetic speech and noise, and the
-agreement of its speech decisions with float32) and for a transformer encoder at realistic width
+The quantization study also has rows for two real models someone else trained, shipped in their
+wheels (``course.pretrained``): Silero VAD (PyTorch; frame accuracy on synthetic speech and
+noise, and the agreement of its speech decisions with float32) and Magika's file-type classifier
+(Keras, converted by tf2onnx; top-1 accuracy on files whose type their extension gives, and the
+agreement of its top-1 type with float32) and for a transformer encoder at realistic width
 (``course.text_models``: BERT-base width, four layers, 35.6 M parameters, built offline): float32,
 onnxruntime's transformer optimizer, dynamic int8, static int8 (QDQ), weight-only int4 and
 float16, at 1 and 8 sequences of 128 tokens, with their agreement with float32 (mean cosine of
@@ -356,7 +358,125 @@ def pretrained_study(
                     **_machine_row(res.machine),
                 }
             )
+    return pd.concat([pd.DataFrame(rows), magika_study(repeat, folder, threads)], ignore_index=True)
+
+
+#: File extension -> Magika's content type, for the files of :func:`magika_samples`.
+MAGIKA_TYPES = {
+    "py": "python",
+    "json": "json",
+    "html": "html",
+    "css": "css",
+    "js": "javascript",
+    "png": "png",
+    "svg": "svg",
+    "xml": "xml",
+    "md": "markdown",
+    "toml": "toml",
+    "yaml": "yaml",
+    "csv": "csv",
+    "sh": "shell",
+    "txt": "txt",
+}
+
+
+def magika_samples(per_type: int = 8, min_bytes: int = 256) -> list[tuple[str, bytes]]:
+    """Real files of known type from the installed packages (``sys.prefix``, the course's pinned
+    environment, so the same files on every machine with it): for each extension of
+    :data:`MAGIKA_TYPES` the first ``per_type`` files of at least ``min_bytes`` in path order,
+    as (expected Magika type, the file's bytes)."""
+    import sys
+    import sysconfig
+
+    root = Path(sysconfig.get_paths()["purelib"])
+    if not root.is_dir():  # pragma: no cover - every venv has one
+        root = Path(sys.prefix)
+    found: dict[str, list[tuple[str, bytes]]] = {t: [] for t in MAGIKA_TYPES}
+    for path in sorted(root.rglob("*.*")):
+        ext = path.suffix[1:]
+        if ext in found and len(found[ext]) < per_type and path.is_file():
+            content = path.read_bytes()
+            if len(content) >= min_bytes:
+                found[ext].append((MAGIKA_TYPES[ext], content))
+        if all(len(v) >= per_type for v in found.values()):
+            break
+    return [sample for samples in found.values() for sample in samples]
+
+
+def magika_study(
+    repeat: int = 50, folder: Path | None = None, threads: tuple[int | None, ...] = THREADS
+) -> pd.DataFrame:
+    """Magika's file-type classifier (Keras, converted by tf2onnx, from its wheel): float32 versus
+    dynamic int8, static int8 (QDQ, calibrated on half of the sample files) and float16: size,
+    top-1 accuracy on the other half (:func:`magika_samples`, the type from the extension),
+    agreement of the top-1 type with float32 and the largest probability difference on every
+    sample file, and latency per file (one input of 2048 byte values), timed interleaved."""
+    from course import pretrained
+
+    folder = Path(folder or tempfile.mkdtemp(prefix="bench-magika-"))
+    fp32 = pretrained.magika_file()
+    config = pretrained.magika_config()
+    samples = magika_samples()
+    features = np.concatenate([pretrained.magika_features(b, config) for _, b in samples])
+    truth = [t for t, _ in samples]
+    calibrate, evaluate = features[0::2], np.arange(len(samples))[1::2]
+    name = onnx_input_name(fp32)
+    paths = {
+        "float32": fp32,
+        "dynamic int8": quantize.quantize_dynamic_int8(fp32, folder / "magika.dynamic.onnx").path,
+        "static int8 (QDQ)": quantize.quantize_static_int8(
+            fp32,
+            folder / "magika.static.onnx",
+            [{name: row[None]} for row in calibrate],
+            latency_repeat=3,
+        ).path,
+        "float16": quantize.to_float16(fp32, folder / "magika.fp16.onnx").path,
+    }
+    labels = config["target_labels_space"]
+    probs = {
+        label: np.concatenate(
+            [bench.ort_session(path).run(None, {name: row[None]})[0] for row in features]
+        )
+        for label, path in paths.items()
+    }
+    top1 = {label: p.argmax(axis=1) for label, p in probs.items()}
+    feed = {name: features[:1]}
+    fp32_bytes = fp32.stat().st_size
+    version = _package_version("magika")
+    rows = []
+    for n_threads in threads:
+        runners = {
+            label: bench.session_runner(bench.ort_session(path, intra_op_threads=n_threads), feed)
+            for label, path in paths.items()
+        }
+        cmp = bench.compare(runners, repeat=repeat, warmup=5, warn=False)
+        for label, path in paths.items():
+            rows.append(
+                {
+                    "model": f"magika {version} (standard_v3_3, 1 file)",
+                    "variant": label,
+                    "threads": "default" if n_threads is None else n_threads,
+                    "batch": 1,
+                    "size_kb": path.stat().st_size / 1024,
+                    "size_ratio_vs_fp32": fp32_bytes / path.stat().st_size,
+                    "accuracy": float(
+                        np.mean([labels[top1[label][i]] == truth[i] for i in evaluate])
+                    ),
+                    "decisions_agree_vs_fp32": float(np.mean(top1[label] == top1["float32"])),
+                    "max_abs_diff_vs_fp32": float(np.abs(probs[label] - probs["float32"]).max()),
+                    **_timing_columns(cmp, label, "float32"),
+                    "repeat": cmp[label].repeat,
+                    **_machine_row(cmp[label].machine),
+                }
+            )
     return pd.DataFrame(rows)
+
+
+def onnx_input_name(model: Path) -> str:
+    """The name of a model file's first graph input."""
+    import onnx
+
+    return onnx.load(str(model), load_external_data=False).graph.input[0].name
 
 
 def _timing_columns(cmp: Any, label: str, baseline: str) -> dict[str, float]:
@@ -472,8 +592,8 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([head, rule, *body])
 
 
-def merge_rows(csv: Path, new: pd.DataFrame, model_prefix: str) -> pd.DataFrame:
-    """The rows of ``csv`` whose model does not start with ``model_prefix``, then ``new``."""
+def merge_rows(csv: Path, new: pd.DataFrame, model_prefix: str | tuple[str, ...]) -> pd.DataFrame:
+    """The rows of ``csv`` whose model starts with none of ``model_prefix``, then ``new``."""
     if not csv.exists():
         return new
     old = pd.read_csv(csv)

@@ -1,18 +1,27 @@
 """Throughput and latency of course.serve against in-process onnxruntime on the same inputs.
 
-For each model, the same run measures:
+First, with the encoder among the models, what batching can give at all: the encoder in this
+process, without a server, at batch 1 and batch 32 for requests of 8, 16 and 32 tokens, with all
+cores, one thread, and one one-thread session per core at once (:func:`batching_study`). A
+request of t tokens already gives each matrix product t rows, so the gain of batch 32 over batch
+1 shrinks as requests grow: no server's batching can beat it. Then, for each model, the same run
+measures:
 
 - the server (``python -m course.serve`` in a subprocess, on 127.0.0.1) at concurrency 1, 8 and
-  32, with dynamic batching off and on, one row per request, requests in the binary tensor format
-  that ``tritonclient.http`` sends, over keep-alive connections from a lean asyncio client;
-- the ceiling: onnxruntime in this process on the same rows, one run at a time, at the same batch
-  sizes as the server ran (batch 1 without batching; the server's own batch-size histogram with
-  batching), with the faster of onnxruntime's default threads and one thread for each size;
+  32, with dynamic batching off, on with one model instance, and on with one instance per core
+  (Triton's ``instance_group``: a one-thread session each, batches run on whichever is free),
+  one row per request, requests in the binary tensor format that ``tritonclient.http`` sends,
+  over keep-alive connections from a lean asyncio client;
+- the ceiling: onnxruntime in this process on the same rows at the same batch sizes as the
+  server ran (batch 1 without batching; the server's own batch-size histogram with batching),
+  for each size the best of one run at a time with onnxruntime's default threads, one run at a
+  time with one thread, and one one-thread session per core running at once;
 - with ``--pytriton PYTHON``: a real Triton Inference Server started by PyTriton
   (``benchmarks/pytriton_server.py``, run by PYTHON from a separate environment: ``make
   pytriton-env``), serving the same model with the same dynamic batching settings, measured with
-  the same client and requests after course.serve has stopped; course.serve's throughput is then
-  given as a ratio to Triton's.
+  the same client and requests after course.serve has stopped (both batched configurations:
+  PyTriton makes one Triton model instance per inference function); course.serve's throughput
+  is then given as a ratio to Triton's for the same configuration.
 
 The models: the course's digits MLP, two wider MLPs with random weights, and the course's text
 encoder (``course.text_models``, a BERT-style encoder) on requests of ``ENCODER_SEQ`` tokens.
@@ -62,6 +71,7 @@ class Row:
     server: str
     model: str
     batching: str
+    instances: int
     concurrency: int
     requests: int
     throughput: float  # requests (= rows) per second
@@ -133,11 +143,12 @@ def wide_mlp(
     return model, rng.random((512, features), dtype=np.float32)
 
 
-#: Tokens per encoder request. Short on purpose: a search query or a chat turn, the requests a
-#: server gathers in numbers; a longer sequence gives each request's matrix products more rows
-#: already, leaving batching less to gain, and costs more per request on 2 cores. Every request
-#: has the same length: course.serve batches requests of the same shape only.
-ENCODER_SEQ = 32
+#: Tokens per encoder request: a search query or a short question to a classifier, the requests a
+#: server gathers in numbers. A longer request gives each of its matrix products more rows
+#: already, leaving batching less to gain: the in-process study (:func:`batching_study`, 8, 16
+#: and 32 tokens) measures by how much, and the summary puts that ceiling beside the server's
+#: gain. Every request has the same length: course.serve batches requests of the same shape only.
+ENCODER_SEQ = 8
 
 
 def encoder(batch: int = 256, seq: int = ENCODER_SEQ) -> tuple[Path, Rows]:
@@ -256,35 +267,133 @@ def ort_seconds_per_run(
     return float(np.median(timings))
 
 
-def ceiling_sessions(model_path: str) -> list[ort.InferenceSession]:
-    """The in-process candidates: onnxruntime's default threads (all cores) and one thread.
+def parallel_seconds_per_run(
+    sessions: list[ort.InferenceSession], rows: Rows, batch: int, budget_s: float = 0.3
+) -> float:
+    """Seconds per run of ``batch`` rows when each of ``sessions`` runs in its own thread at once
+    (the layout of as many one-thread model instances): one over the sum of the threads' rates,
+    each thread's rate its runs over the time from the common start to its last run's end."""
+    feed = take_rows(rows, batch)
+    for session in sessions:
+        session.run(None, feed)
+    finished: list[list[float]] = [[] for _ in sessions]
+    start = threading.Barrier(len(sessions) + 1)
+    stop = threading.Event()
 
-    On a quiet machine the default is the faster; on a busy one a multi-threaded run waits for
-    its slowest thread, and one thread may win. The ceiling takes the better of the two.
+    def loop(i: int) -> None:
+        start.wait()
+        while not stop.is_set() or len(finished[i]) < 3:
+            sessions[i].run(None, feed)
+            finished[i].append(time.perf_counter())
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(len(sessions))]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    time.sleep(budget_s)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    rate = sum(len(times) / (times[-1] - began) for times in finished)
+    return 1 / rate
+
+
+def _session(model_path: str, threads: int | None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+
+
+class CeilingSessions:
+    """The in-process candidates: one run at a time with onnxruntime's default threads (all
+    cores) or one thread, and one one-thread session per core running at once.
+
+    On a quiet machine one run with all cores is often the fastest at large batches; at small
+    batches a run cannot keep every core busy and parallel one-thread runs win; on a busy machine
+    a multi-threaded run waits for its slowest thread. The ceiling takes the best of the three
+    for each batch size, so the server is held to the best onnxruntime does on those batches.
     """
-    single = ort.SessionOptions()
-    single.intra_op_num_threads = 1
-    return [
-        ort.InferenceSession(model_path, providers=["CPUExecutionProvider"]),
-        ort.InferenceSession(model_path, single, providers=["CPUExecutionProvider"]),
-    ]
+
+    def __init__(self, model_path: str) -> None:
+        cores = os.cpu_count() or 1
+        self.default = _session(model_path, None)
+        self.single = [_session(model_path, 1) for _ in range(max(cores, 1))]
+
+    def seconds_per_run(self, rows: Rows, batch: int) -> float:
+        candidates = [
+            ort_seconds_per_run(self.default, rows, batch),
+            ort_seconds_per_run(self.single[0], rows, batch),
+        ]
+        if len(self.single) > 1:
+            candidates.append(parallel_seconds_per_run(self.single, rows, batch))
+        return min(candidates)
 
 
 def ceiling(
-    sessions: list[ort.InferenceSession],
+    sessions: CeilingSessions,
     rows: Rows,
     histogram: dict[int, int],
     cache: dict[int, float],
 ) -> float:
-    """Rows per second onnxruntime reaches in-process, one run at a time, on the same batches
-    (the faster of ``sessions`` for each batch size)."""
+    """Rows per second onnxruntime reaches in-process on the same batches (for each batch size
+    the best layout of :class:`CeilingSessions`)."""
     total_rows = sum(size * count for size, count in histogram.items())
     seconds = 0.0
     for size, count in histogram.items():
         if size not in cache:
-            cache[size] = min(ort_seconds_per_run(s, rows, size) for s in sessions)
+            cache[size] = sessions.seconds_per_run(rows, size)
         seconds += cache[size] * count
     return total_rows / seconds
+
+
+# ---- what batching can give, in-process -------------------------------------------------------
+
+#: Tokens per request in the in-process study of batching's ceiling for the encoder.
+STUDY_TOKENS = (8, 16, 32)
+
+
+def batching_study(
+    model_path: str, tokens: tuple[int, ...] = STUDY_TOKENS, batch: int = MAX_BATCH
+) -> list[dict[str, Any]]:
+    """The encoder in this process, without a server: rows per second at batch 1 and at
+    ``batch`` for each request length, with one thread, all cores, and one one-thread session
+    per core at once. ``gain`` is the best at ``batch`` over the best at batch 1: what dynamic
+    batching can give at best, whatever the server.
+    """
+    sessions = CeilingSessions(model_path)
+    cores = os.cpu_count() or 1
+    study = []
+    for seq in tokens:
+        from course import text_models
+
+        rows = text_models.sample_inputs(batch, seq, seed=1)
+        rates: dict[str, float] = {}
+        for size in (1, batch):
+            layouts = {
+                f"batch {size}, {cores} threads": ort_seconds_per_run(sessions.default, rows, size),
+                f"batch {size}, 1 thread": ort_seconds_per_run(sessions.single[0], rows, size),
+            }
+            if cores > 1:
+                layouts[f"batch {size}, {cores} x 1 thread at once"] = parallel_seconds_per_run(
+                    sessions.single, rows, size
+                )
+            rates |= {name: size / seconds for name, seconds in layouts.items()}
+        best = {
+            size: max(v for k, v in rates.items() if k.startswith(f"batch {size},"))
+            for size in (1, batch)
+        }
+        study.append(
+            {"tokens": seq, "rows_per_s": rates, "gain": best[batch] / best[1], "batch": batch}
+        )
+        print(
+            f"in-process, {seq} tokens per request: "
+            + ", ".join(f"{k}: {v:,.1f} rows/s" for k, v in rates.items())
+            + f"; batch {batch} gives {best[batch] / best[1]:.2f}x batch 1",
+            flush=True,
+        )
+    return study
 
 
 # ---- the benchmark -------------------------------------------------------------------------------
@@ -299,7 +408,7 @@ def measure(
     rows: Rows,
     count: int,
     concurrency: int,
-    sessions: list[ort.InferenceSession],
+    sessions: CeilingSessions,
     cache: dict[int, float],
 ) -> Row:
     """Load model ``config`` of a v2 server at ``host:port``; one row of the table."""
@@ -308,7 +417,8 @@ def measure(
     for i in range(count):
         body, header_length = encode_request({k: v[i % len(v)][None] for k, v in rows.items()})
         requests.append(raw_request(host, port, f"/v2/models/{config}/infer", body, header_length))
-    asyncio.run(_load(host, port, requests[: max(concurrency * 4, 20)], concurrency))  # warm-up
+    warm = requests[: min(max(concurrency * 2, 20), count)]
+    asyncio.run(_load(host, port, warm, concurrency))  # warm-up
     before = stats(url, config)
     elapsed, latencies, errors = asyncio.run(_load(host, port, requests, concurrency))
     after = stats(url, config)
@@ -320,7 +430,8 @@ def measure(
     return Row(
         server=server,
         model=name,
-        batching="on" if config == "batched" else "off",
+        batching="off" if config == "plain" else "on",
+        instances=CONFIGS[config][1],
         concurrency=concurrency,
         requests=count,
         throughput=count / elapsed,
@@ -330,6 +441,18 @@ def measure(
         ceiling=ceiling(sessions, rows, histogram, cache),
         errors=len(errors) + count - len(latencies),
     )
+
+
+#: The server's configurations: name -> (dynamic batching, instances). ``plain`` and ``batched``
+#: have no instance_group (course.serve's defaults: unbatched runs overlap on one session with
+#: cores // workers threads; batches run one at a time on all cores); ``batched_xN`` has an
+#: instance_group of one instance per core, one thread each, as Triton's CPU instances are.
+CORES = os.cpu_count() or 1
+CONFIGS: dict[str, tuple[bool, int]] = {"plain": (False, 1), "batched": (True, 1)}
+#: What went differently from plan in this run (written to the results file).
+NOTES: list[str] = []
+if CORES > 1:
+    CONFIGS[f"batched_x{CORES}"] = (True, CORES)
 
 
 def bench_model(
@@ -342,20 +465,21 @@ def bench_model(
 ) -> list[Row]:
     table: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as root:
-        add_model(root, "plain", model, max_batch_size=MAX_BATCH)
-        add_model(
-            root,
-            "batched",
-            model,
-            max_batch_size=MAX_BATCH,
-            dynamic_batching=True,
-            max_queue_delay_microseconds=delay_us,
-        )
+        for config, (batched, instances) in CONFIGS.items():
+            add_model(
+                root,
+                config,
+                model,
+                max_batch_size=MAX_BATCH,
+                dynamic_batching=batched,
+                max_queue_delay_microseconds=delay_us,
+                instance_count=instances if instances > 1 else None,
+            )
         model_path = str(Path(root) / "plain" / "1" / "model.onnx")
-        sessions = ceiling_sessions(model_path)
+        sessions = CeilingSessions(model_path)
         cache: dict[int, float] = {}
         if isinstance(rows, np.ndarray):
-            rows = {sessions[0].get_inputs()[0].name: rows}
+            rows = {sessions.default.get_inputs()[0].name: rows}
         feed: Rows = rows
 
         def load(server: str, configs: tuple[str, ...], host: str, port: int) -> None:
@@ -370,11 +494,24 @@ def bench_model(
 
         with start(root, port=0, subprocess=True) as ours:
             host, port = ours.address.split(":")
-            load("course.serve", ("plain", "batched"), host, int(port))
+            load("course.serve", tuple(CONFIGS), host, int(port))
         if pytriton:
-            # Triton serves only the batched configuration: PyTriton's @batch models always batch
-            with pytriton_server(pytriton, model_path, delay_us) as triton_port:
-                load("triton (PyTriton)", ("batched",), "127.0.0.1", triton_port)
+            # Triton serves the batched configurations: PyTriton's @batch models always batch
+            batched = tuple(c for c, (b, _) in CONFIGS.items() if b)
+            try:
+                with pytriton_server(pytriton, model_path, delay_us) as triton_port:
+                    load("triton (PyTriton)", batched, "127.0.0.1", triton_port)
+            except RuntimeError as exc:
+                if CORES == 1 or pytriton_server.HANDSHAKE_RACE not in str(exc):
+                    raise
+                note = (
+                    f"PyTriton could not start {CORES} instances of {name} (its instance "
+                    "handshake, every try): Triton's rows for one instance only"
+                )
+                NOTES.append(note)
+                print(note, flush=True)
+                with pytriton_server(pytriton, model_path, delay_us, instances=1) as triton_port:
+                    load("triton (PyTriton)", ("batched",), "127.0.0.1", triton_port)
     return table
 
 
@@ -453,9 +590,18 @@ def wait_ready(
 class pytriton_server:  # noqa: N801 (a context manager used like a function)
     """Start ``benchmarks/pytriton_server.py`` with ``python``; yields the HTTP port.
 
-    Ready when Triton's ``/v2/health/ready`` and the model's ``/ready`` answer 200 (polled, at
-    most ``timeout`` seconds; the process's output is not parsed, it is shown on failure).
+    Ready when Triton's ``/v2/health/ready`` and each model's ``/ready`` answer 200 (polled, at
+    most ``timeout`` seconds; the process's output is shown on failure).
+
+    A start that fails on PyTriton's instance handshake is retried (at most ``attempts`` starts in
+    all, on new ports): the second and later instances of a model wait one second for the first
+    instance's handshake socket (``pytriton.proxy.communication.get_config_from_handshake_server``,
+    ``timeout_s=1.0``), which a busy machine can miss. Any other failure is raised at once.
     """
+
+    #: in the traceback of either way the race shows (a TimeoutError, or a BlockingIOError when the
+    #: socket appears just before the second is up)
+    HANDSHAKE_RACE = "in get_config_from_handshake_server"
 
     def __init__(
         self,
@@ -464,7 +610,11 @@ class pytriton_server:  # noqa: N801 (a context manager used like a function)
         delay_us: int,
         timeout: float = 180,
         script: str | None = None,
+        attempts: int = 3,
+        instances: int = CORES,
     ) -> None:
+        self.attempts = attempts
+        self.models = ["batched"] + ([f"batched_x{instances}"] if instances > 1 else [])
         self.command = [
             python,
             script or str(Path(__file__).with_name("pytriton_server.py")),
@@ -475,12 +625,31 @@ class pytriton_server:  # noqa: N801 (a context manager used like a function)
             str(MAX_BATCH),
             "--delay-us",
             str(delay_us),
+            "--instances",
+            str(instances),
         ]
         self.port = int(self.command[4])
         self.timeout = timeout
         self.log: list[str] = []
 
     def __enter__(self) -> int:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return self._start()
+            except RuntimeError:
+                if attempt == self.attempts or not any(self.HANDSHAKE_RACE in x for x in self.log):
+                    raise
+                print(
+                    f"PyTriton start {attempt} missed its instance handshake (a busy machine): "
+                    "starting it again",
+                    flush=True,
+                )
+                self.port = _free_ports(3)
+                self.command[4] = str(self.port)
+                self.log = []
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _start(self) -> int:
         python = self.command[0]
         libdir = subprocess.run(
             [python, "-c", "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))"],
@@ -512,7 +681,7 @@ class pytriton_server:  # noqa: N801 (a context manager used like a function)
             wait_ready(
                 f"http://127.0.0.1:{self.port}",
                 self.timeout,
-                ("/v2/health/ready", "/v2/models/batched/ready"),
+                ("/v2/health/ready", *(f"/v2/models/{m}/ready" for m in self.models)),
                 alive=lambda: self.process.poll() is None,
                 log=lambda: "\n".join(self.log[-40:]),
                 what=f"PyTriton ({' '.join(self.command)})",
@@ -538,41 +707,60 @@ class pytriton_server:  # noqa: N801 (a context manager used like a function)
 
 
 HEADER = (
-    "| server | model | batching | concurrency | requests | throughput (req/s) | p50 (ms) | p99 (ms) "
-    "| mean batch | onnxruntime in-process, same batches (rows/s) | server / in-process | errors |"
+    "| server | model | batching | instances | concurrency | requests | throughput (req/s) "
+    "| p50 (ms) | p99 (ms) | mean batch | onnxruntime in-process, same batches (rows/s) "
+    "| server / in-process | errors |"
 )
 
 
 def format_row(row: Row) -> str:
     return (
-        f"| {row.server} | {row.model} | {row.batching} | {row.concurrency} | {row.requests} | {row.throughput:,.0f} "
+        f"| {row.server} | {row.model} | {row.batching} | {row.instances} | {row.concurrency} "
+        f"| {row.requests} | {row.throughput:,.0f} "
         f"| {row.p50_ms:.2f} | {row.p99_ms:.2f} | {row.mean_batch:.1f} | {row.ceiling:,.0f} "
         f"| {row.ratio:.1%} | {row.errors} |"
     )
 
 
+def label(row: Row) -> str:
+    """``off``, ``on`` or ``on, N instances``: the server configuration of a row."""
+    if row.batching == "off":
+        return "off"
+    return "on" if row.instances == 1 else f"on, {row.instances} instances"
+
+
 def summarise(table: list[Row]) -> dict[str, dict[str, Any]]:
-    """Per model: batching's gain at 32 clients, the server's fraction of in-process onnxruntime,
-    and (with Triton rows) course.serve's throughput as a ratio to Triton's at each concurrency."""
+    """Per model, at 32 clients: each batched configuration's throughput over no batching's (and
+    what in-process onnxruntime gives on the same batches over batch 1, the ceiling of batching),
+    the server's fraction of in-process onnxruntime, and (with Triton rows) course.serve's
+    throughput as a ratio to Triton's for the same configuration at each concurrency."""
     summary: dict[str, dict[str, Any]] = {}
     ours, triton = "course.serve", "triton (PyTriton)"
     for name in dict.fromkeys(row.model for row in table):
-        by = {(r.server, r.batching, r.concurrency): r for r in table if r.model == name}
+        by = {(r.server, label(r), r.concurrency): r for r in table if r.model == name}
+        plain = by[(ours, "off", 32)]
+        configs = [c for (server, c, n) in by if server == ours and n == 32 and c != "off"]
         entry: dict[str, Any] = {
-            "batching_gain_at_32": by[(ours, "on", 32)].throughput
-            / by[(ours, "off", 32)].throughput,
-            "server_vs_in_process_at_32": by[(ours, "on", 32)].ratio,
+            "batching_gain_at_32": {
+                c: by[(ours, c, 32)].throughput / plain.throughput for c in configs
+            },
             # what batching can give at best: in-process onnxruntime on the batches the server ran
-            # with batching, against batch 1
-            "in_process_batching_gain_at_32": by[(ours, "on", 32)].ceiling
-            / by[(ours, "off", 32)].ceiling,
+            # with batching, against in-process onnxruntime at batch 1
+            "in_process_batching_gain_at_32": {
+                c: by[(ours, c, 32)].ceiling / plain.ceiling for c in configs
+            },
+            "server_vs_in_process_at_32": {c: by[(ours, c, 32)].ratio for c in ["off", *configs]},
         }
-        if (triton, "on", 32) in by:
+        theirs = [c for (server, c, n) in by if server == triton and n == 32]
+        if theirs:
             entry["course_serve_vs_triton"] = {
-                c: by[(ours, "on", c)].throughput / by[(triton, "on", c)].throughput
-                for c in CONCURRENCY
+                c: {
+                    n: by[(ours, c, n)].throughput / by[(triton, c, n)].throughput
+                    for n in CONCURRENCY
+                }
+                for c in theirs
             }
-            entry["triton_vs_in_process_at_32"] = by[(triton, "on", 32)].ratio
+            entry["triton_vs_in_process_at_32"] = {c: by[(triton, c, 32)].ratio for c in theirs}
         summary[name] = entry
     return summary
 
@@ -589,7 +777,14 @@ def main(argv: list[str] | None = None) -> int:
         default="course_mlp,wide_mlp,heavy_mlp,encoder",
         help="comma-separated: course_mlp (64-64-64-10, the course's digits MLP), wide_mlp "
         "(64-1024-1024-10), heavy_mlp (64-4096-4096-10), encoder (course.text_models' BERT-like "
-        f"encoder, {ENCODER_SEQ} tokens per request)",
+        "encoder, --encoder-tokens tokens per request)",
+    )
+    parser.add_argument(
+        "--encoder-tokens",
+        type=int,
+        default=ENCODER_SEQ,
+        help=f"tokens per encoder request (default: {ENCODER_SEQ}); the in-process study of "
+        f"batching's ceiling measures {', '.join(map(str, STUDY_TOKENS))} whatever this is",
     )
     parser.add_argument(
         "--delay-us", type=int, default=1000, help="max_queue_delay_microseconds with batching"
@@ -610,6 +805,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     requests_at = {1: 100, 8: 300, 32: 400} if args.quick else {1: 500, 8: 2000, 32: 3000}
     load_before = os.getloadavg()[0]
+    began = time.monotonic()
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores "
         f"shared by client, server and anything else running (load average before: "
@@ -623,14 +819,19 @@ def main(argv: list[str] | None = None) -> int:
             "tasks) get a larger share than the in-process reference (one run at a time), and "
             "ratios to in-process onnxruntime can pass 100%; measure on a quiet machine"
         )
-    print(HEADER)
-    print("|" + "---|" * 12)
     builders = {
         "course_mlp": (course_mlp, 1),
         "wide_mlp": (wide_mlp, 1),
         "heavy_mlp": (lambda: wide_mlp(width=4096), 8),
-        "encoder": (encoder, 5),
+        "encoder": (lambda: encoder(seq=args.encoder_tokens), 5),
     }
+    study: list[dict[str, Any]] = []
+    if "encoder" in args.models.split(","):
+        from course import text_models
+
+        study = batching_study(str(text_models.encoder_onnx()))
+    print(HEADER)
+    print("|" + "---|" * 13)
     table: list[Row] = []
     for name in args.models.split(","):
         build, fewer = builders[name]
@@ -643,17 +844,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     summary = summarise(table)
     for name, entry in summary.items():
-        print(
-            f"{name}: batching at concurrency 32 gives {entry['batching_gain_at_32']:.2f}x the "
-            "throughput without batching; the server reaches "
-            f"{entry['server_vs_in_process_at_32']:.1%} of in-process onnxruntime on the same batches "
-            f"(in-process, those batches give {entry['in_process_batching_gain_at_32']:.2f}x batch 1)"
-        )
-        if "course_serve_vs_triton" in entry:
-            ratios = ", ".join(
-                f"{r:.2f}x at {c}" for c, r in entry["course_serve_vs_triton"].items()
+        for config, gain in entry["batching_gain_at_32"].items():
+            print(
+                f"{name}: batching {config} at concurrency 32 gives {gain:.2f}x the throughput "
+                "without batching (in-process onnxruntime on the same batches gives "
+                f"{entry['in_process_batching_gain_at_32'][config]:.2f}x batch 1); the server "
+                f"reaches {entry['server_vs_in_process_at_32'][config]:.1%} of in-process "
+                "onnxruntime on the same batches"
             )
-            print(f"{name}: course.serve's throughput / Triton's (PyTriton), batching on: {ratios}")
+        for config, ratios in entry.get("course_serve_vs_triton", {}).items():
+            shown = ", ".join(f"{r:.2f}x at {c}" for c, r in ratios.items())
+            print(
+                f"{name}: course.serve's throughput / Triton's (PyTriton), batching {config}: {shown}"
+            )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         record = {
@@ -668,8 +871,13 @@ def main(argv: list[str] | None = None) -> int:
                 "python": sys.version.split()[0],
                 "onnxruntime": ort.__version__,
             },
-            "encoder_tokens": ENCODER_SEQ,
+            "measured_under_load": load_before > (os.cpu_count() or 1) / 2
+            or load_after > (os.cpu_count() or 1) / 2,
+            "seconds": time.monotonic() - began,
+            "encoder_tokens": args.encoder_tokens,
+            "batching_study": study,
             "delay_us": args.delay_us,
+            "notes": NOTES,
             "rows": [asdict(r) | {"ratio": r.ratio} for r in table],
             "summary": summary,
         }

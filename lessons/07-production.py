@@ -51,9 +51,11 @@ import atexit
 import contextlib
 import json
 import logging
+import os
 import tempfile
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -524,31 +526,121 @@ print("server still running:", server.running)
 # (`course.text_models`, a BERT-style encoder built from a `transformers` configuration and
 # exported to ONNX; built once at set-up and cached) takes `input_ids` and `attention_mask`
 # (int64, `[batch, tokens]`) and returns `last_hidden_state`. Every request here has the same
-# 32 tokens: a search query or a chat turn is that short, and short requests are the ones a
-# server gathers in numbers. (`course.serve` batches requests of the same shape only; servers
-# for text pad requests to a common length, or bucket them by length, before batching.)
+# number of tokens, `ENCODER_TOKENS`: a search query or a short question to a classifier is that
+# short, and short requests are the ones a server gathers in numbers. (`course.serve` batches
+# requests of the same shape only; servers for text pad requests to a common length, or bucket
+# them by length, before batching.)
+#
+# **What batching can give, before any server.** Batching helps when one request leaves the
+# cores idle: a matrix product over few rows cannot keep them busy. A request of `t` tokens
+# already gives each of the encoder's matrix products `t` rows, so the longer the requests, the
+# less batching is left to gain. Measure it in this process, without a server: rows per second
+# at batch 1 and at batch 32, for short and longer requests. (*All cores* is one run using
+# every core; *one thread per core at once* runs one single-threaded session per core side by
+# side, what a server with one model instance per core does.)
 
 # %%
 from course import text_models
 
-ENCODER_TOKENS = 32
+ENCODER_TOKENS = 8  # as benchmarks/serve_bench.py sends
 encoder_path = text_models.encoder_onnx()
+CORES = os.cpu_count() or 1
+
+
+def encoder_session(threads: int | None):
+    """An onnxruntime session of the encoder with ``threads`` threads (None: all cores)."""
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(encoder_path), options, providers=["CPUExecutionProvider"])
+
+
+all_cores, one_thread = encoder_session(None), encoder_session(1)
+
+
+def rows_per_second(session, feed: dict, side_by_side: int = 1, seconds: float = 0.3) -> float:
+    """Rows per second of ``side_by_side`` threads each running ``session`` on ``feed`` at once
+    (a session may run in several threads), for about ``seconds`` (at least two runs per thread
+    after one warm-up run)."""
+    rows = len(feed["input_ids"])
+
+    def loop(_: int) -> tuple[int, float]:
+        session.run(None, feed)
+        began, runs = time.perf_counter(), 0
+        while runs < 2 or time.perf_counter() - began < seconds:
+            session.run(None, feed)
+            runs += 1
+        return runs, time.perf_counter() - began
+
+    with ThreadPoolExecutor(side_by_side) as pool:
+        return sum(rows * runs / took for runs, took in pool.map(loop, range(side_by_side)))
+
+
+ceiling_rows = []
+for tokens in (8, 32):
+    for batch in (1, 32):
+        feed = text_models.sample_inputs(batch, tokens, seed=1)
+        ceiling_rows.append(
+            {
+                "tokens": tokens,
+                "batch": batch,
+                "all cores": rows_per_second(all_cores, feed),
+                "one thread per core at once": rows_per_second(one_thread, feed, CORES),
+            }
+        )
+ceiling_table = pd.DataFrame(ceiling_rows)
+ceiling_table["best (rows/s)"] = ceiling_table[["all cores", "one thread per core at once"]].max(
+    axis=1
+)
+best = ceiling_table.set_index(["tokens", "batch"])["best (rows/s)"]
+for tokens in (8, 32):
+    print(
+        f"{tokens} tokens per request: batch 32 gives {best[tokens, 32] / best[tokens, 1]:.2f}x "
+        "the rows per second of batch 1 (the best layout of each)"
+    )
+del all_cores  # each session holds its own copy of the weights: keep memory for the server
+ceiling_table.round(1)
+
+# %% [markdown]
+# *What to see*: compare the two printed ratios. Each is the most any server's dynamic batching
+# can give for this model, at that request length, on this CPU, however good its batcher; the
+# shorter requests usually leave batching more to gain (on a busy machine, rerun the cell before
+# reading much into a small difference). Compare the two layouts too: at batch 1, one
+# single-threaded run per core usually beats one run split over all cores, because a small run
+# cannot keep several threads busy. A server gets that layout from *model instances*: Triton's `instance_group { count: N }`,
+# which `course.serve` reads too, loads N copies of the model, each with `cores // N` threads,
+# and sends each batch to whichever copy is free.
+#
+# Now the server, under 32 clients sending one request of one row each: the same encoder with
+# batching off, and with batching on and one instance per core. Without batching `course.serve`
+# already overlaps one single-threaded run per core on one session, so the two differ only in
+# batching. (The full benchmark below adds batching with one all-core instance. Each instance
+# holds its own copy of the weights, so the notebook runs one configuration at a time, each in
+# its own server, to stay small in memory.)
+
+# %%
 encoder_rows = text_models.sample_inputs(64, ENCODER_TOKENS, seed=1)
 encoder_parameters = sum(
     int(np.prod(t.dims)) for t in onnx.load(str(encoder_path)).graph.initializer
 )
-ENC_REPO = WORK / "encoder-models"
-course.serve.add_model(ENC_REPO, "encoder", encoder_path, max_batch_size=32)
-course.serve.add_model(
-    ENC_REPO,
-    "encoder_batched",
-    encoder_path,
-    max_batch_size=32,
-    dynamic_batching=True,
-    max_queue_delay_microseconds=1000,
-)
+ENC_REPO = WORK / "encoder-models"  # one repository per configuration
+ENC_CONFIGS = {  # model name -> (label, dynamic batching, instance count or None)
+    "encoder": ("batching off", False, None),
+    "encoder_instances": (f"batching on, {CORES} instances", True, CORES),
+}
+for model_name, (_, batched, instances) in ENC_CONFIGS.items():
+    course.serve.add_model(
+        ENC_REPO / model_name,
+        model_name,
+        encoder_path,
+        max_batch_size=32,
+        dynamic_batching=batched,
+        max_queue_delay_microseconds=1000,
+        instance_count=instances,
+    )
+print((ENC_REPO / "encoder_instances" / "encoder_instances" / "config.pbtxt").read_text())
 started = time.perf_counter()
-enc_server = course.serve.start(ENC_REPO, port=0, subprocess=True)
+enc_server = course.serve.start(ENC_REPO / "encoder_instances", port=0, subprocess=True)
 atexit.register(enc_server.stop)
 enc_client = httpclient.InferenceServerClient(enc_server.address)
 print(
@@ -560,18 +652,18 @@ for name in ("input_ids", "attention_mask"):
     tensor = httpclient.InferInput(name, [1, ENCODER_TOKENS], "INT64")
     tensor.set_data_from_numpy(encoder_rows[name][:1])
     enc_inputs.append(tensor)
-remote_states = enc_client.infer("encoder_batched", enc_inputs).as_numpy("last_hidden_state")
-encoder_session = bench.ort_session(encoder_path)
-local_states = encoder_session.run(None, {k: v[:1] for k, v in encoder_rows.items()})[0]
+remote_states = enc_client.infer("encoder_instances", enc_inputs).as_numpy("last_hidden_state")
+local_states = one_thread.run(None, {k: v[:1] for k, v in encoder_rows.items()})[0]
 print(
     f"output {remote_states.shape}; max |server - in-process| = "
     f"{np.abs(remote_states - local_states).max():.1e}"
 )
 
 # %% [markdown]
-# The same load as for the MLPs, 32 clients sending one request of one row each, with batching
-# off and on; then ONNX Runtime in this process on the same rows, one run at a time, at batch 1
-# (what the server runs without batching) and at the server's mean batch size with batching.
+# The load: 32 clients, each request one row, with each configuration in turn (the running
+# server, then one without batching in its place); then ONNX Runtime in this process on the same
+# rows at the batch sizes the server ran (batch 1 without batching, the server's mean batch size
+# with it), in the layout both configurations use: one single-threaded run per core at once.
 # The test lasts a few seconds, so the figures are rough: rerun the cell before trusting a small
 # difference.
 
@@ -580,46 +672,56 @@ encoder_bodies = [
     course.serve.encode_request({k: v[i : i + 1] for k, v in encoder_rows.items()})
     for i in range(len(encoder_rows["input_ids"]))
 ]
-enc_before = enc_client.get_inference_statistics("encoder_batched")["model_stats"][0]
-encoder_table = pd.concat(
-    [
-        loadtest.sweep(
-            enc_server.url,
-            f"/v2/models/{model_name}/infer",
-            encoder_bodies,
-            (32,),
-            requests=64,
-            time_limit_s=1.0,
-            warmup=16,
-            label=label,
-        )
-        for model_name, label in (("encoder", "batching off"), ("encoder_batched", "batching on"))
-    ],
-    ignore_index=True,
-)
-enc_after = enc_client.get_inference_statistics("encoder_batched")["model_stats"][0]
-enc_mean_batch = (enc_after["inference_count"] - enc_before["inference_count"]) / (
-    enc_after["execution_count"] - enc_before["execution_count"]
-)
-enc_in_process = {}  # rows per second of in-process onnxruntime at a batch size
-for size in (1, max(1, round(enc_mean_batch))):
+
+
+def load_encoder(url: str, client, model_name: str) -> tuple:
+    """32 clients against one configuration: the load test's row and the mean batch size."""
+    before = client.get_inference_statistics(model_name)["model_stats"][0]
+    frame = loadtest.sweep(
+        url,
+        f"/v2/models/{model_name}/infer",
+        encoder_bodies,
+        (32,),
+        requests=64,
+        time_limit_s=1.0,
+        warmup=16,
+        label=ENC_CONFIGS[model_name][0],
+    )
+    after = client.get_inference_statistics(model_name)["model_stats"][0]
+    batch = (after["inference_count"] - before["inference_count"]) / (
+        after["execution_count"] - before["execution_count"]
+    )
+    return frame, batch
+
+
+measured = {"encoder_instances": load_encoder(enc_server.url, enc_client, "encoder_instances")}
+enc_client.close()
+enc_server.stop()
+with course.serve.start(ENC_REPO / "encoder", port=0, subprocess=True) as off_server:
+    off_client = httpclient.InferenceServerClient(off_server.address)
+    measured["encoder"] = load_encoder(off_server.url, off_client, "encoder")
+    off_client.close()
+order = list(ENC_CONFIGS)  # batching off first
+encoder_table = pd.concat([measured[m][0] for m in order], ignore_index=True)
+mean_batches = [measured[m][1] for m in order]
+encoder_table["mean batch"] = mean_batches
+in_process = {}  # batch size -> in-process rows per second, one single-threaded run per core
+for size in sorted({max(1, round(b)) for b in mean_batches}):
     feed = {k: np.resize(v, (size, ENCODER_TOKENS)) for k, v in encoder_rows.items()}
-    timing = bench.benchmark(bench.session_runner(encoder_session, feed), repeat=3, warmup=1)
-    enc_in_process[size] = size / timing.median
-encoder_table["mean batch"] = [1.0, enc_mean_batch]
+    in_process[size] = rows_per_second(one_thread, feed, CORES)
 encoder_table["in-process, same batch (rows/s)"] = [
-    enc_in_process[1],
-    enc_in_process[max(1, round(enc_mean_batch))],
+    in_process[max(1, round(b))] for b in mean_batches
 ]
 encoder_table["server / in-process"] = (
     encoder_table["throughput_rps"] / encoder_table["in-process, same batch (rows/s)"]
 )
-enc_off, enc_on = encoder_table["throughput_rps"]
-print(
-    f"batching on / off at 32 clients: {enc_on / enc_off:.2f}x "
-    f"(in-process, batch {round(enc_mean_batch)} / batch 1: "
-    f"{encoder_table['in-process, same batch (rows/s)'].iloc[1] / enc_in_process[1]:.2f}x)"
-)
+enc_off = encoder_table["throughput_rps"].iloc[0]
+for _, row in encoder_table.iloc[1:].iterrows():  # the batched configurations
+    print(
+        f"{row['label']}: {row['throughput_rps'] / enc_off:.2f}x the throughput without "
+        f"batching (in-process, batch {max(1, round(row['mean batch']))} / batch 1: "
+        f"{row['in-process, same batch (rows/s)'] / in_process[1]:.2f}x)"
+    )
 encoder_table[
     [
         "label",
@@ -635,25 +737,25 @@ encoder_table[
 
 # %% [markdown]
 # *What to see*: compare the last column with the digits MLP's: for the encoder the model's
-# compute, not the protocol, takes most of the server's time. (Without batching the server
-# overlaps runs, one per core, while the in-process figure runs one at a time: the ratio can
-# pass 1.) The gain from batching is bounded by the figure printed in brackets: how much faster
-# per row ONNX Runtime computes the server's batches than single requests. For a transformer on
-# a CPU that bound is low, because one request of 32 tokens already gives each matrix product
-# 32 rows to work on; a GPU, with thousands of arithmetic units to keep busy, gains far more
-# from batching. Server, load generator and notebook share your cores, and any other work on
-# the machine shows up in these figures.
+# compute, not the protocol, takes most of the server's time. The gain from batching is bounded
+# by the figure printed in brackets, the in-process gain of the server's batches over batch 1,
+# which the first table of this section measured for short and long requests. For a transformer
+# on a CPU that bound is modest, because one request of a few tokens already gives each matrix
+# product several rows; a GPU, with thousands of arithmetic units to keep busy, gains far more
+# from batching. With several instances the batches are smaller than with one (the queue feeds
+# several batches in flight), and each runs on one core. Server, load generator and notebook
+# share your cores, and any other work on the machine shows up in these figures.
 #
 # **The full benchmark and a real Triton.** `benchmarks/serve_bench.py` (in the course
-# repository, run by `make benchmarks`, not in the notebook: it runs for minutes) measures the same on every model at 1, 8
-# and 32 clients, and can serve the same encoder with a real NVIDIA Triton Inference Server
-# (through PyTriton, from a separate Python environment, since PyTriton pins an older NumPy),
-# loaded by the same client. If you ran it on this machine, its table is shown below; if not,
-# the cell says how to run it.
+# repository, run by `make benchmarks`, not in the notebook: it runs for minutes) measures the
+# same at 1, 8 and 32 clients on the encoder and three MLPs, the in-process study above at 8, 16
+# and 32 tokens, and can serve the same configurations with a real NVIDIA Triton Inference
+# Server (through PyTriton, from a separate Python environment, since PyTriton pins an older
+# NumPy), loaded by the same client. If you ran it on this machine, its figures are shown
+# below; if not, the cell says how to run it.
 
 # %%
-enc_client.close()
-enc_server.stop()
+del one_thread  # the encoder's weights are not needed in the sections that follow
 REPO_ROOT = Path(course.serve.__file__).resolve().parents[2]
 SERVE_RESULTS = REPO_ROOT / "benchmarks" / "results" / "serve.json"
 PYTRITON_PYTHON = REPO_ROOT / "build" / "pytriton-venv" / "bin" / "python"
@@ -661,6 +763,7 @@ run_it = (
     "`make benchmarks` (the serving part alone: "
     "`python -m benchmarks.serve_bench --pytriton build/pytriton-venv/bin/python`)"
 )
+shown = pd.DataFrame()
 if SERVE_RESULTS.is_file():
     saved = json.loads(SERVE_RESULTS.read_text())
     machine = saved["machine"]
@@ -668,20 +771,26 @@ if SERVE_RESULTS.is_file():
         f"measured by `{saved['command']}` on this machine, {saved['when']}: "
         f"{machine['logical_cores']} cores shared by client and server, load average "
         f"{machine['load_before']:.1f} before, {machine['load_after']:.1f} after"
+        + (" (a busy machine: rerun it on a quiet one)" if saved.get("measured_under_load") else "")
     )
-    full_table = pd.DataFrame(saved["rows"])
-    for name, entry in saved["summary"].items():
-        line = (
-            f"{name}: batching at 32 clients {entry['batching_gain_at_32']:.2f}x; server with "
-            f"batching = {entry['server_vs_in_process_at_32']:.1%} of in-process onnxruntime"
+    for study in saved.get("batching_study", []):
+        print(
+            f"in-process encoder, {study['tokens']} tokens: batch {study['batch']} gives "
+            f"{study['gain']:.2f}x batch 1"
         )
-        if "course_serve_vs_triton" in entry:
-            ratios = ", ".join(
-                f"{ratio:.2f}x at {level} clients"
-                for level, ratio in entry["course_serve_vs_triton"].items()
+    for name, entry in saved["summary"].items():
+        for config, gain in entry["batching_gain_at_32"].items():
+            print(
+                f"{name}, batching {config}, 32 clients: {gain:.2f}x no batching (in-process "
+                f"ceiling {entry['in_process_batching_gain_at_32'][config]:.2f}x); server = "
+                f"{entry['server_vs_in_process_at_32'][config]:.1%} of in-process onnxruntime"
             )
-            line += f"; course.serve / Triton: {ratios}"
-        print(line)
+        for config, ratios in entry.get("course_serve_vs_triton", {}).items():
+            print(
+                f"{name}, batching {config}: course.serve / Triton = "
+                + ", ".join(f"{ratio:.2f}x at {level} clients" for level, ratio in ratios.items())
+            )
+    full_table = pd.DataFrame(saved["rows"])
     if not any("triton" in server_name for server_name in full_table["server"]):
         print(
             "No Triton rows in that run."
@@ -698,6 +807,7 @@ if SERVE_RESULTS.is_file():
                 "server",
                 "model",
                 "batching",
+                "instances",
                 "throughput",
                 "p50_ms",
                 "p99_ms",
@@ -720,7 +830,6 @@ else:
         )
         + " (add `--quick` for a shorter run)."
     )
-    shown = pd.DataFrame()
 shown
 
 # %% [markdown]

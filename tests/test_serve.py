@@ -918,3 +918,32 @@ def test_one_send_per_response_keeps_head_100_continue_and_keep_alive_working(se
         sock.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n")
         head, payload = _read_response(sock)
         assert head.startswith(b"HTTP/1.1 200") and json.loads(payload) == {"ready": True}
+
+
+def test_model_instances_serve_tritonclient_and_report_their_group(tmp_path, reference):
+    """Two instances of a batched model behind HTTP: same answers as onnxruntime, the config
+    endpoint reports the group, and the pool has a thread per instance even with workers=1."""
+    add_model(
+        tmp_path,
+        "mlp",
+        mlp_model(1),
+        max_batch_size=8,
+        dynamic_batching=True,
+        max_queue_delay_microseconds=2000,
+        instance_count=2,
+    )
+    x = features(24)
+    with start(tmp_path, workers=1) as handle:
+        executor = handle.app.state.server.executor
+        assert executor._max_workers == 2, f"expected 2 threads, got {executor._max_workers}"
+        client = triton.InferenceServerClient(handle.address, concurrency=8)
+        try:
+            pending = [
+                client.async_infer("mlp", [triton_input("x", x[i : i + 1])]) for i in range(24)
+            ]
+            got = np.concatenate([p.get_result().as_numpy("logits") for p in pending])
+            config = client.get_model_config("mlp")
+        finally:
+            client.close()
+    assert_close(got, reference("mlp", "1", x=x)["logits"], "logits from 2 instances")
+    assert config["instance_group"] == [{"count": 2, "kind": "KIND_CPU"}], config

@@ -67,6 +67,38 @@ def test_side_process_that_exits_fails_at_once_with_its_output(tmp_path):
     assert "no such backend" in str(info.value), str(info.value)
 
 
+RACES = """
+import pathlib, sys
+starts = pathlib.Path(__file__).with_name("starts")
+starts.write_text(starts.read_text() + "x" if starts.exists() else "x")
+print('  File "/tmp/f/1/communication.py", line 558, in get_config_from_handshake_server')
+print("BlockingIOError: [Errno 11] Resource temporarily unavailable")
+sys.exit(1)
+"""
+
+
+def test_only_the_instance_handshake_race_is_retried(tmp_path):
+    server = serve_bench.pytriton_server(
+        sys.executable,
+        "model.onnx",
+        1000,
+        timeout=60.0,
+        script=side_script(tmp_path, RACES),
+        attempts=3,
+    )
+    with pytest.raises(RuntimeError, match="exited before"):
+        server.__enter__()
+    starts = (tmp_path / "starts").read_text()
+    assert starts == "xxx", f"expected 3 starts for the handshake race, got {len(starts)}"
+    (tmp_path / "starts").unlink()
+    crashes = serve_bench.pytriton_server(
+        sys.executable, "model.onnx", 1000, timeout=60.0, script=side_script(tmp_path, CRASHES)
+    )
+    with pytest.raises(RuntimeError, match="no such backend"):
+        crashes.__enter__()
+    assert not (tmp_path / "starts").exists(), "another failure must not be retried"
+
+
 def test_wait_ready_checks_every_path_on_a_real_server(tmp_path):
     model, _ = serve_bench.wide_mlp(width=16)
     add_model(tmp_path, "batched", model, max_batch_size=4)
@@ -79,17 +111,15 @@ def test_wait_ready_checks_every_path_on_a_real_server(tmp_path):
             serve_bench.wait_ready(server.url, 0.3, ("/v2/models/absent/ready",))
 
 
-def test_bench_model_measures_both_configurations(tmp_path):
+def test_bench_model_measures_every_configuration(tmp_path):
     model, rows = serve_bench.wide_mlp(width=64)
     table = serve_bench.bench_model("tiny", model, rows, {1: 8, 8: 16, 32: 64}, delay_us=2000)
-    assert [(r.batching, r.concurrency) for r in table] == [
-        ("off", 1),
-        ("off", 8),
-        ("off", 32),
-        ("on", 1),
-        ("on", 8),
-        ("on", 32),
-    ]
+    configs = [("off", 1), ("on", 1)]
+    if serve_bench.CORES > 1:
+        configs.append(("on", serve_bench.CORES))
+    want = [(b, n, c) for b, n in configs for c in (1, 8, 32)]
+    got = [(r.batching, r.instances, r.concurrency) for r in table]
+    assert got == want, f"expected rows {want}, got {got}"
     for row in table:
         assert row.errors == 0, row
         assert row.throughput > 0 and row.ceiling > 0, row
@@ -97,6 +127,24 @@ def test_bench_model_measures_both_configurations(tmp_path):
     off32, on32 = table[2], table[5]
     assert off32.mean_batch == 1.0, f"expected batch 1 without batching, got {off32.mean_batch}"
     assert on32.mean_batch > 1.0, f"expected batches above 1 at 32 clients, got {on32.mean_batch}"
+
+
+class Sleeper:
+    """Stands in for a session whose runs take ``seconds`` of wall time without using a core."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def run(self, outputs, feed):
+        time.sleep(self.seconds)
+
+
+def test_parallel_runs_add_up_the_threads_rates():
+    feed = {"x": np.zeros((4, 2), np.float32)}
+    alone = serve_bench.parallel_seconds_per_run([Sleeper(0.02)], feed, 4, budget_s=0.1)
+    both = serve_bench.parallel_seconds_per_run([Sleeper(0.02)] * 2, feed, 4, budget_s=0.1)
+    assert 0.02 <= alone < 0.03, f"expected about 0.02 s per run alone, got {alone}"
+    assert 0.01 <= both < 0.015, f"expected about 0.01 s per run with two at once, got {both}"
 
 
 def test_multi_input_rows_are_cycled_per_input():
@@ -110,8 +158,11 @@ def test_quick_run_writes_the_table_and_its_context(tmp_path, capsys):
     out = tmp_path / "serve.json"
     assert serve_bench.main(["--quick", "--models", "wide_mlp", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "batching at concurrency 32 gives" in printed, printed
+    assert "wide_mlp: batching on at concurrency 32 gives" in printed, printed
     saved = json.loads(out.read_text())
     assert saved["machine"]["logical_cores"] >= 1, saved["machine"]
     assert {r["model"] for r in saved["rows"]} == {"wide_mlp"}, saved["rows"]
-    assert saved["summary"]["wide_mlp"]["batching_gain_at_32"] > 0, saved["summary"]
+    gains = saved["summary"]["wide_mlp"]["batching_gain_at_32"]
+    assert gains and all(g > 0 for g in gains.values()), saved["summary"]
+    assert saved["batching_study"] == [], "the encoder study runs only when the encoder is benched"
+    assert isinstance(saved["measured_under_load"], bool) and saved["seconds"] > 0, saved

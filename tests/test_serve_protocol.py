@@ -7,8 +7,12 @@ these check each rule of the codec directly, so that a failure names the rule.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import os
 import struct
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,7 +39,7 @@ from course.serve import (
     validate_request,
 )
 from course.serve.protocol import datatype_of, parse_header_length
-from course.serve.repository import parse_config, parse_pbtxt
+from course.serve.repository import ModelVersion, parse_config, parse_pbtxt
 
 RNG = np.random.default_rng(0)
 W = RNG.normal(size=(4, 3)).astype(np.float32)
@@ -505,12 +509,39 @@ def test_pbtxt_parser_reads_triton_configs():
         ({"name": "other"}, "name 'other' differs from the model folder 'm'"),
         ({"platform": "tensorflow_savedmodel"}, "onnxruntime only"),
         ({"default_model_filename": "a/b.onnx"}, "default_model_filename must be a file name"),
+        ({"instance_group": [{"count": 0}]}, "instance_group count must be a positive integer"),
+        ({"instance_group": [{"count": "2"}]}, "instance_group count must be a positive integer"),
+        ({"instance_group": [{"count": 2, "kind": "KIND_GPU"}]}, "use KIND_CPU"),
+        ({"instance_group": [{"count": 1, "gpus": [0]}]}, "unsupported instance_group key(s)"),
+        ({"instance_group": []}, "instance_group must be a list of groups"),
+        ({"instance_group": 2}, "instance_group must be a list of groups"),
+        ({"instance_group": [3]}, "each instance_group entry must be a section"),
     ],
 )
 def test_bad_configurations_name_the_fix(config, message):
     with pytest.raises(ConfigError) as info:
         parse_config(config, "m")
     assert message in str(info.value), f"expected {message!r} in {info.value}"
+
+
+def test_instance_groups_add_up_in_every_format(tmp_path):
+    assert parse_config({}, "m").instance_count is None and parse_config({}, "m").instances == 1
+    pbtxt = parse_pbtxt(
+        "instance_group [ { count: 2, kind: KIND_CPU }, { kind: KIND_AUTO } ]"
+        " instance_group { count: 3 }"
+    )
+    assert parse_config(pbtxt, "m").instances == 6, f"got {parse_config(pbtxt, 'm')}"
+    for name, file, text in [
+        ("j", "config.json", json.dumps({"instance_group": [{"count": 2, "kind": "KIND_CPU"}]})),
+        ("t", "config.toml", "[[instance_group]]\ncount = 3\nkind = 'KIND_CPU'\n"),
+    ]:
+        write_model(tmp_path, name, linear_model())
+        (tmp_path / name / file).write_text(text)
+    repo = load_repository(tmp_path)
+    assert [len(repo.get(n).sessions) for n in ("j", "t")] == [2, 3], (
+        f"expected 2 and 3 sessions, got {[len(repo.get(n).sessions) for n in ('j', 't')]}"
+    )
+    assert repo.get("j").triton_config()["instance_group"] == [{"count": 2, "kind": "KIND_CPU"}]
 
 
 def write_model(root: Path, name: str, model: onnx.ModelProto, version: str = "1") -> None:
@@ -616,6 +647,11 @@ def test_add_model_writes_a_triton_repository(tmp_path):
         add_model(tmp_path, "x", path, version=0)
     with pytest.raises(ConfigError, match="at least 1"):
         add_model(tmp_path, "x", path, dynamic_batching=True)
+    with pytest.raises(ConfigError, match="positive integer"):
+        add_model(tmp_path, "x", path, instance_count=0)
+    add_model(tmp_path, "two", path, instance_count=2)
+    text = (tmp_path / "two" / "config.pbtxt").read_text()
+    assert parse_pbtxt(text)["instance_group"] == [{"count": 2, "kind": "KIND_CPU"}], text
 
 
 # ---- schedulers, without HTTP --------------------------------------------------------------------
@@ -739,3 +775,122 @@ def test_batcher_refuses_a_zero_batch_size(tmp_path):
         DynamicBatcher(
             model, ThreadPoolExecutor(1), ModelStats(), max_batch_size=0, max_queue_delay=0
         )
+
+
+# ---- model instances (Triton's instance_group) ---------------------------------------------------
+
+
+@dataclasses.dataclass
+class WatchedModel(ModelVersion):
+    """A loaded model whose runs take at least ``hold`` seconds and record how many overlapped
+    and which instance ran them (the runs themselves are the real onnxruntime sessions')."""
+
+    hold: float = 0.3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.lock = threading.Lock()
+        self.active = 0
+        self.peak = 0
+        self.runs: list[tuple[int, int]] = []  # (instance, rows)
+
+    def run(self, inputs, instance=0):
+        with self.lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            self.runs.append((instance, len(inputs["x"])))
+        try:
+            time.sleep(self.hold)
+            return super().run(inputs, instance)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def watched(root: Path, name: str) -> WatchedModel:
+    version = load_repository(root).get(name)
+    return WatchedModel(**{f.name: getattr(version, f.name) for f in dataclasses.fields(version)})
+
+
+def run_requests(scheduler, requests, stop: bool = False):
+    async def scenario():
+        scheduler.start()
+        tasks = [asyncio.ensure_future(scheduler.infer(r, len(r["x"]))) for r in requests]
+        if stop:
+            await asyncio.sleep(0)
+            await scheduler.stop()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await scheduler.stop()
+        return results
+
+    return asyncio.run(scenario())
+
+
+def assert_gathered(requests, results) -> None:
+    for i, (request, result) in enumerate(zip(requests, results, strict=True)):
+        assert not isinstance(result, BaseException), f"request {i} failed: {result!r}"
+        want = np.take_along_axis(request["x"], request["idx"], axis=1)
+        assert np.array_equal(result["y"], want), f"request {i}: expected {want}, got {result['y']}"
+
+
+def test_instances_are_sessions_with_a_share_of_the_cores(tmp_path):
+    add_model(
+        tmp_path, "two", gather_model(), max_batch_size=4, dynamic_batching=True, instance_count=2
+    )
+    add_model(tmp_path, "one", gather_model(), max_batch_size=4, dynamic_batching=True)
+    repo = load_repository(tmp_path)
+    two, one = repo.get("two"), repo.get("one")
+    assert len(two.sessions) == 2 and two.sessions[0] is not two.sessions[1], (
+        f"expected 2 distinct sessions, got {two.sessions}"
+    )
+    threads = [s.get_session_options().intra_op_num_threads for s in two.sessions]
+    want = max(1, (os.cpu_count() or 1) // 2)
+    assert threads == [want, want], f"expected {want} threads per instance, got {threads}"
+    # no instance_group: one session with onnxruntime's default threads, as before
+    assert len(one.sessions) == 1 and one.session.get_session_options().intra_op_num_threads == 0
+
+
+@pytest.mark.parametrize("stop", [False, True], ids=["running", "stopped-at-once"])
+def test_batches_run_on_every_instance_at_once(tmp_path, stop):
+    add_model(
+        tmp_path, "g", gather_model(), max_batch_size=4, dynamic_batching=True, instance_count=2
+    )
+    model = watched(tmp_path, "g")
+    requests = [gather_inputs(1) for _ in range(8)]
+    stats = ModelStats()
+    with ThreadPoolExecutor(2) as executor:
+        batcher = DynamicBatcher(model, executor, stats, max_batch_size=4, max_queue_delay=0)
+        results = run_requests(batcher, requests, stop=stop)
+    assert_gathered(requests, results)
+    assert sorted(model.runs) == [(0, 4), (1, 4)], (
+        f"expected a batch of 4 on each instance, got (instance, rows) {model.runs}"
+    )
+    assert model.peak == 2, f"expected both instances to run at once, peak overlap {model.peak}"
+    assert stats.execution_count == 2 and stats.inference_count == 8, stats
+
+
+def test_one_instance_runs_one_batch_at_a_time(tmp_path):
+    add_model(tmp_path, "g", gather_model(), max_batch_size=4, dynamic_batching=True)
+    model = watched(tmp_path, "g")
+    model.hold = 0.05
+    requests = [gather_inputs(1) for _ in range(8)]
+    with ThreadPoolExecutor(4) as executor:
+        batcher = DynamicBatcher(model, executor, ModelStats(), max_batch_size=4, max_queue_delay=0)
+        results = run_requests(batcher, requests)
+    assert_gathered(requests, results)
+    assert model.peak == 1, f"expected one batch at a time, peak overlap {model.peak}"
+    assert {i for i, _ in model.runs} == {0}, f"expected instance 0 only, got {model.runs}"
+
+
+@pytest.mark.parametrize(("count", "peak"), [(None, 4), (2, 2)], ids=["no-group", "two"])
+def test_unbatched_runs_overlap_up_to_the_instance_count(tmp_path, count, peak):
+    add_model(tmp_path, "g", gather_model(), max_batch_size=4, instance_count=count)
+    model = watched(tmp_path, "g")
+    requests = [gather_inputs(1) for _ in range(6)]
+    with ThreadPoolExecutor(4) as executor:
+        results = run_requests(DirectScheduler(model, executor, ModelStats()), requests)
+    assert_gathered(requests, results)
+    assert model.peak == peak, f"expected {peak} runs at once, got {model.peak}"
+    if count is not None:
+        used = sorted({i for i, _ in model.runs})
+        assert used == list(range(count)), f"expected instances {list(range(count))}, got {used}"

@@ -24,10 +24,14 @@ Configuration keys (Triton's names)::
 
     max_batch_size: 32                                   # 0 (default): no batch dimension
     dynamic_batching { max_queue_delay_microseconds: 2000 }   # absent (default): batching off
+    instance_group [ { count: 2, kind: KIND_CPU } ]      # absent (default): one instance
 
-The same in TOML: ``max_batch_size = 32`` and ``[dynamic_batching]`` with
-``max_queue_delay_microseconds = 2000``; in JSON:
-``{"max_batch_size": 32, "dynamic_batching": {"max_queue_delay_microseconds": 2000}}``.
+With an ``instance_group`` of N, the model is loaded N times (sessions of ``cores // N`` threads)
+and each request or batch runs on whichever instance is free: small runs that cannot keep every
+core busy alone then run side by side. The same in TOML: ``max_batch_size = 32``,
+``[dynamic_batching]`` with ``max_queue_delay_microseconds = 2000`` and ``[[instance_group]]``
+with ``count = 2``; in JSON: ``{"max_batch_size": 32, "dynamic_batching":
+{"max_queue_delay_microseconds": 2000}, "instance_group": [{"count": 2}]}``.
 
 Python (from a notebook; the server runs in a background thread, or a subprocess)::
 

@@ -84,7 +84,11 @@ class _Server:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="course-serve")
+        # every instance of a model may run at once: the pool has a thread for each
+        instances = max((m.config.instances for m in self.repository.all_versions()), default=1)
+        self.executor = ThreadPoolExecutor(
+            max(self.workers, instances), thread_name_prefix="course-serve"
+        )
         for model in self.repository.all_versions():
             key = (model.name, model.version)
             scheduler = make_scheduler(model, self.executor, self.stats[key])
@@ -283,7 +287,8 @@ def create_app(
     """Build the ASGI application serving ``repository``.
 
     ``max_body_bytes`` caps a request body (after decompression); ``workers`` is the number of
-    threads running onnxruntime (default: the number of CPU cores).
+    threads running onnxruntime (default: the number of CPU cores; never fewer than a model's
+    instance count, so every instance can run at once).
 
     Example (serve it with ``uvicorn.run(app, port=8000)``, or use :func:`course.serve.start`):
 

@@ -11,6 +11,12 @@ the model once and splits the outputs back, row range by row range. Requests arr
 wait for the next batch, so batches grow with the load. If a batched run fails, each of its
 requests is run on its own, so a request that makes the model fail never fails its neighbours.
 
+A model with an ``instance_group`` of N instances has N sessions (``ModelVersion.sessions``): a
+run waits for a free instance, so up to N runs overlap, as Triton's instances do. The batcher
+forms a batch whenever an instance is free, so with N instances the queue is shared by N
+batches in flight. Without an ``instance_group`` the behaviour is the single-instance one: one
+batch at a time; without batching, runs overlap on one session, up to the thread pool's size.
+
 Example: a model whose configuration asks for dynamic batching gets a :class:`DynamicBatcher`
 (:func:`make_scheduler`); the server starts it and awaits ``batcher.infer({"x": rows},
 rows=len(rows))`` once per request::
@@ -107,10 +113,10 @@ class ModelStats:
 
 
 def _timed_run(
-    model: ModelVersion, inputs: Mapping[str, np.ndarray]
+    model: ModelVersion, inputs: Mapping[str, np.ndarray], instance: int = 0
 ) -> tuple[dict[str, np.ndarray], int, int]:
     started = time.perf_counter_ns()
-    outputs = model.run(inputs)
+    outputs = model.run(inputs, instance)
     return outputs, started, time.perf_counter_ns()
 
 
@@ -140,16 +146,34 @@ class Scheduler:
         self.stats = stats
         self.inline_below = INLINE_RUN_SECONDS
         self._average_run: float | None = None
+        self._free: asyncio.Queue[int] = asyncio.Queue()
+        for instance in range(len(model.sessions)):
+            self._free.put_nowait(instance)
+
+    @property
+    def instances(self) -> int:
+        """How many instances (sessions) of the model run requests."""
+        return len(self.model.sessions)
+
+    async def _acquire(self) -> int:
+        """Wait for a free instance; return its index (give it back with :meth:`_release`)."""
+        return await self._free.get()
+
+    def _release(self, instance: int) -> None:
+        self._free.put_nowait(instance)
 
     async def _run(
-        self, inputs: Mapping[str, np.ndarray]
+        self, inputs: Mapping[str, np.ndarray], instance: int = 0
     ) -> tuple[dict[str, np.ndarray], int, int]:
-        """Run the model once: inline when it is known to be fast, else in the thread pool."""
+        """Run the model once on ``instance``: inline when it is known to be fast, else in the
+        thread pool."""
         if self._average_run is not None and self._average_run < self.inline_below:
-            result = _timed_run(self.model, inputs)
+            result = _timed_run(self.model, inputs, instance)
         else:
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self.executor, _timed_run, self.model, inputs)
+            result = await loop.run_in_executor(
+                self.executor, _timed_run, self.model, inputs, instance
+            )
         seconds = (result[2] - result[1]) / 1e9
         average = self._average_run
         self._average_run = seconds if average is None else 0.8 * average + 0.2 * seconds
@@ -172,15 +196,24 @@ class Scheduler:
 
 
 class DirectScheduler(Scheduler):
-    """Each request is one model run (dynamic batching off)."""
+    """Each request is one model run (dynamic batching off).
+
+    With an ``instance_group``, a request waits for a free instance (one run per instance at a
+    time); without one, runs overlap on the single session, up to the thread pool's size.
+    """
 
     async def infer(self, inputs: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
         """Run the model on this request alone, in the thread pool."""
         submitted = time.perf_counter_ns()
+        grouped = self.model.config.instance_count is not None
+        instance = await self._acquire() if grouped else 0
         try:
-            outputs, started, ended = await self._run(inputs)
+            outputs, started, ended = await self._run(inputs, instance)
         except Exception as exc:
             raise _failure(self.model, exc) from exc
+        finally:
+            if grouped:
+                self._release(instance)
         self.stats.queue.add(started - submitted)
         self.stats.record_execution(max(rows, 1), 1, ended - started)
         return outputs
@@ -228,6 +261,7 @@ class DynamicBatcher(Scheduler):
         self._wakeup = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         """Start the batching loop on the running event loop."""
@@ -240,6 +274,8 @@ class DynamicBatcher(Scheduler):
         self._wakeup.set()
         if self._task is not None:
             await self._task
+        while self._running:
+            await asyncio.gather(*self._running)
 
     @property
     def queued(self) -> int:
@@ -288,6 +324,9 @@ class DynamicBatcher(Scheduler):
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
+            # a batch forms when an instance is free to run it: with one instance, after the
+            # previous batch; meanwhile requests queue and the next batch grows with the load
+            instance = await self._acquire()
             first = self._pending[0]
             deadline = first.arrived + self.max_queue_delay
             if not self._closing and loop.time() < deadline:
@@ -304,14 +343,26 @@ class DynamicBatcher(Scheduler):
                     timer.cancel()
             batch = self._take(first)
             if not batch:
+                self._release(instance)
                 continue
-            try:
-                await self._execute(batch)
-            except Exception as exc:  # a bug here must not leave requests waiting forever
-                for item in batch:
-                    self._answer(item, exception=_failure(self.model, exc))
+            if self.instances == 1:
+                await self._guarded(batch, instance)
+            else:
+                task = loop.create_task(self._guarded(batch, instance))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
 
-    async def _execute(self, batch: list[_Item]) -> None:
+    async def _guarded(self, batch: list[_Item], instance: int) -> None:
+        """Run a batch on ``instance``, answer its requests, and give the instance back."""
+        try:
+            await self._execute(batch, instance)
+        except Exception as exc:  # a bug here must not leave requests waiting forever
+            for item in batch:
+                self._answer(item, exception=_failure(self.model, exc))
+        finally:
+            self._release(instance)
+
+    async def _execute(self, batch: list[_Item], instance: int = 0) -> None:
         loop = asyncio.get_running_loop()
         first = batch[0]
         if len(batch) == 1:
@@ -322,13 +373,13 @@ class DynamicBatcher(Scheduler):
             }
         submitted = loop.time()
         try:
-            outputs, started, ended = await self._run(inputs)
+            outputs, started, ended = await self._run(inputs, instance)
             parts = self._split(outputs, batch)
         except Exception as exc:
             if len(batch) == 1:
                 self._answer(first, exception=_failure(self.model, exc))
             else:
-                await self._isolate(batch)
+                await self._isolate(batch, instance)
             return
         waited = sum(submitted - item.arrived for item in batch)
         self.stats.queue.add(int(waited * 1e9), len(batch))
@@ -357,11 +408,11 @@ class DynamicBatcher(Scheduler):
             start = end
         return parts
 
-    async def _isolate(self, batch: list[_Item]) -> None:
+    async def _isolate(self, batch: list[_Item], instance: int = 0) -> None:
         """A batched run failed: run each request alone so only the guilty ones fail."""
         for item in batch:
             try:
-                outputs, started, ended = await self._run(item.inputs)
+                outputs, started, ended = await self._run(item.inputs, instance)
             except Exception as exc:
                 self._answer(item, exception=_failure(self.model, exc))
             else:

@@ -15,9 +15,14 @@ The configuration keys are Triton's (a subset), in any of the three formats:
 - ``dynamic_batching { max_queue_delay_microseconds: N }``: gather concurrent requests into one
   run of at most ``max_batch_size`` rows, waiting at most N microseconds (default 0) for more.
   Absent means off: each request runs on its own.
+- ``instance_group [ { count: N, kind: KIND_CPU } ]``: N instances of the model, each its own
+  onnxruntime session with ``cores // N`` threads; a request (or a dynamic batch) runs on whichever
+  instance is free, so up to N runs overlap. Absent means Triton's default of one instance with
+  the server's defaults (see :func:`default_intra_op_threads`). Several groups add up; ``kind``
+  must be ``KIND_CPU`` or ``KIND_AUTO`` (this server has no GPU instances).
 - ``default_model_filename`` (default ``model.onnx``), ``name`` (must match the folder),
-  ``platform: "onnxruntime_onnx"`` / ``backend: "onnxruntime"``; ``input``, ``output`` and
-  ``instance_group`` are accepted and ignored (the ONNX file declares its tensors).
+  ``platform: "onnxruntime_onnx"`` / ``backend: "onnxruntime"``; ``input`` and ``output`` are
+  accepted and ignored (the ONNX file declares its tensors).
 
 Example::
 
@@ -91,9 +96,12 @@ _KEYS = {
     "max_batch_size",
     "dynamic_batching",
     "default_model_filename",
+    "instance_group",
 }
-_IGNORED_KEYS = {"input", "output", "instance_group"}
+_IGNORED_KEYS = {"input", "output"}
 _BATCHING_KEYS = {"max_queue_delay_microseconds"}
+_INSTANCE_KEYS = {"count", "kind", "name"}
+_INSTANCE_KINDS = {"KIND_CPU", "KIND_AUTO"}
 
 
 class RepositoryError(Exception):
@@ -115,10 +123,14 @@ class DynamicBatching:
 class ModelConfig:
     """A model's serving configuration (Triton's keys, see the module docstring).
 
+    ``instance_count`` is ``None`` when the configuration has no ``instance_group``.
+
     Example::
 
         >>> ModelConfig("mlp", max_batch_size=32, dynamic_batching=DynamicBatching(1000)).batching
         True
+        >>> ModelConfig("mlp", instance_count=2).instances
+        2
     """
 
     name: str
@@ -126,11 +138,17 @@ class ModelConfig:
     dynamic_batching: DynamicBatching | None = None
     default_model_filename: str = "model.onnx"
     source: str | None = None
+    instance_count: int | None = None
 
     @property
     def batching(self) -> bool:
         """Whether concurrent requests are gathered into batches."""
         return self.dynamic_batching is not None
+
+    @property
+    def instances(self) -> int:
+        """How many sessions serve the model (1 without an ``instance_group``)."""
+        return self.instance_count or 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,6 +259,41 @@ def _nonnegative_int(value: Any, key: str, where: str) -> int:
     return value
 
 
+def _instance_count(value: Any, where: str) -> int:
+    """The total ``count`` of Triton's ``instance_group`` (one group or a list of groups)."""
+    groups = [value] if isinstance(value, Mapping) else value
+    if not isinstance(groups, list) or not groups:
+        raise ConfigError(
+            f"{where}: instance_group must be a list of groups such as "
+            f"[ {{ count: 2, kind: KIND_CPU }} ], got {value!r}"
+        )
+    total = 0
+    for group in groups:
+        if not isinstance(group, Mapping):
+            raise ConfigError(
+                f"{where}: each instance_group entry must be a section, got {group!r}"
+            )
+        unknown = sorted(set(group) - _INSTANCE_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"{where}: unsupported instance_group key(s) {unknown}; "
+                f"supported: {sorted(_INSTANCE_KEYS)}"
+            )
+        kind = group.get("kind", "KIND_AUTO")
+        if kind not in _INSTANCE_KINDS:
+            raise ConfigError(
+                f"{where}: instance_group kind {kind!r} is not served here: this server runs "
+                "onnxruntime on the CPU only; use KIND_CPU (or leave kind out)"
+            )
+        count = group.get("count", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ConfigError(
+                f"{where}: instance_group count must be a positive integer, got {count!r}"
+            )
+        total += count
+    return total
+
+
 def parse_config(data: Mapping[str, Any], name: str, source: str | None = None) -> ModelConfig:
     """Check a configuration mapping (from any of the three formats) and build a ModelConfig.
 
@@ -248,6 +301,8 @@ def parse_config(data: Mapping[str, Any], name: str, source: str | None = None) 
 
         >>> parse_config({"max_batch_size": 16, "dynamic_batching": {}}, "mlp").batching
         True
+        >>> parse_config({"instance_group": [{"count": 2, "kind": "KIND_CPU"}]}, "mlp").instances
+        2
     """
     where = source or f"configuration of model '{name}'"
     unknown = sorted(set(data) - _KEYS - _IGNORED_KEYS)
@@ -292,7 +347,8 @@ def parse_config(data: Mapping[str, Any], name: str, source: str | None = None) 
     filename = data.get("default_model_filename", "model.onnx")
     if not isinstance(filename, str) or not filename or "/" in filename:
         raise ConfigError(f"{where}: default_model_filename must be a file name, got {filename!r}")
-    return ModelConfig(name, max_batch_size, batching, filename, source)
+    instances = _instance_count(data["instance_group"], where) if "instance_group" in data else None
+    return ModelConfig(name, max_batch_size, batching, filename, source, instances)
 
 
 def read_config(model_dir: Path) -> ModelConfig:
@@ -349,7 +405,10 @@ def _spec(arg: Any, model: str, kind: str) -> TensorSpec:
 
 @dataclass
 class ModelVersion:
-    """One loaded version of a model: its onnxruntime session and tensor specifications."""
+    """One loaded version of a model: its onnxruntime session(s) and tensor specifications.
+
+    ``sessions`` holds one session per instance (``config.instances``); ``session`` is the first.
+    """
 
     name: str
     version: str
@@ -358,9 +417,14 @@ class ModelVersion:
     session: ort.InferenceSession
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    sessions: tuple[ort.InferenceSession, ...] = ()
 
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the session on arrays by input name; return every output by name.
+    def __post_init__(self) -> None:
+        if not self.sessions:
+            self.sessions = (self.session,)
+
+    def run(self, inputs: Mapping[str, np.ndarray], instance: int = 0) -> dict[str, np.ndarray]:
+        """Run instance ``instance``'s session on arrays by input name; return every output by name.
 
         Example:
 
@@ -369,7 +433,7 @@ class ModelVersion:
             >>> model.run({"x": np.ones((2, 4), np.float32)})["y"].shape
             (2, 3)
         """
-        values = self.session.run(None, dict(inputs))
+        values = self.sessions[instance].run(None, dict(inputs))
         return {spec.name: value for spec, value in zip(self.outputs, values, strict=True)}
 
     def metadata(self, versions: list[str]) -> dict[str, Any]:
@@ -411,17 +475,21 @@ class ModelVersion:
             config["dynamic_batching"] = {
                 "max_queue_delay_microseconds": self.config.dynamic_batching.max_queue_delay_microseconds
             }
+        config["instance_group"] = [{"count": self.config.instances, "kind": "KIND_CPU"}]
         return config
 
 
-def default_intra_op_threads(batched: bool, workers: int | None) -> int | None:
+def default_intra_op_threads(
+    batched: bool, workers: int | None, instances: int | None = None
+) -> int | None:
     """onnxruntime threads per run when the caller sets none (``None``: onnxruntime's default).
 
-    A batched model runs one batch at a time: all cores (onnxruntime's default). Without batching,
-    up to ``workers`` requests run at once, each in its own thread: each run then gets
-    ``cores // workers`` threads, so concurrent runs fill the cores without oversubscribing them.
-    Measured on 2 shared cores (text encoder, 32 clients, no batching): 2 runs x 2 threads each
-    answered 23-25 requests/s, 2 runs x 1 thread 36-41.
+    With an ``instance_group`` of N instances, up to N runs overlap: each instance's session gets
+    ``cores // N`` threads. Without one, a batched model runs one batch at a time: all cores
+    (onnxruntime's default); an unbatched one runs up to ``workers`` requests at once on one
+    session, so each run gets ``cores // workers`` threads and concurrent runs fill the cores
+    without oversubscribing them. Measured on 2 shared cores (text encoder, 32 clients, no
+    batching): 2 runs x 2 threads each answered 23-25 requests/s, 2 runs x 1 thread 36-41.
 
     Example::
 
@@ -429,20 +497,28 @@ def default_intra_op_threads(batched: bool, workers: int | None) -> int | None:
         True
         >>> default_intra_op_threads(batched=False, workers=os.cpu_count())
         1
+        >>> default_intra_op_threads(batched=True, workers=2, instances=os.cpu_count())
+        1
     """
     cores = os.cpu_count() or 1
+    if instances is not None:
+        return max(1, cores // instances)
     if batched:
         return None
     return max(1, cores // (workers or cores))
 
 
 def _session(
-    path: Path, intra_op_threads: int | None, batched: bool, workers: int | None = None
+    path: Path,
+    intra_op_threads: int | None,
+    batched: bool,
+    workers: int | None = None,
+    instances: int | None = None,
 ) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 4  # run errors go to the client, not to stderr
     if intra_op_threads is None:
-        intra_op_threads = default_intra_op_threads(batched, workers)
+        intra_op_threads = default_intra_op_threads(batched, workers, instances)
     if intra_op_threads is not None:
         options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
@@ -471,9 +547,17 @@ def _load_version(
             f"model '{model_dir.name}' version {version_dir.name}: {path} not found; put the ONNX "
             f"file there (or set default_model_filename in the model's configuration)"
         )
-    session = _session(
-        path, intra_op_threads, batched=config.dynamic_batching is not None, workers=workers
+    sessions = tuple(
+        _session(
+            path,
+            intra_op_threads,
+            batched=config.dynamic_batching is not None,
+            workers=workers,
+            instances=config.instance_count,
+        )
+        for _ in range(config.instances)
     )
+    session = sessions[0]
     name = model_dir.name
     inputs = tuple(_spec(arg, name, "input") for arg in session.get_inputs())
     outputs = tuple(_spec(arg, name, "output") for arg in session.get_outputs())
@@ -486,7 +570,7 @@ def _load_version(
                     "dimension on every input and output; export with a dynamic batch dimension "
                     "or set max_batch_size to 0"
                 )
-    return ModelVersion(name, version_dir.name, path, config, session, inputs, outputs)
+    return ModelVersion(name, version_dir.name, path, config, session, inputs, outputs, sessions)
 
 
 class ModelRepository:
@@ -538,10 +622,10 @@ def load_repository(
 ) -> ModelRepository:
     """Load every model of a repository folder, creating each onnxruntime session once.
 
-    ``intra_op_threads`` sets every session's thread count; when it is not given, models without
-    dynamic batching get ``cores // workers`` threads (``workers``: how many runs the server
-    makes at once, default one per core) and batched models all cores
-    (:func:`default_intra_op_threads`).
+    ``intra_op_threads`` sets every session's thread count; when it is not given, a model with an
+    ``instance_group`` of N gets ``cores // N`` threads per instance, other models without
+    dynamic batching ``cores // workers`` (``workers``: how many runs the server makes at once,
+    default one per core) and other batched models all cores (:func:`default_intra_op_threads`).
 
     Raises :class:`RepositoryError` naming the folder or file to fix.
 
@@ -579,10 +663,19 @@ def load_repository(
 def _pbtxt_text(config: Mapping[str, Any], indent: str = "") -> str:
     lines = []
     for key, value in config.items():
-        if isinstance(value, Mapping):
+        if isinstance(value, list):  # a list of sections, such as instance_group
+            lines.append(f"{indent}{key} [")
+            for i, item in enumerate(value):
+                lines.append(f"{indent}  {{")
+                lines.append(_pbtxt_text(item, indent + "    "))
+                lines.append(f"{indent}  }}{',' if i < len(value) - 1 else ''}")
+            lines.append(f"{indent}]")
+        elif isinstance(value, Mapping):
             lines.append(f"{indent}{key} {{")
             lines.append(_pbtxt_text(value, indent + "  "))
             lines.append(f"{indent}}}")
+        elif isinstance(value, str) and key == "kind":  # an enum value is written bare
+            lines.append(f"{indent}{key}: {value}")
         elif isinstance(value, str):
             lines.append(f'{indent}{key}: "{value}"')
         else:
@@ -599,15 +692,26 @@ def add_model(
     max_batch_size: int = 0,
     dynamic_batching: bool = False,
     max_queue_delay_microseconds: int = 0,
+    instance_count: int | None = None,
 ) -> Path:
     """Write a model into a repository folder, with a Triton ``config.pbtxt``; return its path.
 
     The folder it writes is also a valid Triton model repository for the onnxruntime backend.
+    ``instance_count`` writes ``instance_group [ { count: N, kind: KIND_CPU } ]`` (``None``: no
+    instance_group, one instance).
 
     Example::
 
         >>> add_model("models", "mlp", onnx.load("mlp.onnx"), max_batch_size=32, dynamic_batching=True)
         PosixPath('models/mlp/1/model.onnx')
+        >>> _ = add_model("models", "mlp2", onnx.load("mlp.onnx"), instance_count=2)
+        >>> print(open("models/mlp2/config.pbtxt").read().split("instance_group")[1].strip())
+        [
+          {
+            count: 2
+            kind: KIND_CPU
+          }
+        ]
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
         raise ValueError(f"model name {name!r}: use letters, digits, '_', '-' or '.' only")
@@ -620,5 +724,7 @@ def add_model(
     }
     if dynamic_batching:
         config["dynamic_batching"] = {"max_queue_delay_microseconds": max_queue_delay_microseconds}
+    if instance_count is not None:
+        config["instance_group"] = [{"count": instance_count, "kind": "KIND_CPU"}]
     parse_config(config, name)  # the same checks the server will make
     return write_repository_files(root, name, model, _pbtxt_text(config) + "\n", version=version)
