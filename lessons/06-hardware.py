@@ -1358,9 +1358,9 @@ _check_batch(256, 256, 10.0, 100.0)
 # a ridge of 1280 / 25 = 51.2 FLOP/byte, met exactly (not exceeded) at one batch: that batch counts
 _check_batch(256, 256, 1280.0, 25.0)
 _check_batch(256, 512, 1280.0, 25.0)
-_got = compute_bound_batch(64, 64, 989.0, 3.35)
-assert _got is None, (
-    f"a 64x64 layer never reaches a ridge of ~295 FLOP/byte: expected None, got {_got!r}"
+_small_layer = compute_bound_batch(64, 64, 989.0, 3.35)
+assert _small_layer is None, (
+    f"a 64x64 layer never reaches a ridge of ~295 FLOP/byte: expected None, got {_small_layer!r}"
 )
 ### END HIDDEN TESTS
 
