@@ -633,8 +633,12 @@ for _b, _s in [(16, 64), (3, 1)]:
     with torch.no_grad():
         _want = _eval_tagger(_x).numpy()
     _got = _sess.run(None, {_name: _x.numpy()})[0]
-    assert _got.shape == _want.shape and np.allclose(_got, _want, rtol=1e-4, atol=1e-5), (
-        f"batch {_b}, seq {_s}: expected the eval-mode output, got shape {_got.shape}"
+    assert _got.shape == _want.shape, (
+        f"batch {_b}, seq {_s}: expected shape {_want.shape}, got {_got.shape}"
+    )
+    assert np.allclose(_got, _want, rtol=1e-4, atol=1e-5), (
+        f"batch {_b}, seq {_s}: expected the eval-mode output within float32 tolerance, "
+        f"got max error {float(np.abs(_got - _want).max()):.2e}"
     )
 ### END HIDDEN TESTS
 
@@ -845,19 +849,24 @@ for _n in (1, 33):
         f"batch {_n}: expected the model to run, got {_run.error_type}: {_run.message[:200]}"
     )
     _got = _run.value[0]
-    assert _got.shape == _want.shape and np.allclose(_got, _want, rtol=1e-4, atol=1e-5), (
-        f"batch {_n}: expected Keras' output within float32 tolerance, got shape {_got.shape}"
+    assert _got.shape == _want.shape, (
+        f"batch {_n}: expected Keras' output shape {_want.shape}, got {_got.shape}"
+    )
+    assert np.allclose(_got, _want, rtol=1e-4, atol=1e-5), (
+        f"batch {_n}: expected Keras' output within float32 tolerance, "
+        f"got max error {float(np.abs(_got - _want).max()):.2e}"
     )
 ### BEGIN HIDDEN TESTS
 _d0 = ex2_onnx.graph.input[0].type.tensor_type.shape.dim[0]
 assert not _d0.HasField("dim_value"), f"expected a dynamic batch dimension, got {_d0.dim_value}"
 _x = np.random.default_rng(9).random((300, 12), dtype=np.float32)
-assert np.allclose(
-    _sess2.run(None, {_sess2.get_inputs()[0].name: _x})[0],
-    ex2_model(_x).numpy(),
-    rtol=1e-4,
-    atol=1e-5,
-), "batch 300 differs from Keras"
+_got = _sess2.run(None, {_sess2.get_inputs()[0].name: _x})[0]
+_want = ex2_model(_x).numpy()
+assert _got.shape == _want.shape and np.allclose(_got, _want, rtol=1e-4, atol=1e-5), (
+    f"batch 300: expected Keras' output of shape {_want.shape} within float32 tolerance, got "
+    f"shape {_got.shape}"
+    + (f", max error {float(np.abs(_got - _want).max()):.2e}" if _got.shape == _want.shape else "")
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1799,7 +1808,10 @@ for _n in (1, 500):
     ### BEGIN HIDDEN TESTS
     with torch.no_grad():
         _w = _eval_net(torch.from_numpy(_r)).numpy()
-    assert np.allclose(_o.value[0], _w, rtol=1e-4, atol=1e-5), f"batch {_n}: logits differ"
+    assert np.allclose(_o.value[0], _w, rtol=1e-4, atol=1e-5), (
+        f"batch {_n}: expected the inference-mode logits within float32 tolerance, "
+        f"got max error {float(np.abs(_o.value[0] - _w).max()):.2e}"
+    )
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1877,8 +1889,8 @@ for _model, _b, _dt in _cases:
     _sig = troubleshoot.input_signature(_model)[0]
     _got, _want = predict_run(_sig, _b, _dt), _actual(_model, _b, _dt)
     assert _got == _want, (
-        f"signature {_sig}, batch {_b}, {_dt}: your prediction {_got!r} is not what ONNX Runtime"
-        " does (try the case in the explorer)"
+        f"signature {_sig}, batch {_b}, {_dt}: expected {_want!r} (what ONNX Runtime does), "
+        f"got {_got!r}"
     )
 
 # %% [markdown]
