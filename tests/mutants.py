@@ -16,6 +16,7 @@ killed / (mutants - equivalent ones); the target is at least 90%.
     python tests/mutants.py                       # every lesson, all mutants (make mutation)
     python tests/mutants.py 00-template --per-exercise 4 --seed 1
     python tests/mutants.py --list 03-converting  # print the mutants, grade nothing
+    python tests/mutants.py --merge other/results.json  # lessons graded on another machine
 
 The report goes to ``tests/mutation/report.md`` and every outcome to ``tests/mutation/results.json``
 (both committed). A run over some lessons replaces those lessons' rows in ``results.json`` and
@@ -516,7 +517,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--list", action="store_true", help="print the mutants, grade nothing")
     parser.add_argument("--report", type=Path, default=REPORT)
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        metavar="RESULTS",
+        help="grade nothing: add these results.json files (lessons graded elsewhere) to the "
+        "committed ones and rewrite the report",
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        stored = load_results()
+        for path in args.merge:
+            stored.update(json.loads(path.read_text()))
+        RESULTS.write_text(json.dumps(dict(sorted(stored.items())), indent=1) + "\n")
+        merged = outcomes_of(stored)
+        seconds = sum(entry["seconds"] for entry in stored.values())
+        report = write_report(
+            merged, "python tests/mutants.py (per lesson, below)", seconds, stored
+        )
+        args.report.write_text(report)
+        print(report)
+        return 1 if [k for k, r in summarise(merged).items() if r["score"] < TARGET] else 0
     lessons = args.lessons or harness.lessons()
     started = time.monotonic()
     outcomes: list[Outcome] = []
