@@ -332,11 +332,14 @@ def record_timing(lesson: str, seconds: float | None, network_blocked: bool) -> 
 
 def artefact_dir() -> Path:
     """The test session's private artefact folder: tests/conftest.py makes one per session and
-    hands it to the xdist workers in ``$COURSE_TEST_ARTEFACTS``; elsewhere, one per process."""
+    hands it to the xdist workers in ``$COURSE_TEST_ARTEFACTS``; elsewhere (tests/mutants.py),
+    one per process, removed when it exits (about 0.9 GB: set the variable to a folder of your
+    own to keep one build for several runs)."""
     path = os.environ.get(ARTEFACTS_ENV)
     if not path:
         path = tempfile.mkdtemp(prefix="course-artefacts-")
         os.environ[ARTEFACTS_ENV] = path
+        atexit.register(shutil.rmtree, path, True)
     return Path(path)
 
 
