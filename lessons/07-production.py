@@ -933,7 +933,9 @@ try:
     _resp = _httpx.post(f"{_srv.url}/v2/models/digits/infer", json=_req, timeout=10)
 finally:
     _srv.stop()
-assert _resp.status_code == 200, f"the server answered {_resp.status_code}: {_resp.text[:300]}"
+assert _resp.status_code == 200, (
+    f"expected HTTP 200 from the server, got {_resp.status_code}: {_resp.text[:300]}"
+)
 _parsed = parse_infer_response(_resp.json())
 _want = _run_onnx(digits_onnx, _rows)[0]
 assert set(_parsed) == {"linear_2"}, f"expected outputs {{'linear_2'}}, got {set(_parsed)}"
@@ -942,7 +944,8 @@ assert _parsed["linear_2"].shape == (3, 10) and _parsed["linear_2"].dtype == _np
     f"{_parsed['linear_2'].shape}"
 )
 assert _np.allclose(_parsed["linear_2"], _want, atol=1e-5), (
-    f"the parsed scores differ from onnxruntime's by {_np.abs(_parsed['linear_2'] - _want).max():.2e}"
+    "expected the parsed scores to equal onnxruntime's (within 1e-5), got a difference of up to "
+    f"{_np.abs(_parsed['linear_2'] - _want).max():.2e}"
 )
 
 # %% nbgrader={"grade": true, "grade_id": "ex1-hidden", "points": 2}
@@ -977,11 +980,29 @@ for _name, _arr, _ in _outs:
         f"output '{_name}': expected {_arr.dtype} {_arr.shape}, got "
         f"{_got[_name].dtype} {_got[_name].shape}"
     )
-    assert _np.array_equal(_got[_name], _arr), f"output '{_name}': the values differ"
+    assert _np.array_equal(_got[_name], _arr), (
+        f"output '{_name}': expected {_arr.tolist()}, got {_got[_name].tolist()}"
+    )
 ### BEGIN HIDDEN TESTS
 _req = build_infer_request({"x": _np.float32([1.5]), "y": _np.zeros((2, 0, 3), _np.float64)})
 _d = _serve.decode_request(_json.dumps(_req).encode()).inputs
-assert _d["x"].shape == (1,) and _d["y"].shape == (2, 0, 3), "1-D and empty tensors"
+_got_shapes = (_d["x"].shape, _d["y"].shape)
+assert _got_shapes == ((1,), (2, 0, 3)), (
+    f"a 1-D and an empty tensor: expected shapes ((1,), (2, 0, 3)), got {_got_shapes}"
+)
+_f64 = _np.array([[0.1, -2.5, 1e-3]], _np.float64)
+_i32 = _np.array([7, -3, 2**31 - 1], _np.int32)
+_resp64, _ = _serve.encode_response(
+    "m64", "1", [("score64", _f64, False), ("count32", _i32, False)]
+)
+_parsed64 = parse_infer_response(_json.loads(_resp64))
+for _key64, _arr64 in (("score64", _f64), ("count32", _i32)):
+    _out64 = _parsed64.get(_key64)
+    _got64 = None if _out64 is None else (_out64.dtype, _out64.shape, _out64.tolist())
+    assert _got64 == (_arr64.dtype, _arr64.shape, _arr64.tolist()), (
+        f"output '{_key64}' (FP64 and INT32 outputs): expected {_arr64.dtype} {_arr64.shape} "
+        f"{_arr64.tolist()}, got {_got64}"
+    )
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1104,7 +1125,9 @@ assert _big.shape == (45,), (
     f"45 images, max_batch_size 16: expected 45 labels, got shape {_big.shape}"
 )
 assert _np.array_equal(_big, _want), (
-    f"45 images: {int((_big != _want).sum())} labels differ from the model's predictions"
+    f"45 images: expected the model's 45 labels, got {int((_big != _want).sum())} different "
+    f"(first at index {int(_np.argmax(_big != _want))}: expected "
+    f"{_want[_np.argmax(_big != _want)]}, got {_big[_np.argmax(_big != _want)]})"
 )
 assert _other.shape == (20,) and _np.array_equal(_other, _want[:20]), (
     "a model whose input is 'v2_input' (max_batch_size 8): expected 20 labels equal to the "
@@ -1190,7 +1213,10 @@ else:
     raise AssertionError("no run between the snapshots: expected ValueError, nothing was raised")
 ### BEGIN HIDDEN TESTS
 _s = batching_summary(_snapshot(0, 0, 0), _snapshot(3, 3, 3))
-assert abs(_s["runs_saved"]) < 1e-12 and _s["mean_batch"] == 1.0, "no batching at all"
+assert abs(_s["runs_saved"]) < 1e-12 and _s["mean_batch"] == 1.0, (
+    "3 requests of 1 row in 3 runs (no batching): expected runs_saved 0 and mean_batch 1.0, got "
+    f"{_s['runs_saved']!r} and {_s['mean_batch']!r}"
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1410,7 +1436,8 @@ except course.serve.ConfigError as exc:
 # dynamic first dimension) with: the `name`, `platform: "onnxruntime_onnx"`, the
 # `max_batch_size`, one `input` entry per graph input and one `output` entry per graph output
 # (`name`, `data_type` such as `TYPE_FP32`, `TYPE_UINT8`, `TYPE_INT64`, and `dims` without the
-# batch dimension), and `dynamic_batching` with `max_queue_delay_microseconds`. Triton requires
+# batch dimension, `-1` for any other dimension of variable size, such as a sequence length),
+# and `dynamic_batching` with `max_queue_delay_microseconds`. Triton requires
 # at least one dim: a tensor whose only dimension is the batch (shape `[N]`) is written
 # `dims: [ 1 ]` with `reshape: { shape: [ ] }`.
 #
@@ -1484,7 +1511,8 @@ _root = _tempfile.mkdtemp()
 _tc.write_model(_root, "digits", digits_onnx, _text)
 _loaded = _serve.load_repository(_root).get("digits").config
 assert _loaded.max_batch_size == 16 and _loaded.batching, (
-    f"course.serve read max_batch_size {_loaded.max_batch_size}, batching {_loaded.batching}"
+    "expected course.serve to read max_batch_size 16 with batching on, got max_batch_size "
+    f"{_loaded.max_batch_size}, batching {_loaded.batching}"
 )
 
 # %% nbgrader={"grade": true, "grade_id": "ex4-hidden", "points": 2}
@@ -1512,7 +1540,9 @@ _graph = _helper.make_graph(
 _raw_model = _helper.make_model(_graph, opset_imports=[_helper.make_opsetid("", 18)], ir_version=10)
 _text = _call_without_generator(_raw_model, "raw", 4, 0)
 _problems = _tc.validate_config(_text, _raw_model, name="raw")
-assert not _problems, "Triton would refuse this configuration:\n" + "\n".join(_problems)
+assert not _problems, "expected a configuration Triton accepts, got these problems:\n" + "\n".join(
+    _problems
+)
 _cfg = _tc.parse_config(_text)
 assert sorted(t.name for t in _cfg.input) == ["pixels"] and sorted(t.name for t in _cfg.output) == [
     "label",
@@ -1574,8 +1604,9 @@ _mixed_model = _helper.make_model(
 )
 _mixed_text = _call_without_generator(_mixed_model, "mixed", 8, 250)
 _mixed_problems = _tc.validate_config(_mixed_text, _mixed_model, name="mixed")
-assert not _mixed_problems, "mixed types: Triton would refuse this configuration:\n" + "\n".join(
-    _mixed_problems
+assert not _mixed_problems, (
+    "mixed types: expected a configuration Triton accepts, got these problems:\n"
+    + "\n".join(_mixed_problems)
 )
 _mixed_cfg = _tc.parse_config(_mixed_text)
 _want_mixed = {
@@ -1595,6 +1626,32 @@ _got_batching = (
 assert _got_batching == (8, 250), (
     f"mixed types: expected (max_batch_size, max_queue_delay_microseconds) == (8, 250), got "
     f"{_got_batching}"
+)
+_seq = _helper.make_graph(  # a variable sequence length: named ("T") in the input, unnamed after
+    [
+        _helper.make_node("Cast", ["tokens"], ["tf"], to=_TP.FLOAT),
+        _helper.make_node("Unsqueeze", ["tf", "axis2"], ["tf3"]),
+        _helper.make_node("Mul", ["tf3", "E"], ["embedded"]),
+    ],
+    "sequence",
+    [_helper.make_tensor_value_info("tokens", _TP.INT64, ["N", "T"])],
+    [_helper.make_tensor_value_info("embedded", _TP.FLOAT, ["N", None, 4])],
+    [
+        _nh.from_array(_np.array([2], _np.int64), "axis2"),
+        _nh.from_array(_np.ones((1, 4), _np.float32), "E"),
+    ],
+)
+_seq_model = _helper.make_model(_seq, opset_imports=[_helper.make_opsetid("", 18)], ir_version=10)
+_seq_text = _call_without_generator(_seq_model, "sequence", 8, 100)
+_seq_problems = _tc.validate_config(_seq_text, _seq_model, name="sequence")
+assert not _seq_problems, (
+    "sequence model: expected a configuration Triton accepts, got these problems:\n"
+    + "\n".join(_seq_problems)
+)
+_want_seq = {"tokens": ("TYPE_INT64", [-1], None), "embedded": ("TYPE_FP32", [-1, 4], None)}
+_got_seq = _entries4(_tc.parse_config(_seq_text))
+assert _got_seq == _want_seq, (
+    f"a variable sequence length (dims -1): expected {_want_seq}, got {_got_seq}"
 )
 ### END HIDDEN TESTS
 
@@ -1882,7 +1939,9 @@ assert isinstance(_fused, _onnx.ModelProto), (
     f"expected an onnx.ModelProto, got {type(_fused).__name__}"
 )
 _onnx.checker.check_model(_fused, full_check=True)
-assert logreg_onnx.SerializeToString() == _before, "the original model was modified: edit a copy"
+assert logreg_onnx.SerializeToString() == _before, (
+    "expected the original model unchanged, got it modified: edit a copy"
+)
 _inp = _fused.graph.input[0]
 assert (len(_fused.graph.input), _inp.name, _inp.type.tensor_type.elem_type) == (1, "X", 1), (
     "expected one float32 input named 'X', got "
@@ -1898,16 +1957,22 @@ for _rows in (split.X_test[:7], split.X_test[100:133]):
     _label, _proba = _run_onnx(_fused, _rows)
     _want = pipeline.predict_proba(_rows)
     assert _np.allclose(_proba, _want, atol=1e-5), (
-        f"batch of {len(_rows)} raw rows: probabilities differ from the scikit-learn pipeline's "
-        f"by up to {_np.abs(_proba - _want).max():.2e}"
+        f"batch of {len(_rows)} raw rows: expected the scikit-learn pipeline's probabilities "
+        f"(within 1e-5), got a difference of up to {_np.abs(_proba - _want).max():.2e}"
     )
-    assert _np.array_equal(_label, pipeline.predict(_rows)), "labels differ from the pipeline's"
+    assert _np.array_equal(_label, pipeline.predict(_rows)), (
+        f"batch of {len(_rows)} raw rows: expected the pipeline's labels "
+        f"{pipeline.predict(_rows).tolist()}, got {_np.asarray(_label).tolist()}"
+    )
 ### BEGIN HIDDEN TESTS
 _m, _s = _np.linspace(0, 1, 64), _np.linspace(0.5, 2, 64)
 _x = split.X_test[:5]
 _got = _run_onnx(with_standardization(logreg_onnx, _m, _s), _x)[1]
 _exp = _run_onnx(logreg_onnx, ((_x - _m) / _s).astype(_np.float32))[1]
-assert _np.allclose(_got, _exp, atol=1e-5), "other mean and std"
+assert _np.allclose(_got, _exp, atol=1e-5), (
+    "another mean and std: expected the probabilities of (x - mean) / std in the original model "
+    f"(within 1e-5), got a difference of up to {_np.abs(_got - _exp).max():.2e}"
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -2021,7 +2086,8 @@ for _shape in ((1, 2), (5, 40), (4, 23)):
             f"tokens of shape {_shape}: onnxruntime failed: {str(_exc)[:200]}"
         ) from None
     assert _np.allclose(_got, _want, atol=1e-4), (
-        f"tokens of shape {_shape}: max error {_np.abs(_got - _want).max():.2e} against PyTorch"
+        f"tokens of shape {_shape}: expected PyTorch's scores (within 1e-4), got a max error of "
+        f"{_np.abs(_got - _want).max():.2e}"
     )
 ### END HIDDEN TESTS
 
