@@ -2071,6 +2071,8 @@ _found = best_baseline(_close, "c", 2.05)
 assert _found == "b", f"two baselines fit 2.05x: expected the closer one 'b', got {_found!r}"
 _found = best_baseline({"a": 2.0, "b": 2.0}, "a", 1.0)
 assert _found == "b", f"the candidate is not its own baseline: expected 'b', got {_found!r}"
+_found = best_baseline({"a": 10.0, "b": 5.0}, "b", 2.14)  # 7% off the only other run
+assert _found is None, f"a claimed 2.14x against a measured 2.0x: expected None, got {_found!r}"
 ### END HIDDEN TESTS
 
 # %% [markdown]
