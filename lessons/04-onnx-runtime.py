@@ -1600,7 +1600,7 @@ with (
 _noise = [
     f"{w.category.__name__}: {w.message}"
     for w in _said
-    if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning))
+    if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, ResourceWarning))
 ] + ([f"printed: {_out.getvalue().strip()}"] if _out.getvalue().strip() else [])
 assert not _noise, (
     "expected serving_session to print and warn nothing (an unknown provider name makes ORT "
