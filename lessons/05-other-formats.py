@@ -1246,7 +1246,8 @@ with warnings.catch_warnings(record=True):  # recorded, so nothing reaches stder
                 (_from_raw(torch.from_numpy(_x)) - scaling_model(torch.from_numpy(_x))).abs().max()
             )
             assert _gap < 1e-6, (
-                f"exported from a raw example, inputs of shape {_x.shape}: max difference {_gap:.2e}"
+                f"exported from a raw example, inputs of shape {_x.shape}: expected max "
+                f"difference < 1e-6, got {_gap:.2e}"
             )
 ### END HIDDEN TESTS
 
@@ -1330,7 +1331,8 @@ assert isinstance(_got, np.ndarray) and _got.shape == (len(diabetes_X),), (
 )
 _err = float(np.abs(_got - linreg.predict(diabetes_X)).max())
 assert _err < 1e-8, (
-    f"the lesson's linear PMML: expected scikit-learn's predictions, max error {_err:.2e}"
+    f"the lesson's linear PMML: expected scikit-learn's predictions (max error < 1e-8), got "
+    f"max error {_err:.2e}"
 )
 
 
@@ -1406,8 +1408,8 @@ _hidden_gap = np.abs(
     evaluate_regression_pmml(_doc, diabetes_X) - _by_hand(_exp, drop=("s1", "sex"))
 ).max()
 assert float(_hidden_gap) < 1e-8, (
-    "exponents 3 and 2, two fields without predictors, target listed first: max error "
-    f"{float(_hidden_gap):.2e}"
+    "exponents 3 and 2, two fields without predictors, target listed first: expected max "
+    f"error < 1e-8, got {float(_hidden_gap):.2e}"
 )
 _doc = _pmml_variant(PMML_NS, schema_reversed=True)
 _hidden_gap = float(np.abs(evaluate_regression_pmml(_doc, diabetes_X) - _by_hand()).max())
@@ -1458,7 +1460,9 @@ assert _p.min() >= -0.01 and _p.max() <= 1.01, (
     "(dequantized?)"
 )
 _sums = _p.sum(axis=1)
-assert np.all(np.abs(_sums - 1) < 0.05), f"each row should sum to about 1, got {_sums.round(3)}"
+assert np.all(np.abs(_sums - 1) < 0.05), (
+    f"expected each row to sum to 1 ± 0.05, got row sums {_sums.round(3)}"
+)
 
 # %% nbgrader={"grade": true, "grade_id": "ex3-parity", "points": 2}
 _p = run_int8_tflite(tflite_int8, X_test)
@@ -1471,9 +1475,7 @@ assert _agree >= 0.95, (
 assert _err < 0.2, f"whole test set: expected max |int8 − float| < 0.2, got {_err:.3f}"
 ### BEGIN HIDDEN TESTS
 _mean_err = float(np.abs(_p - reference).mean())
-assert _mean_err < 0.01, (
-    f"whole test set: mean |int8 − float| should be < 0.01, got {_mean_err:.4f}"
-)
+assert _mean_err < 0.01, f"whole test set: expected mean |int8 − float| < 0.01, got {_mean_err:.4f}"
 
 
 def _int8_reference(X):
@@ -1515,15 +1517,21 @@ _many = run_int8_tflite(tflite_int8, X_test[:32])
 assert _one.shape == (1, 10) and _many.shape == (32, 10), (
     f"batches of 1 and 32: expected shapes (1, 10) and (32, 10), got {_one.shape} and {_many.shape}"
 )
-assert np.abs(_one[0] - _many[7]).max() < 1e-6, (
-    "image 7 alone and inside a batch of 32 should give the same probabilities"
+_gap = float(np.abs(_one[0] - _many[7]).max())
+assert _gap < 1e-6, (
+    "image 7 alone and inside a batch of 32: expected the same probabilities (max difference "
+    f"< 1e-6), got max difference {_gap:.2e}"
 )
 ### BEGIN HIDDEN TESTS
 _rng = np.random.default_rng(5)
 _idx = _rng.choice(len(X_test), 97, replace=False)
 _sub = run_int8_tflite(tflite_int8, X_test[_idx])
 assert _sub.shape == (97, 10), f"batch of 97: expected (97, 10), got {_sub.shape}"
-assert np.mean(_sub.argmax(1) == reference[_idx].argmax(1)) >= 0.95, "batch of 97: labels differ"
+_agree = float(np.mean(_sub.argmax(1) == reference[_idx].argmax(1)))
+assert _agree >= 0.95, (
+    f"batch of 97: expected labels to agree with the float model on >= 95% of images, got "
+    f"{_agree:.1%}"
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1557,15 +1565,15 @@ _measured = int(parameter_tensors(tflite_float)["bytes"].sum())
 _got = parameter_bytes(MLP_SHAPES, quantized=False)
 assert type(_got) is int, f"expected an int, got {type(_got).__name__}"
 assert _got == _measured, (
-    f"float32 model: your prediction {_got} bytes differs from the {_measured} bytes measured "
-    "in its weight and bias tensors"
+    f"float32 model: expected the {_measured} bytes measured in its weight and bias tensors, "
+    f"got a prediction of {_got} bytes"
 )
 
 # %% nbgrader={"grade": true, "grade_id": "ex4-dynamic", "points": 1}
 _measured = int(parameter_tensors(tflite_dynamic)["bytes"].sum())
 _got = parameter_bytes(MLP_SHAPES, quantized=True)
 assert _got == _measured, (
-    f"dynamic-range model: your prediction {_got} bytes differs from the measured {_measured} "
+    f"dynamic-range model: expected the {_measured} bytes measured, got a prediction of {_got} "
     "bytes: which tensors stayed float32?"
 )
 
@@ -1592,7 +1600,8 @@ for _shapes, _q, _min in [
 ]:
     _want = sum(i * o * (1 if _q and i * o >= _min else 4) + 4 * o for i, o in _shapes)
     assert parameter_bytes(_shapes, _q, min_elements=_min) == _want, (
-        f"parameter_bytes({_shapes}, quantized={_q}, min_elements={_min}) is wrong"
+        f"parameter_bytes({_shapes}, quantized={_q}, min_elements={_min}): expected {_want}, "
+        f"got {parameter_bytes(_shapes, _q, min_elements=_min)}"
     )
 ### END HIDDEN TESTS
 
