@@ -135,10 +135,15 @@ class Course:
         self,
         *args: str,
         network: bool = False,
-        timeout: float = 900,
+        timeout: float | None = None,
         probe: MemoryProbe | None = None,
     ) -> subprocess.CompletedProcess:
-        """Run ``nbgrader ARGS`` on this course; ``probe`` samples the kernels it starts."""
+        """Run ``nbgrader ARGS`` on this course; ``probe`` samples the kernels it starts.
+
+        ``timeout`` (seconds for the whole call) defaults to ``$COURSE_NBGRADER_TIMEOUT`` or 900:
+        a mutation run of several notebooks on a busy machine may need more."""
+        if timeout is None:
+            timeout = float(os.environ.get("COURSE_NBGRADER_TIMEOUT", 900))
         cmd = [
             sys.executable,
             "-m",
