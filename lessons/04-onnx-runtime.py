@@ -1912,9 +1912,9 @@ assert _v == "faster", f"a real speed-up with 3 huge outliers: expected 'faster'
 # medians 2% apart but very noisy: no claim either way
 _noisy_b = 1.00 + 0.30 * _rng.standard_normal(20)
 _noisy_c = 0.98 + 0.30 * _rng.standard_normal(20)
-_v = verdict(_noisy_b, _noisy_c)
-assert _v == "no measurable difference", (
-    f"medians 2% apart in heavy noise: expected 'no measurable difference', got {_v!r}"
+_v_noisy = verdict(_noisy_b, _noisy_c)
+assert _v_noisy == "no measurable difference", (
+    f"medians 2% apart in heavy noise: expected 'no measurable difference', got {_v_noisy!r}"
 )
 ### END HIDDEN TESTS
 
