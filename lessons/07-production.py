@@ -639,6 +639,10 @@ for model_name, (_, batched, instances) in ENC_CONFIGS.items():
         instance_count=instances,
     )
 print((ENC_REPO / "encoder_instances" / "encoder_instances" / "config.pbtxt").read_text())
+# the in-process answer to compare with, then the notebook's copy of the weights is freed while
+# the server holds its own copies (one per instance); it is loaded again for the comparison below
+local_states = one_thread.run(None, {k: v[:1] for k, v in encoder_rows.items()})[0]
+del one_thread
 started = time.perf_counter()
 enc_server = course.serve.start(ENC_REPO / "encoder_instances", port=0, subprocess=True)
 atexit.register(enc_server.stop)
@@ -653,7 +657,6 @@ for name in ("input_ids", "attention_mask"):
     tensor.set_data_from_numpy(encoder_rows[name][:1])
     enc_inputs.append(tensor)
 remote_states = enc_client.infer("encoder_instances", enc_inputs).as_numpy("last_hidden_state")
-local_states = one_thread.run(None, {k: v[:1] for k, v in encoder_rows.items()})[0]
 print(
     f"output {remote_states.shape}; max |server - in-process| = "
     f"{np.abs(remote_states - local_states).max():.1e}"
@@ -706,6 +709,7 @@ encoder_table = pd.concat([measured[m][0] for m in order], ignore_index=True)
 mean_batches = [measured[m][1] for m in order]
 encoder_table["mean batch"] = mean_batches
 in_process = {}  # batch size -> in-process rows per second, one single-threaded run per core
+one_thread = encoder_session(1)  # the servers have stopped: the notebook's copy again
 for size in sorted({max(1, round(b)) for b in mean_batches}):
     feed = {k: np.resize(v, (size, ENCODER_TOKENS)) for k, v in encoder_rows.items()}
     in_process[size] = rows_per_second(one_thread, feed, CORES)
