@@ -173,13 +173,19 @@ def test_genai_builds_offline_and_matches_token_for_token(small):
     assert len(run.seconds) == len(run.tokens), (run.seconds, run.tokens)
 
 
-def test_the_course_decoder_builders_from_nothing(cache):
+def test_the_course_decoder_builders_from_nothing(cache, monkeypatch):
     """The registered builders (what `python -m course.artefacts` runs at set-up): the trained
-    decoder recites its text, and a second call returns the cached files."""
+    decoder recites its text, and a second call returns the cached files.
+
+    The session's build from nothing (``harness.artefact_cache``, shared with the lesson runs and
+    the encoder's tests) is read rather than built a second time."""
     import time
+
+    import harness
 
     from course import artefacts, generation
 
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(harness.artefact_cache()))
     built = artefacts.build(["decoder", "decoder-genai"], echo=lambda line: None)
     onnx_path, genai_dir = built["decoder"], built["decoder-genai"]
     assert onnx_path.exists() and (genai_dir / "genai_config.json").exists(), built
