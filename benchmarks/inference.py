@@ -329,35 +329,24 @@ def pretrained_study(
     }
     probs = {label: pretrained.vad_onnx(path, stream.samples) for label, path in paths.items()}
     feed = {"input": pretrained.windows(stream.samples)[:1], "state": zero_state, "sr": sr}
-    fp32_bytes = fp32.stat().st_size
-    version = _package_version("silero-vad")
-    rows = []
-    for n_threads in threads:
-        runners = {
-            label: bench.session_runner(bench.ort_session(path, intra_op_threads=n_threads), feed)
-            for label, path in paths.items()
-        }
-        cmp = bench.compare(runners, repeat=repeat, warmup=5, warn=False)
-        for label, path in paths.items():
-            res = cmp[label]
-            rows.append(
-                {
-                    "model": f"silero-vad {version} ({SILERO_FILE}, 1 chunk of 32 ms)",
-                    "variant": label,
-                    "threads": "default" if n_threads is None else n_threads,
-                    "batch": 1,
-                    "size_kb": path.stat().st_size / 1024,
-                    "size_ratio_vs_fp32": fp32_bytes / path.stat().st_size,
-                    "accuracy": pretrained.frame_accuracy(probs[label], truth),
-                    "decisions_agree_vs_fp32": float(
-                        np.mean((probs[label] > 0.5) == (probs["float32"] > 0.5))
-                    ),
-                    "max_abs_diff_vs_fp32": float(np.abs(probs[label] - probs["float32"]).max()),
-                    **_timing_columns(cmp, label, "float32"),
-                    "repeat": res.repeat,
-                    **_machine_row(res.machine),
-                }
-            )
+    model = f"silero-vad {_package_version('silero-vad')} ({SILERO_FILE}, 1 chunk of 32 ms)"
+    rows = _variant_rows(
+        model,
+        paths,
+        feed,
+        threads,
+        repeat,
+        {
+            label: {
+                "accuracy": pretrained.frame_accuracy(probs[label], truth),
+                "decisions_agree_vs_fp32": float(
+                    np.mean((probs[label] > 0.5) == (probs["float32"] > 0.5))
+                ),
+                "max_abs_diff_vs_fp32": float(np.abs(probs[label] - probs["float32"]).max()),
+            }
+            for label in paths
+        },
+    )
     return pd.concat([pd.DataFrame(rows), magika_study(repeat, folder, threads)], ignore_index=True)
 
 
@@ -441,8 +430,36 @@ def magika_study(
     }
     top1 = {label: p.argmax(axis=1) for label, p in probs.items()}
     feed = {name: features[:1]}
-    fp32_bytes = fp32.stat().st_size
-    version = _package_version("magika")
+    rows = _variant_rows(
+        f"magika {_package_version('magika')} (standard_v3_3, 1 file)",
+        paths,
+        feed,
+        threads,
+        repeat,
+        {
+            label: {
+                "accuracy": float(np.mean([labels[top1[label][i]] == truth[i] for i in evaluate])),
+                "decisions_agree_vs_fp32": float(np.mean(top1[label] == top1["float32"])),
+                "max_abs_diff_vs_fp32": float(np.abs(probs[label] - probs["float32"]).max()),
+            }
+            for label in paths
+        },
+    )
+    return pd.DataFrame(rows)
+
+
+def _variant_rows(
+    model: str,
+    paths: dict[str, Path],
+    feed: dict[str, np.ndarray],
+    threads: tuple[int | None, ...],
+    repeat: int,
+    quality: dict[str, dict[str, float]],
+) -> list[dict[str, Any]]:
+    """One row per thread setting and variant of a pretrained model: every variant (``paths``,
+    float32 first as the baseline) timed interleaved on ``feed``, its size against float32, and
+    the study's own quality columns (``quality[label]``)."""
+    fp32_bytes = paths["float32"].stat().st_size
     rows = []
     for n_threads in threads:
         runners = {
@@ -453,23 +470,19 @@ def magika_study(
         for label, path in paths.items():
             rows.append(
                 {
-                    "model": f"magika {version} (standard_v3_3, 1 file)",
+                    "model": model,
                     "variant": label,
                     "threads": "default" if n_threads is None else n_threads,
                     "batch": 1,
                     "size_kb": path.stat().st_size / 1024,
                     "size_ratio_vs_fp32": fp32_bytes / path.stat().st_size,
-                    "accuracy": float(
-                        np.mean([labels[top1[label][i]] == truth[i] for i in evaluate])
-                    ),
-                    "decisions_agree_vs_fp32": float(np.mean(top1[label] == top1["float32"])),
-                    "max_abs_diff_vs_fp32": float(np.abs(probs[label] - probs["float32"]).max()),
+                    **quality[label],
                     **_timing_columns(cmp, label, "float32"),
                     "repeat": cmp[label].repeat,
                     **_machine_row(cmp[label].machine),
                 }
             )
-    return pd.DataFrame(rows)
+    return rows
 
 
 def onnx_input_name(model: Path) -> str:
