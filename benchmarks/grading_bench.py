@@ -48,15 +48,17 @@ def _gid(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
-def make_course(dest: Path) -> Path:
+def make_course(dest: Path, assignment: str = ASSIGNMENT) -> Path:
+    """A course of its own in ``dest``: the repository's nbgrader config and ``assignment``
+    released from source/."""
     from autograder.course import Course
 
     dest.mkdir(parents=True)
     shutil.copy(ROOT / "nbgrader_config.py", dest)
-    shutil.copytree(ROOT / "source" / ASSIGNMENT, dest / "source" / ASSIGNMENT)
-    result = Course(dest).api.generate_assignment(ASSIGNMENT, force=True, create=True)
+    shutil.copytree(ROOT / "source" / assignment, dest / "source" / assignment)
+    result = Course(dest).api.generate_assignment(assignment, force=True, create=True)
     if not result.get("success"):
-        raise RuntimeError(f"generate_assignment failed: {result.get('error')}")
+        raise RuntimeError(f"generate_assignment {assignment} failed: {result.get('error')}")
     return dest
 
 
@@ -232,25 +234,20 @@ def paired_verdict(course: Path, student: str, repeat: int) -> dict:
     }
 
 
-#: A forging route (issue 18): every assertion cell becomes ``pass`` and the remaining errors are
-#: swallowed. With the tests in the student's kernel this once turned wrong answers into marks.
-FORGE = (
-    "import functools\n"
-    "ip = get_ipython()\n"
-    "def _rewrite(lines):\n"
-    "    text = ''.join(lines)\n"
-    "    return ['pass\\n'] if 'assert' in text and 'AUTOGRADER' not in text else lines\n"
-    "_rewrite.__module__ = 'IPython.core.inputtransformer2'\n"
-    "ip.input_transformers_cleanup.append(_rewrite)\n"
-    "async def _quiet(orig, code_obj, result=None, *, async_=False):\n"
-    "    try:\n"
-    "        exec(code_obj, ip.user_global_ns, ip.user_ns)\n"
-    "    except Exception as exc:\n"
-    "        if 'AUTOGRADER' in str(exc):\n"
-    "            raise\n"
-    "    return False\n"
-    "ip.run_code = functools.partial(_quiet, ip.run_code)\n"
-)
+def _forge() -> str:
+    """A forging route of issue 18, from the grading corpus (one home for the attacks): input
+    transformers turn every assertion cell into ``pass`` and a replaced ``run_code`` swallows the
+    remaining errors. With the tests in the student's kernel this once turned wrong answers into
+    marks."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "grading_corpus_cases", ROOT / "tests" / "grading_corpus" / "cases.py"
+    )
+    cases = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = cases  # its dataclasses look their module up there
+    spec.loader.exec_module(cases)
+    return cases.FORGE_INPUT + cases.FORGE_RUN_CODE
 
 
 def wrong_answers(source: str) -> str:
@@ -292,7 +289,7 @@ def lesson_submissions(course: Path, lesson: str, forge: bool) -> dict[str, str]
         for cell in forged.cells:
             if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "code":
                 cell.source = wrong_answers(cell.source)
-        forged.cells.insert(0, nbformat.v4.new_code_cell(FORGE))
+        forged.cells.insert(0, nbformat.v4.new_code_cell(_forge()))
         subs["forged"] = forged
     for student, nb in subs.items():
         folder = course / "submitted" / student / lesson
@@ -304,17 +301,10 @@ def lesson_submissions(course: Path, lesson: str, forge: bool) -> dict[str, str]
 def grade_lessons(work: Path, lessons: list[str], jobs: int, forge: list[str]) -> dict:
     """Each lesson's solutions and blank release (and forged answers) graded by
     ``python -m autograder grade`` (sandbox, verdict kernel) in a course of its own."""
-    from autograder.course import Course
 
     out = {}
     for lesson in lessons:
-        course = work / lesson
-        course.mkdir(parents=True)
-        shutil.copy(ROOT / "nbgrader_config.py", course)
-        shutil.copytree(ROOT / "source" / lesson, course / "source" / lesson)
-        result = Course(course).api.generate_assignment(lesson, force=True, create=True)
-        if not result.get("success"):
-            raise RuntimeError(f"generate_assignment {lesson} failed: {result.get('error')}")
+        course = make_course(work / lesson, lesson)
         lesson_submissions(course, lesson, lesson in forge)
         t0 = time.monotonic()
         proc = subprocess.run(
