@@ -17,13 +17,17 @@ Example::
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
 import os
 import pickle
+import re
+import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -33,6 +37,11 @@ from typing import Any
 import numpy as np
 
 from course import _capture, _optional
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no sweep of folders left by killed kernels
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "Split",
@@ -45,6 +54,7 @@ __all__ = [
     "train_sklearn_classifier",
     "train_torch_cnn",
     "train_torch_mlp",
+    "workdir",
 ]
 
 _DEFAULT_CACHE = Path("~/.cache/onnx-and-beyond")
@@ -230,6 +240,62 @@ def clear_cache() -> int:
             path.unlink()
             removed += 1
     return removed
+
+
+# --------------------------------------------------------------------------------------------
+# a lesson's scratch folder
+
+_WORKDIR_PREFIX = "onnx-course-"
+_WORKDIR_LOCK = ".in-use"
+_held_locks: list[Any] = []  # open, locked files: one per workdir of this process
+
+
+def workdir(name: str) -> Path:
+    """A new, empty folder for the files a lesson writes, removed when this Python process ends.
+
+    Lessons 1-8 write their models here. The folder is deleted when the kernel shuts down or
+    restarts; a folder left by a process that was killed (kill -9, a crashed kernel) is deleted
+    by the next call from any process, as soon as no process holds it.
+
+    Example:
+
+        >>> work = workdir("lesson7")
+        >>> work.name.startswith("onnx-course-lesson7-") and not any(work.glob("*.onnx"))
+        True
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_.]{1,40}", name):
+        raise ValueError(
+            f"workdir name {name!r}: use up to 40 letters, digits, '_' or '.', e.g. 'lesson7'"
+        )
+    root = Path(tempfile.gettempdir())
+    _sweep_workdirs(root)
+    path = Path(tempfile.mkdtemp(prefix=f"{_WORKDIR_PREFIX}{name}-", dir=root))
+    lock = open(path / _WORKDIR_LOCK, "w")  # noqa: SIM115  (held open until the process ends)
+    if fcntl is not None:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    _held_locks.append(lock)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def _sweep_workdirs(root: Path) -> None:
+    """Delete the workdirs no live process holds (their owner was killed before it could).
+
+    A folder younger than a minute is left alone: its owner may not have locked it yet."""
+    if fcntl is None:  # pragma: no cover
+        return
+    for folder in root.glob(f"{_WORKDIR_PREFIX}*"):
+        try:
+            info = folder.lstat()
+            if not folder.is_dir() or folder.is_symlink() or info.st_uid != os.getuid():
+                continue
+            if time.time() - info.st_mtime < 60:
+                continue
+            with open(folder / _WORKDIR_LOCK) as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: a process holds it
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _versions(*packages: str) -> dict[str, str]:

@@ -119,13 +119,10 @@ plt.show()
 # file.
 
 # %%
-import tempfile
-from pathlib import Path
-
 split = data.load_digits_split()
 X_test, y_test = split.X_test, split.y_test
 pipe = data.train_sklearn_classifier(split)
-workdir = Path(tempfile.mkdtemp(prefix="lesson01-"))
+workdir = data.workdir("lesson01")  # removed when the kernel stops
 sklearn_conversion = convert.sklearn_to_onnx(pipe, X_test[:8], workdir / "digits.onnx")
 print(f"{split.X_train.shape[0]} training images, {X_test.shape[0]} test images")
 print(f"wrote {sklearn_conversion.path.name}: {sklearn_conversion.path.stat().st_size:,} bytes")

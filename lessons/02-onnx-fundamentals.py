@@ -561,8 +561,9 @@ print(f"lowest IR version that can carry opset 18: {helper.find_min_ir_version_f
 # above the threshold move out, smaller ones stay inside.
 
 # %%
-import tempfile
 from pathlib import Path
+
+from course import data as course_data
 
 rng = np.random.default_rng(0)
 big_W = rng.normal(size=(512, 512)).astype(np.float32)  # 1 MiB
@@ -593,7 +594,7 @@ big = helper.make_model(
 print(f"in memory: {big.ByteSize():,} bytes")
 
 # %%
-folder = Path(tempfile.mkdtemp(prefix="lesson2-external-"))
+folder = course_data.workdir("lesson2_external")  # removed when the kernel stops
 to_save = onnx.ModelProto()
 to_save.CopyFrom(big)  # save_model rewrites the message it is given: keep `big` intact
 onnx.save_model(

@@ -45,7 +45,6 @@ import importlib.util
 import logging
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from collections import Counter
@@ -64,7 +63,7 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*
 logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
 torch.set_num_threads(1)
 # exported files go to a temporary folder, not next to the notebook
-WORK = Path(tempfile.mkdtemp(prefix="lesson03-"))
+WORK = data.workdir("lesson03")  # every file this lesson writes; removed when the kernel stops
 split = data.load_digits_split()  # 8x8 digit images as 64 float32 features in [0, 1]
 print(f"torch {torch.__version__}, onnx {onnx.__version__}, onnxruntime {ort.__version__}")
 print(f"digits: {split.X_train.shape[0]} training and {split.X_test.shape[0]} test rows")

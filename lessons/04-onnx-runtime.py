@@ -53,7 +53,6 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -70,7 +69,7 @@ from course import graph_optimization as go
 from course.palette import BLACK, BLUE, GREEN, GREY, ORANGE, SKY, VERMILLION
 
 torch.set_num_threads(1)  # one thread for PyTorch; ONNX Runtime gets the same below, a fair race
-WORK = Path(tempfile.mkdtemp(prefix="onnx-lesson4-"))  # every file this lesson writes
+WORK = data.workdir("lesson04")  # every file this lesson writes
 print("ONNX Runtime", ort.__version__, "| files go to", WORK)
 
 # %%

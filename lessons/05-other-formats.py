@@ -42,7 +42,6 @@ import io
 import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -67,7 +66,7 @@ tf.config.threading.set_inter_op_parallelism_threads(1)
 threadpool_limits(1)  # NumPy's and scikit-learn's BLAS
 
 OKABE_ITO = bench.OKABE_ITO
-WORK = Path(tempfile.mkdtemp(prefix="lesson05-"))  # every artifact of this lesson goes here
+WORK = data.workdir("lesson05")  # every artifact of this lesson goes here
 pd.set_option("display.max_colwidth", 80)
 print(f"torch {torch.__version__}, tensorflow {tf.__version__}, keras {keras.__version__}")
 

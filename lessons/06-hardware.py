@@ -48,7 +48,6 @@ LESSON_START = time.perf_counter()
 import os
 import subprocess
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -66,7 +65,7 @@ from course import graph_optimization as go
 
 OKABE_ITO = bench.OKABE_ITO
 CPU = "CPUExecutionProvider"
-WORK = Path(tempfile.mkdtemp(prefix="onnx-lesson6-"))  # every file this lesson writes
+WORK = data.workdir("lesson06")  # every file this lesson writes
 pd.set_option("display.max_colwidth", 70)
 machine = bench.machine_info()
 print(f"onnxruntime {ort.__version__} | files go to {WORK}")

@@ -52,7 +52,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -74,7 +73,7 @@ from course import bench, convert, data, inspect, loadtest, triton_config, verif
 from course.widgets import render_html
 
 ort.set_default_logger_severity(3)  # the errors this lesson provokes are printed, not logged
-WORK = Path(tempfile.mkdtemp(prefix="onnx-lesson7-"))  # every file this lesson writes
+WORK = data.workdir("lesson07")  # every file this lesson writes
 OKABE_ITO = bench.OKABE_ITO
 
 
@@ -930,7 +929,7 @@ assert _np.array_equal(_decoded.inputs["input"], _rows), (
     f"the request decodes to {_decoded.inputs['input'].shape} "
     f"{_decoded.inputs['input'].dtype}, expected the rows you sent, shape {_rows.shape}"
 )
-_root = _tempfile.mkdtemp()
+_root = _tempfile.mkdtemp(dir=WORK)  # removed with WORK when the kernel stops
 _serve.add_model(_root, "digits", digits_onnx, max_batch_size=8)
 _srv = _serve.start(_root, port=0)
 try:
@@ -1090,7 +1089,7 @@ import numpy as _np
 import course.serve as _serve
 from course.verify import run_onnx as _run_onnx
 
-_root = _tempfile.mkdtemp()
+_root = _tempfile.mkdtemp(dir=WORK)  # removed with WORK when the kernel stops
 _serve.add_model(_root, "digits", digits_onnx, max_batch_size=16)
 _images = split.X_test[:10].astype(_np.float64)
 _srv = _serve.start(_root, port=0)
@@ -1113,7 +1112,7 @@ import course.serve as _serve
 from course.verify import run_onnx as _run_onnx
 
 ### BEGIN HIDDEN TESTS
-_root = _tempfile.mkdtemp()
+_root = _tempfile.mkdtemp(dir=WORK)  # removed with WORK when the kernel stops
 _serve.add_model(_root, "digits", digits_onnx, max_batch_size=16)
 _renamed = _onnx.compose.add_prefix(digits_onnx, "v2_")  # input v2_input, output v2_linear_2
 _serve.add_model(_root, "renamed", _renamed, max_batch_size=8)
@@ -1511,7 +1510,7 @@ assert _cfg.dynamic_batching.max_queue_delay_microseconds == 500, (
     "expected dynamic_batching with max_queue_delay_microseconds 500, got "
     f"{_cfg.dynamic_batching.max_queue_delay_microseconds if _cfg.HasField('dynamic_batching') else 'no dynamic_batching'}"
 )
-_root = _tempfile.mkdtemp()
+_root = _tempfile.mkdtemp(dir=WORK)  # removed with WORK when the kernel stops
 _tc.write_model(_root, "digits", digits_onnx, _text)
 _loaded = _serve.load_repository(_root).get("digits").config
 assert _loaded.max_batch_size == 16 and _loaded.batching, (

@@ -42,7 +42,6 @@ LESSON_START = time.perf_counter()
 
 import importlib.metadata
 import importlib.util
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -54,13 +53,14 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from course import data as course_data
 from course import ecosystem, opsets
 from course.palette import OKABE_ITO
 from course.data import load_digits_split, train_torch_mlp
 
 ort.set_default_logger_severity(3)  # errors only
 pd.set_option("display.max_colwidth", 70)
-WORK = Path(tempfile.mkdtemp(prefix="lesson8-"))  # every file this lesson writes goes here
+WORK = course_data.workdir("lesson08")  # every file this lesson writes goes here
 print(
     f"onnx {onnx.__version__} (newest opset {onnx.defs.onnx_opset_version()}, IR {onnx.IR_VERSION})"
 )

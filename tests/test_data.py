@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 
 import numpy as np
 import pytest
@@ -219,3 +223,62 @@ def test_filtered_stderr_keeps_unknown_lines(capfd):
     assert "something real" in err, f"expected unknown lines re-emitted, got {err!r}"
     assert "known noise" not in err, f"expected the named noise dropped, got {err!r}"
     assert data.import_tensorflow() is sys.modules["tensorflow"], "expected the cached module"
+
+
+# -- a lesson's scratch folder ----------------------------------------------------------------
+
+_HOLD = """
+import sys, time
+from course import data
+work = data.workdir("lesson07")
+(work / "model.onnx").write_bytes(b"x" * 1000)
+print(work, flush=True)
+if sys.argv[1] == "wait":
+    time.sleep(60)
+"""
+
+
+def _child(tmp_path, mode: str) -> tuple[subprocess.Popen, str]:
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, mode], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert child.stdout is not None
+    return child, child.stdout.readline().strip()
+
+
+def _age(folder) -> None:
+    old = time.time() - 3600
+    os.utime(folder, (old, old))
+
+
+def test_workdir_is_removed_at_exit_and_swept_after_a_kill(tmp_path, monkeypatch):
+    child, first = _child(tmp_path, "exit")
+    assert child.wait(60) == 0
+    assert not os.path.exists(first), f"a normal exit should remove {first}, it is still there"
+    assert list(tmp_path.iterdir()) == [], f"left behind: {list(tmp_path.iterdir())}"
+
+    killed, held_dead = _child(tmp_path, "wait")
+    alive, held_live = _child(tmp_path, "wait")
+    try:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(30)
+        for folder in tmp_path.iterdir():
+            _age(folder)
+        monkeypatch.setenv("TMPDIR", str(tmp_path))
+        monkeypatch.setattr(tempfile, "tempdir", None)
+        mine = data.workdir("lesson07")
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert not os.path.exists(held_dead), (
+            f"the killed kernel's folder {held_dead} should be swept, left: {left}"
+        )
+        assert os.path.isdir(held_live) and os.path.exists(os.path.join(held_live, "model.onnx")), (
+            f"a live kernel's folder {held_live} must be kept, left: {left}"
+        )
+        assert mine.is_dir() and mine.parent == tmp_path, f"expected a new folder, got {mine}"
+    finally:
+        for c in (killed, alive):
+            c.kill()
+            c.wait(30)
+    with pytest.raises(ValueError, match="letters, digits"):
+        data.workdir("../escape")

@@ -797,6 +797,10 @@ def test_subprocess_server_serves_tritonclient_and_stops_gracefully(slow_repo, r
         for t in threads:
             t.join(10)
         assert not handle.running
+        assert handle.log_path is not None and not handle.log_path.exists(), (
+            f"stop() should delete the server's log file, {handle.log_path} is still there"
+        )
+        assert isinstance(handle.log, str), f"expected the log's text, got {handle.log!r}"
     check_answered_once(jobs, results)
 
 

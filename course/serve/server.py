@@ -182,7 +182,8 @@ class ServerHandle:
         self.url = url
         self.models = models
         self.app = app
-        self.log_path = log_path
+        self.log_path = log_path  #: the subprocess's stderr while it runs (deleted by stop)
+        self.log = ""  #: the end of that log, kept by stop()
         self._server = server
         self._thread = thread
         self._process = process
@@ -223,6 +224,9 @@ class ServerHandle:
             for stream in (self._process.stdout,):
                 if stream is not None:
                     stream.close()
+            if self.log_path is not None and self.log_path.exists():
+                self.log = self.log_path.read_text(errors="replace")[-20_000:]
+                self.log_path.unlink()
             return
         if self._server is None or self._thread is None:
             return
@@ -384,6 +388,7 @@ def _start_subprocess(
                 process.kill()
             process.wait(5)
             log_text = log_path.read_text(errors="replace")[-3000:]
+            log_path.unlink()
             raise ServerError(
                 f"python -m course.serve did not start (exit code {process.returncode}); "
                 f"its log:\n{log_text}"
