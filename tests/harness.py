@@ -349,14 +349,18 @@ def artefact_dir() -> Path:
 
 
 def artefact_cache(
-    base: Path | None = None, modules: tuple[str, ...] = (), pythonpath: tuple[str, ...] = ()
+    base: Path | None = None,
+    modules: tuple[str, ...] = (),
+    pythonpath: tuple[str, ...] = (),
+    names: tuple[str, ...] = (),
 ) -> Path:
     """The course cache holding every :mod:`course.artefacts` artefact, built from nothing the
     first time any worker of the session asks (``python -m course.artefacts`` into
     ``base/cache``, under a file lock), found there afterwards.
 
     ``modules`` are imported before the build (they may register more builders: the harness's own
-    test uses one), with ``pythonpath`` prepended to the import path. The build's time and output
+    test uses one), with ``pythonpath`` prepended to the import path; ``names`` limits the build
+    to those builders (default: every one). The build's time and output
     are kept in ``base/built.json`` and build/artefacts-build.json. Raises when the build failed.
     """
     base = base or artefact_dir()
@@ -369,7 +373,7 @@ def artefact_cache(
                 f"for name in {list(modules)!r}:\n"
                 "    importlib.import_module(name)\n"
                 "from course.artefacts import main\n"
-                "sys.exit(main())\n"
+                f"sys.exit(main({list(names)!r}))\n"
             )
             env = dict(os.environ, COURSE_CACHE_DIR=str(cache), PYTHONWARNINGS="ignore")
             env["PYTHONPATH"] = os.pathsep.join(

@@ -316,7 +316,8 @@ def test_artefacts_are_built_once_per_session_and_found_by_a_lesson(tmp_path, mo
     base = tmp_path / "session"
     ask = (
         "import sys; from pathlib import Path; sys.path.insert(0, 'tests'); import harness; "
-        f"harness.artefact_cache(Path({str(base)!r}), ('fake_builder',), ({str(tmp_path)!r},))"
+        f"harness.artefact_cache(Path({str(base)!r}), ('fake_builder',), ({str(tmp_path)!r},), "
+        "('harness-test',))"
     )
     workers = [
         subprocess.Popen([sys.executable, "-c", ask], cwd=harness.ROOT, stderr=subprocess.PIPE)
@@ -362,7 +363,12 @@ def test_a_failed_artefact_build_is_reported_to_every_lesson(tmp_path, monkeypat
     monkeypatch.setenv("HARNESS_TEST_BREAK", "1")
     for _ in range(2):  # the failure is recorded once and reported to each caller
         with pytest.raises(RuntimeError, match="the broken builder broke"):
-            harness.artefact_cache(tmp_path / "session", ("fake_builder",), (str(tmp_path),))
+            harness.artefact_cache(
+                tmp_path / "session",
+                ("fake_builder",),
+                (str(tmp_path),),
+                ("harness-test", "harness-test-broken"),
+            )
     assert len((tmp_path / "builds.log").read_text().splitlines()) == 1
 
 
