@@ -554,9 +554,6 @@ def encoder_session(threads: int | None):
     return ort.InferenceSession(str(encoder_path), options, providers=["CPUExecutionProvider"])
 
 
-all_cores, one_thread = encoder_session(None), encoder_session(1)
-
-
 def rows_per_second(session, feed: dict, side_by_side: int = 1, seconds: float = 0.3) -> float:
     """Rows per second of ``side_by_side`` threads each running ``session`` on ``feed`` at once
     (a session may run in several threads), for about ``seconds`` (at least two runs per thread
@@ -575,19 +572,20 @@ def rows_per_second(session, feed: dict, side_by_side: int = 1, seconds: float =
         return sum(rows * runs / took for runs, took in pool.map(loop, range(side_by_side)))
 
 
-ceiling_rows = []
-for tokens in (8, 32):
-    for batch in (1, 32):
-        feed = text_models.sample_inputs(batch, tokens, seed=1)
-        ceiling_rows.append(
-            {
-                "tokens": tokens,
-                "batch": batch,
-                "all cores": rows_per_second(all_cores, feed),
-                "one thread per core at once": rows_per_second(one_thread, feed, CORES),
-            }
-        )
-ceiling_table = pd.DataFrame(ceiling_rows)
+feeds = {
+    (tokens, batch): text_models.sample_inputs(batch, tokens, seed=1)
+    for tokens in (8, 32)
+    for batch in (1, 32)
+}
+ceiling_rows = {key: {"tokens": key[0], "batch": key[1]} for key in feeds}
+all_cores = encoder_session(None)
+for key, feed in feeds.items():
+    ceiling_rows[key]["all cores"] = rows_per_second(all_cores, feed)
+del all_cores  # each session holds its own copy of the weights: one at a time
+one_thread = encoder_session(1)  # kept for the server's comparison below
+for key, feed in feeds.items():
+    ceiling_rows[key]["one thread per core at once"] = rows_per_second(one_thread, feed, CORES)
+ceiling_table = pd.DataFrame(list(ceiling_rows.values()))
 ceiling_table["best (rows/s)"] = ceiling_table[["all cores", "one thread per core at once"]].max(
     axis=1
 )
@@ -597,7 +595,6 @@ for tokens in (8, 32):
         f"{tokens} tokens per request: batch 32 gives {best[tokens, 32] / best[tokens, 1]:.2f}x "
         "the rows per second of batch 1 (the best layout of each)"
     )
-del all_cores  # each session holds its own copy of the weights: keep memory for the server
 ceiling_table.round(1)
 
 # %% [markdown]
