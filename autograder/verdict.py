@@ -94,6 +94,49 @@ def used_names(source: str) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
 
+def _bound_and_read(source: str) -> tuple[set[str], set[str]] | None:
+    """Every name a cell binds (imports, definitions, assignments, also inside its functions)
+    and every name it reads; None when Python cannot parse it (an IPython magic)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    bound: set[str] = set()
+    read: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            bound |= set(node.names)
+    return bound, read
+
+
+def needed_cells(sources: list[str], always: list[bool]) -> list[bool]:
+    """Which cells a notebook's graded cells depend on, by the names they bind and read.
+
+    ``always[i]`` marks the cells that must run (tests, solutions). Working back from the last
+    cell, any other cell is needed when it binds a name that a needed cell after it reads, or
+    when it cannot be parsed. The rest (the demonstrations: benchmarks, plots, widgets, whose
+    results no graded cell reads) can be left out of a run that only grades.
+
+    >>> needed_cells(["import numpy as np", "x = np.ones(3)", "plot(x)", "assert f(x)"],
+    ...              [False, False, False, True])
+    [True, True, False, True]
+    """
+    needed: set[str] = set()
+    keep = [False] * len(sources)
+    for i in range(len(sources) - 1, -1, -1):
+        names = _bound_and_read(sources[i])
+        keep[i] = always[i] or names is None or bool(names[0] & needed)
+        if keep[i] and names is not None:
+            needed |= names[1]
+    return keep
+
+
 @dataclass
 class VerdictCell:
     grade_id: str | None  #: the test's grade id, None for a narrative/setup cell
@@ -128,7 +171,8 @@ def make_plan(instructor_nb: nbformat.NotebookNode, gradebook_cells: list[dict])
 
     ``instructor_nb`` is the release (or source) notebook from the course folder; its solution
     cells are skipped (their names are what T fetches from S); its test cells are replaced by
-    the gradebook's copies (with the hidden tests).
+    the gradebook's copies (with the hidden tests); of its other cells, only those the tests
+    depend on are kept (:func:`needed_cells`).
     """
     by_id = {c["name"]: c for c in gradebook_cells}
     student: set[str] = set()
@@ -157,6 +201,10 @@ def make_plan(instructor_nb: nbformat.NotebookNode, gradebook_cells: list[dict])
         if is_test(c) and c["name"] not in seen_tests:
             uses = sorted(used_names(c["source"]) & student)
             cells.append(VerdictCell(c["name"], c["source"], uses))
+    # T runs only what the tests depend on: a demonstration no test reads (a benchmark, a plot,
+    # a widget) would cost every submission its time again and decide nothing
+    keep = needed_cells([c.source for c in cells], [c.grade_id is not None for c in cells])
+    cells = [c for c, k in zip(cells, keep, strict=True) if k]
     return VerdictPlan(cells, sorted(student))
 
 

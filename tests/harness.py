@@ -285,6 +285,28 @@ def with_cells_replaced(
     return nb
 
 
+def exercises_only(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` without the narrative code cells its exercises do not depend on.
+
+    The cells kept are those :func:`autograder.verdict.needed_cells` finds (the verdict kernel
+    keeps the same for its tests): the exercises' cells and what they depend on by name. What it
+    drops are the demonstrations (benchmarks, plots, widgets) whose results no exercise reads.
+    The runs of alternative and wrong answers use it: the exercises not under test keep their
+    solutions in those runs and must keep full marks there, so a cell dropped wrongly shows up
+    as lost points, not as a silent change. The solutions' run (timed, and kept for the
+    website) and the blank release run the whole notebook.
+    """
+    from autograder.verdict import needed_cells
+
+    nb = copy.deepcopy(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    graded = [bool(c.metadata.get("nbgrader", {}).get("grade_id")) for c in code]
+    keep = needed_cells([c.source for c in code], graded)
+    dropped = {id(c) for c, k in zip(code, keep, strict=True) if not k}
+    nb.cells = [c for c in nb.cells if id(c) not in dropped]
+    return nb
+
+
 def exercise_of(grade_id: str) -> str:
     """Exercise a cell belongs to (``ex2-visible`` -> ``ex2``): the course's one rule,
     :func:`course.selfcheck.exercise_of`."""
@@ -619,10 +641,11 @@ def _grade(lesson: str) -> LessonRun:
         fmt = exercise_format()
         alternative_runs = fmt.alternatives(mod)  # run k: the k-th alternative of each exercise
         for k, run in enumerate(alternative_runs):
-            course.submit(f"alternative{k}", with_cells_replaced(source_nb, run))
+            course.submit(f"alternative{k}", exercises_only(with_cells_replaced(source_nb, run)))
         wrong_runs = fmt.wrong_runs(mod)  # run k: at most one wrong answer per exercise
         for k, run in enumerate(wrong_runs):
-            course.submit(f"wrong{k}", with_cells_replaced(source_nb, fmt.run_cells(run)))
+            wrong = with_cells_replaced(source_nb, fmt.run_cells(run))
+            course.submit(f"wrong{k}", exercises_only(wrong))
     results.update(course.autograde([d.name for d in sorted((work / "submitted").iterdir())]))
     return LessonRun(
         course,
