@@ -94,14 +94,41 @@ def used_names(source: str) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
 
+def _base_name(node: ast.AST) -> str | None:
+    """``rows`` for ``rows``, ``rows[0].x`` or ``rows.append``; None for anything else."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _changed_names(tree: ast.AST) -> set[str]:
+    """Names a cell's own statements may change in place: ``d[k] = v``, ``obj.attr = v``,
+    ``del d[k]``, ``d[k] += 1`` and statements that call a method, ``rows.append(x)``,
+    ``model.eval()``, ``np.random.seed(0)`` (not in function bodies: they run when called)."""
+    changed: set[str] = set()
+    stack = list(ast.iter_child_nodes(tree))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, (ast.Attribute, ast.Subscript)) and not isinstance(node.ctx, ast.Load):
+            changed.add(_base_name(node) or "")
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            if isinstance(node.value.func, ast.Attribute):
+                changed.add(_base_name(node.value.func) or "")
+        stack.extend(ast.iter_child_nodes(node))
+    return changed - {""}
+
+
 def _bound_and_read(source: str) -> tuple[set[str], set[str]] | None:
-    """Every name a cell binds (imports, definitions, assignments, also inside its functions)
-    and every name it reads; None when Python cannot parse it (an IPython magic)."""
+    """Every name a cell binds or may change (imports, definitions, assignments, also inside
+    its functions; see :func:`_changed_names`) and every name it reads; None when Python cannot
+    parse it (an IPython magic)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return None
-    bound: set[str] = set()
+    bound: set[str] = _changed_names(tree)
     read: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -119,8 +146,8 @@ def needed_cells(sources: list[str], always: list[bool]) -> list[bool]:
     """Which cells a notebook's graded cells depend on, by the names they bind and read.
 
     ``always[i]`` marks the cells that must run (tests, solutions). Working back from the last
-    cell, any other cell is needed when it binds a name that a needed cell after it reads, or
-    when it cannot be parsed. The rest (the demonstrations: benchmarks, plots, widgets, whose
+    cell, any other cell is needed when it binds or changes in place a name that a needed cell
+    after it reads, or when it cannot be parsed. The rest (the demonstrations: benchmarks, plots, widgets, whose
     results no graded cell reads) can be left out of a run that only grades.
 
     >>> needed_cells(["import numpy as np", "x = np.ones(3)", "plot(x)", "assert f(x)"],
