@@ -147,8 +147,9 @@ def needed_cells(sources: list[str], always: list[bool]) -> list[bool]:
 
     ``always[i]`` marks the cells that must run (tests, solutions). Working back from the last
     cell, any other cell is needed when it binds or changes in place a name that a needed cell
-    after it reads, or when it cannot be parsed. The rest (the demonstrations: benchmarks, plots, widgets, whose
-    results no graded cell reads) can be left out of a run that only grades.
+    after it reads, or when it cannot be parsed. The rest (the demonstrations: benchmarks,
+    plots, widgets, whose results no graded cell reads) can be left out of a run that only
+    grades.
 
     >>> needed_cells(["import numpy as np", "x = np.ones(3)", "plot(x)", "assert f(x)"],
     ...              [False, False, False, True])

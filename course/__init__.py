@@ -12,7 +12,7 @@ Module map:
 - reusable core, for any model: ``convert`` (framework -> ONNX with parity), ``verify`` (checker,
   both runtimes, parity reports), ``inspect`` (summary, graph text and drawing), ``quantize``
   (int8 dynamic/static, float16, with measured reports), ``bench`` (timing with confidence
-  intervals, sessions), ``data`` (offline data sets and cached training), ``widgets``,
+  intervals, sessions), ``data`` (offline data sets, cached training and each lesson's scratch folder), ``widgets``,
   ``palette`` (the course's colours), ``figures`` (how every lab makes and returns a figure),
   ``serve`` (a KServe v2 HTTP server over onnxruntime);
 - the inside layer the core stands on (private): ``_model`` (one loader for a ModelProto, a path,

@@ -44,7 +44,8 @@
 # ## 0. Setup: the model we will serve
 #
 # The course's digits MLP (64 pixels in, 10 class scores out; trained in seconds and cached),
-# exported with the exporter of Lesson 3. The lesson writes its files to a temporary folder.
+# exported with the exporter of Lesson 3. The lesson writes its files to a temporary folder,
+# removed when the kernel stops.
 
 # %%
 import atexit

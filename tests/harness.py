@@ -382,8 +382,8 @@ def artefact_cache(
 
     ``modules`` are imported before the build (they may register more builders: the harness's own
     test uses one), with ``pythonpath`` prepended to the import path; ``names`` limits the build
-    to those builders (default: every one). The build's time and output
-    are kept in ``base/built.json`` and build/artefacts-build.json. Raises when the build failed.
+    to those builders (default: every one). The build's time and output are kept in
+    ``base/built.json`` and build/artefacts-build.json. Raises when the build failed.
     """
     base = base or artefact_dir()
     cache, record = base / "cache", base / "built.json"
