@@ -4,8 +4,9 @@ Each submission runs in two sandboxed kernels:
 
 - **S**, the student's kernel, runs the student's notebook (every cell except the test cells);
 - **T**, the verdict kernel, runs only the instructor's cells, read by the grader from the
-  release and the gradebook: the narrative and setup cells (not the solution cells) and the
-  test cells, hidden tests included. Hidden tests never reach S.
+  release and the gradebook: the test cells, hidden tests included, and the narrative and
+  setup cells they depend on (:func:`needed_cells`; never the solution cells). Hidden tests
+  never reach S.
 
 Before each cell of T, the grader finds (from the cell's syntax tree) the names it uses that
 the instructor's solution cells define, asks S what they are, and binds them in T: data
@@ -195,7 +196,7 @@ def is_test(cell: dict) -> bool:
 
 
 def make_plan(instructor_nb: nbformat.NotebookNode, gradebook_cells: list[dict]) -> VerdictPlan:
-    """The plan for one notebook: narrative cells of the release, tests of the gradebook.
+    """The plan for one notebook: tests of the gradebook, the release's cells they need.
 
     ``instructor_nb`` is the release (or source) notebook from the course folder; its solution
     cells are skipped (their names are what T fetches from S); its test cells are replaced by
