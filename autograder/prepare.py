@@ -384,7 +384,7 @@ def _sanitise(course: Course, nb, resources: dict, notes: list[str]):
 
 
 def _instructor_notebook(course: Course, assignment: str, name: str) -> nbformat.NotebookNode:
-    """The release's notebook (or the source's): where the verdict kernel's narrative cells come from."""
+    """The release's notebook (or the source's): where T's narrative cells come from."""
     for kind in ("release", "source"):
         path = course.folder(kind, assignment=assignment) / f"{name}.ipynb"
         if path.is_file():
