@@ -305,7 +305,10 @@ def pretrained_study(
     (one chunk with its state, what a streaming application pays), timed interleaved."""
     from course import pretrained
 
-    folder = Path(folder or tempfile.mkdtemp(prefix="bench-silero-"))
+    if folder is None:  # the variants' files are only needed while they are timed
+        with tempfile.TemporaryDirectory(prefix="bench-silero-") as tmp:
+            return pretrained_study(repeat, Path(tmp), threads)
+    folder = Path(folder)
     fp32 = pretrained.silero_file(SILERO_FILE)
     stream = pretrained.speech_and_noise(seed=0, seconds=1.0)
     truth = stream.frame_labels()
@@ -402,7 +405,10 @@ def magika_study(
     sample file, and latency per file (one input of 2048 byte values), timed interleaved."""
     from course import pretrained
 
-    folder = Path(folder or tempfile.mkdtemp(prefix="bench-magika-"))
+    if folder is None:  # the variants' files are only needed while they are timed
+        with tempfile.TemporaryDirectory(prefix="bench-magika-") as tmp:
+            return magika_study(repeat, Path(tmp), threads)
+    folder = Path(folder)
     fp32 = pretrained.magika_file()
     config = pretrained.magika_config()
     samples = magika_samples()
