@@ -67,6 +67,7 @@ def cmd_grade(args) -> int:
         progress=not args.quiet,
         guard=not args.no_guard,
         verdict=not args.tests_in_student_kernel,
+        warm=not args.cold_verdict_kernel,
         expose=tuple(args.expose or ()),
     )
     summary = grade(course, args.assignment, options)
@@ -161,6 +162,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the test cells in the student's kernel, as nbgrader does (forgeable; default: "
         "a separate verdict kernel that never runs student code)",
+    )
+    g.add_argument(
+        "--cold-verdict-kernel",
+        action="store_true",
+        help="start the verdict kernel afresh for every submission (default: each worker forks "
+        "it from a process that has imported what the tests import; see autograder.warm)",
     )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_grade)

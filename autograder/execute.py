@@ -46,6 +46,7 @@ from traitlets.config import Config
 from . import kernel_checks as kc
 from . import sandbox as sb
 from . import verdict as vd
+from . import warm
 
 #: Categories of a failed execution (``JobResult`` -> ``report.json``).
 WALL, OUTPUT, CELL_TIMEOUT, KERNEL_DIED, KERNEL_BROKEN, TAMPERING, STARTUP, INTERNAL = (
@@ -89,6 +90,9 @@ class Job:
     forbidden: tuple[str, ...] = ()
     #: the release's data files for the verdict kernel T (never the student's files)
     verdict_files: dict[str, bytes] = field(default_factory=dict)
+    #: fork T from this worker's prepared process (:mod:`autograder.warm`) instead of starting
+    #: it cold; for a worker that grades submission after submission (``grade``'s own pool)
+    warm: bool = False
 
 
 @dataclass
@@ -164,6 +168,32 @@ class SandboxedKernelManager(AsyncKernelManager):
             await super()._async_kill_kernel(restart=restart)
 
     _kill_kernel = _async_kill_kernel
+
+
+class ForkedKernelManager(SandboxedKernelManager):
+    """T's kernel manager when T is forked from the worker's zygote (:mod:`autograder.warm`):
+    the kernel is started by the zygote, in the zygote's sandbox, on this manager's connection
+    file; the rest (client, interrupt, shutdown) is a sandboxed kernel's."""
+
+    launcher: warm.ChildLauncher
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        return AsyncKernelManager.format_kernel_cmd(self, extra_arguments)
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        uid = self.launcher.uid
+        if uid is not None and os.geteuid() == 0:
+            os.chown(self.connection_file, uid, uid)
+        args = [a for a in kernel_cmd if a.startswith("--")]
+        child = await self.launcher.zygote.fork(self.connection_file, args)
+        self.launcher.child = child
+        self.launcher.kernel_pid = child.pid
+        provisioner = self.provisioner
+        assert provisioner is not None
+        provisioner.process = child
+        provisioner.pid = child.pid
+        provisioner.pgid = child.pid
+        self._reconcile_connection_info(provisioner.connection_info)
 
 
 class GuardTimeout(Exception):
@@ -456,7 +486,10 @@ class GradingClient(Execute):
         name = self.kernel_name or self.nb.metadata.get("kernelspec", {}).get("name")
         if name:
             kw["kernel_name"] = name
-        km = SandboxedKernelManager(launcher=self.launcher_t, **kw)
+        forked = isinstance(self.launcher_t, warm.ChildLauncher)
+        km = (ForkedKernelManager if forked else SandboxedKernelManager)(
+            launcher=self.launcher_t, **kw
+        )
         km.client_class = "jupyter_client.asynchronous.AsyncKernelClient"
         self.km_t = km
         await km.start_kernel(extra_arguments=["--HistoryManager.hist_file=:memory:"])
@@ -614,7 +647,17 @@ def _execute_one(
     os.chmod(jobdir, 0o711)
     nb = nbformat.reads(nbjob.notebook, as_version=4)
     network = None
-    if nbjob.plan is not None and info.isolated:
+    zygote = None
+    zygote_note = None
+    if nbjob.plan is not None and info.isolated and job.warm:
+        try:
+            name = nb.metadata.get("kernelspec", {}).get("name")
+            zygote = warm.zygote_for(job, nbjob, info, name, JOBDIR_PREFIX)
+        except Exception as exc:  # T starts cold, as without a zygote
+            zygote_note = f"the verdict kernel started cold: {exc}"[:300]
+    if zygote is not None:
+        network = zygote.network
+    elif nbjob.plan is not None and info.isolated:
         # S and T share one loopback (a test's server in T, the student's client in S) and
         # nothing else: a network namespace of the submission's own
         try:
@@ -642,8 +685,11 @@ def _execute_one(
         network=network,
     )
     launcher.prepare()
-    launcher_t = None
-    if nbjob.plan is not None:
+    launcher_t: sb.KernelLauncher | warm.ChildLauncher | None = None
+    if zygote is not None:
+        launcher_t = warm.ChildLauncher(zygote)
+        launcher_t.prepare()
+    elif nbjob.plan is not None:
         (jobdir / "verdict").mkdir()
         os.chmod(jobdir / "verdict", 0o711)
         launcher_t = sb.KernelLauncher(
@@ -746,7 +792,7 @@ def _execute_one(
         launcher.kill_all()
         outcome.leftover_pids += sorted(launcher.killed)
         launcher.close_files()
-        if network is not None:
+        if network is not None and zygote is None:  # a zygote's namespace outlives the job
             network.close()
         with contextlib.suppress(Exception):
             pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
@@ -756,7 +802,7 @@ def _execute_one(
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
     outcome.tampering = list(client.tampering)
-    outcome.notes = list(dict.fromkeys(client.notes))
+    outcome.notes = list(dict.fromkeys(client.notes + ([zygote_note] if zygote_note else [])))
     outcome.verdict = nbjob.plan is not None
     outcome.peak_memory_mb = round(client.peak_memory_mb, 1)
     outcome.kernel_log = outcome.kernel_log or launcher.log_tail(1500)
@@ -824,3 +870,8 @@ def worker_init() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     # Ctrl-C goes to the grader, which cancels the run; workers are killed with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # a worker that ends normally stops its zygotes and removes their folders (a pool's worker
+    # leaves through os._exit: atexit would not run, multiprocessing's finalizers do)
+    from multiprocessing import util
+
+    util.Finalize(None, warm.close_all, exitpriority=10)

@@ -103,6 +103,8 @@ class GradeOptions:
     guard: bool = True
     #: run the test cells in a second kernel that never runs the student's code
     verdict: bool = True
+    #: fork each submission's verdict kernel from its worker's prepared process (autograder.warm)
+    warm: bool = True
     expose: tuple[str, ...] = ()
     stream: io.TextIOBase | None = None
 
@@ -165,6 +167,11 @@ class _Runner:
         else:
             self.slots = options.jobs or default_jobs()
             self.executor = self._pool()
+
+    @property
+    def pool(self) -> bool:
+        """The executor is this grader's own process pool (its workers serve no one else)."""
+        return self.owned and isinstance(self.executor, cf.ProcessPoolExecutor)
 
     def _pool(self) -> cf.ProcessPoolExecutor:
         # fork (when no thread runs here) starts workers with nbgrader already imported, in
@@ -300,6 +307,9 @@ def _grade(course: Course, assignment: str, options: GradeOptions | None) -> Gra
                     refusal = Refused(ex.INTERNAL, f"could not prepare the submission: {exc!r}")
                     finish(refused_record(course, assignment, student, refusal, fp, []))
                     continue
+                # the grader's own pool: each worker grades submission after submission, so
+                # it keeps a prepared verdict kernel to fork T from (autograder.warm)
+                job.warm = options.warm and runner.pool
                 inflight[runner.executor.submit(ex.run_job, job)] = (student, job, meta)
             done, _ = cf.wait(list(inflight), timeout=0.5, return_when=cf.FIRST_COMPLETED)
             progress.draw()

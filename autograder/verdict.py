@@ -20,7 +20,9 @@ outputs T produced: nothing S does can change which test cells ran, what they as
 their outcome was recorded; S can only give answers.
 
 This module holds the grader's side: the plan (built by the trusted grader in ``prepare``) and
-the driver of T (used by :mod:`autograder.execute` in the worker).
+the driver of T (used by :mod:`autograder.execute` in the worker). In ``grade``'s own process
+pool, each worker forks T from a process that has imported what the plan imports
+(:mod:`autograder.warm`) instead of starting it cold; T is driven the same either way.
 """
 
 from __future__ import annotations

@@ -3,11 +3,12 @@
 ``python -m benchmarks.grading_bench [--students 40] [--jobs N] [--out build/grading-bench.json]``
 
 The same synthetic class (correct, partial, blank and a few bad submissions of the template
-lesson) is graded in one run four ways, each in its own copy of a freshly released course:
+lesson) is graded in one run several ways, each in its own copy of a freshly released course:
 
 1. plain nbgrader: one ``nbgrader autograde`` process for every student, sequential (baseline);
 2. this pipeline with the sandbox (bubblewrap), ``--jobs`` submissions at once, the verdict
-   computed in a second kernel (the default);
+   computed in a second kernel forked from each worker's prepared process (the default), and
+   the same with that kernel started cold for each submission (``--cold-verdict-kernel``);
 3. the same with the tests in the student's kernel (``verdict=False``: the pipeline before the
    verdict kernel existed);
 4. this pipeline without the sandbox (resource limits only), same jobs: the sandbox's cost;
@@ -140,7 +141,9 @@ def plain_nbgrader(course: Path) -> dict:
     return {"seconds": seconds, "exit": proc.returncode, "autograded": len(autograded)}
 
 
-def pipeline(course: Path, jobs: int, sandbox: str, verdict: bool = True) -> dict:
+def pipeline(
+    course: Path, jobs: int, sandbox: str, verdict: bool = True, warm: bool = True
+) -> dict:
     from autograder import sandbox as sb
     from autograder.course import Course
     from autograder.grade import GradeOptions, grade, read_records
@@ -151,7 +154,12 @@ def pipeline(course: Path, jobs: int, sandbox: str, verdict: bool = True) -> dic
         c,
         ASSIGNMENT,
         GradeOptions(
-            jobs=jobs, sandbox=sandbox, limits=sb.Limits(), progress=False, verdict=verdict
+            jobs=jobs,
+            sandbox=sandbox,
+            limits=sb.Limits(),
+            progress=False,
+            verdict=verdict,
+            warm=warm,
         ),
     )
     seconds = time.monotonic() - t0
@@ -370,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         base = make_course(work / "released")
         if args.only in (None, "throughput"):
             courses = {}
-            for name in ("plain", "sandbox", "today", "nosandbox"):
+            for name in ("plain", "sandbox", "cold", "today", "nosandbox"):
                 courses[name] = work / name
                 shutil.copytree(base, courses[name])
                 kinds = synthetic_class(courses[name], args.students)
@@ -381,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
             load["after_plain"] = os.getloadavg()
             sandboxed = pipeline(courses["sandbox"], jobs, "bubblewrap")
             load["after_sandbox"] = os.getloadavg()
+            cold = pipeline(courses["cold"], jobs, "bubblewrap", warm=False)
+            load["after_cold"] = os.getloadavg()
             today = pipeline(courses["today"], jobs, "bubblewrap", verdict=False)
             load["after_today"] = os.getloadavg()
             bare = pipeline(courses["nosandbox"], jobs, "none")
@@ -389,9 +399,11 @@ def main(argv: list[str] | None = None) -> int:
             figures.update(
                 plain=plain,
                 sandboxed=sandboxed,
+                cold_verdict_kernel=cold,
                 student_kernel_verdict=today,
                 nosandbox=bare,
                 verdict_vs_student_kernel_run_ratio=sandboxed["seconds"] / today["seconds"],
+                cold_vs_student_kernel_run_ratio=cold["seconds"] / today["seconds"],
                 throughput_plain_per_min=60 * n / plain["seconds"],
                 throughput_pipeline_per_min=60 * n / sandboxed["seconds"],
                 throughput_ratio=plain["seconds"] / sandboxed["seconds"],
@@ -429,6 +441,11 @@ def main(argv: list[str] | None = None) -> int:
             f"  this pipeline, sandboxed:             {sandboxed['seconds']:7.1f} s "
             f"({sandboxed['graded']} graded, {sandboxed['failed']} failed, "
             f"{sandboxed['records']} in report.json)"
+        )
+        cold = figures["cold_verdict_kernel"]
+        print(
+            f"  same, verdict kernel started cold:    {cold['seconds']:7.1f} s "
+            f"({figures['cold_vs_student_kernel_run_ratio']:.2f} x the student's kernel's)"
         )
         today = figures["student_kernel_verdict"]
         print(

@@ -538,6 +538,79 @@ def test_wall_limit_stops_a_slow_notebook():
     assert not _job_processes(), "the stopped kernel left processes"
 
 
+_PLANT = """
+import glob, json, os, subprocess
+paths = ["/tmp/planted", "/dev/shm/planted", "planted.txt", os.path.expanduser("~/.cache/planted")]
+sleepers = [p for p in os.listdir("/proc") if p.isdigit()
+            and open(f"/proc/{p}/cmdline", "rb").read().split(b"\\0")[0].endswith(b"sleep")]
+found = {"files": [p for p in paths if os.path.exists(p)], "sleepers": sleepers,
+         "data": open("data.txt").read(), "module": hasattr(json, "planted")}
+assert found == {"files": [], "sleepers": [], "data": "from the release", "module": False}, (
+    f"expected nothing of an earlier submission's verdict kernel, got {found}")
+for p in paths:
+    open(p, "w").write("planted")
+open("data.txt", "w").write("changed")
+json.planted = True
+subprocess.Popen(["sleep", "600"], start_new_session=True)
+print("PLANTED", os.getpid())
+"""
+
+
+def test_each_forked_verdict_kernel_starts_from_the_zygote_and_nothing_else():
+    """A worker forks T from one prepared process per notebook (autograder.warm): a file in
+    /tmp, /dev/shm, the home or the working folder, a changed release file, a module attribute
+    or a process left by one submission's T is gone for the next, which is a fresh fork."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from autograder import execute as ex
+    from autograder import verdict as vd
+    from autograder import warm
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    meta = {
+        "nbgrader": {
+            "grade": True,
+            "grade_id": "t1",
+            "points": 1,
+            "solution": False,
+            "locked": True,
+            "schema_version": 3,
+        }
+    }
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(_PLANT, metadata=meta)])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    plan = vd.VerdictPlan([vd.VerdictCell("t1", _PLANT, [])], []).to_dict()
+    job = ex.Job(
+        "z",
+        ASSIGNMENT,
+        [ex.NotebookJob("z.ipynb", nbformat.writes(nb), plan)],
+        {},
+        LIMITS,
+        config,
+        sandbox="bubblewrap",
+        verdict_files={"data.txt": b"from the release"},
+        warm=True,
+    )
+    try:
+        for run in range(3):
+            outcome = ex.run_job(job).outcomes[0]
+            assert outcome.ok and outcome.verdict, (outcome.category, outcome.reason)
+            cell = nbformat.reads(outcome.notebook, as_version=4).cells[0]
+            text = _outputs_text(nbformat.v4.new_notebook(cells=[cell]))
+            assert "PLANTED" in text and "Error" not in text, f"run {run}: {text[:1500]}"
+            assert not outcome.notes, outcome.notes
+        (zygote,) = warm._POOL.values()
+        assert zygote.children == 3, f"expected 3 forks of one zygote, got {zygote.children}"
+    finally:
+        warm.close_all()
+    assert not warm._POOL
+    assert not _job_processes(), "the zygote or a forked kernel outlived close_all()"
+
+
 def test_a_venv_reached_through_a_link_runs_in_the_sandbox(tmp_path):
     link = tmp_path / "venv-link"
     link.symlink_to(Path(sys.prefix).resolve())

@@ -472,3 +472,16 @@ def test_a_lesson_listed_in_the_config_is_graded_in_the_students_kernel(tmp_path
         f"expected every lesson graded in the verdict kernel (the two kernels share a loopback, "
         f"so lesson 7's server in T reaches the client in S), got {listed}"
     )
+
+
+def test_autograder_docstring_examples_run():
+    """The autograder's docstring examples (the plan's cell selection, the zygote's imports)."""
+    import doctest
+
+    from autograder import verdict, warm
+
+    for module in (verdict, warm):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, (
+            f"expected every example of {module.__name__} to pass, got {result}"
+        )
