@@ -5,8 +5,8 @@ Starting the verdict kernel T costs every submission a kernel start-up and the i
 instructor's cells (scikit-learn alone is about 0.9 s of CPU), on top of the student's kernel S
 doing the same. With a process pool, each worker keeps one **zygote** per notebook: a process in
 a sandbox of its own (the same limits, mounts and release files as a cold T) that imports
-IPython's kernel and the modules the plan's cells import, and nothing else: no cell runs there,
-and nothing of any submission ever reaches it. For each submission the zygote forks; the child
+IPython's kernel and the modules the plan's leading cells import (:func:`plan_imports`), and
+nothing else: no cell runs there, and nothing of any submission ever reaches it. For each submission the zygote forks; the child
 starts a fresh IPython kernel and is driven exactly like a cold T. When the child ends, the
 zygote kills every other process of its sandbox and returns the sandbox's writable folders
 (``/tmp``, ``/dev/shm``, the home and working folder) to their state before the first fork, so
