@@ -141,6 +141,14 @@ def plain_nbgrader(course: Path) -> dict:
     return {"seconds": seconds, "exit": proc.returncode, "autograded": len(autograded)}
 
 
+def machine_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy since boot (``/proc/stat``: user, nice,
+    system, irq, softirq, steal), so a run's difference counts its kernels and sandboxes too."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    return (sum(fields[:3]) + sum(fields[5:8])) / os.sysconf("SC_CLK_TCK")
+
+
 def pipeline(
     course: Path, jobs: int, sandbox: str, verdict: bool = True, warm: bool = True
 ) -> dict:
@@ -149,7 +157,7 @@ def pipeline(
     from autograder.grade import GradeOptions, grade, read_records
 
     c = Course(course)
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), machine_cpu_s()
     summary = grade(
         c,
         ASSIGNMENT,
@@ -162,11 +170,12 @@ def pipeline(
             warm=warm,
         ),
     )
-    seconds = time.monotonic() - t0
+    seconds, cpu = time.monotonic() - t0, machine_cpu_s() - cpu0
     records = read_records(c, ASSIGNMENT)
     job_seconds = [r["seconds"] for r in records.values() if r.get("seconds")]
     return {
         "seconds": seconds,
+        "machine_cpu_s": cpu,
         "graded": len(summary.graded),
         "failed": len(summary.failed),
         "records": len(records),
@@ -440,18 +449,21 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  this pipeline, sandboxed:             {sandboxed['seconds']:7.1f} s "
             f"({sandboxed['graded']} graded, {sandboxed['failed']} failed, "
-            f"{sandboxed['records']} in report.json)"
+            f"{sandboxed['records']} in report.json; machine CPU "
+            f"{sandboxed['machine_cpu_s']:.1f} s)"
         )
         cold = figures["cold_verdict_kernel"]
         print(
             f"  same, verdict kernel started cold:    {cold['seconds']:7.1f} s "
-            f"({figures['cold_vs_student_kernel_run_ratio']:.2f} x the student's kernel's)"
+            f"({figures['cold_vs_student_kernel_run_ratio']:.2f} x the student's kernel's; "
+            f"machine CPU {cold['machine_cpu_s']:.1f} s)"
         )
         today = figures["student_kernel_verdict"]
         print(
             f"  same, tests in the student's kernel:  {today['seconds']:7.1f} s "
             f"(verdict kernel / student's kernel: "
-            f"{figures['verdict_vs_student_kernel_run_ratio']:.2f} x)"
+            f"{figures['verdict_vs_student_kernel_run_ratio']:.2f} x; machine CPU "
+            f"{today['machine_cpu_s']:.1f} s)"
         )
         print(f"  this pipeline, no sandbox:            {bare['seconds']:7.1f} s")
         print(f"  throughput ratio (plain / pipeline):  {figures['throughput_ratio']:7.2f} x")
