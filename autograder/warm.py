@@ -79,6 +79,8 @@ os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 def send(obj):
     os.write(OUT, (json.dumps(obj) + "\n").encode())
 
+# as in T (the bridge's set-up): nothing is imported from the working folder
+sys.path[:] = [p for p in sys.path if p not in ("", ".", os.getcwd())]
 import ipykernel.kernelapp, ipykernel.ipkernel
 imported, failed = [], []
 for name in json.loads(modules):
@@ -94,26 +96,33 @@ threads = len(os.listdir("/proc/self/task"))
 allowed = 1 + ("onnxruntime" in sys.modules)  # its one idle thread forks safely (measured)
 bad = sorted(set(json.loads(unforkable)) & {m.split(".")[0] for m in sys.modules})
 
-def snapshot(root):
-    dirs, files = set(), {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirs |= {os.path.join(dirpath, d) for d in dirnames}
-        for f in filenames:
-            p = os.path.join(dirpath, f)
-            with open(p, "rb") as fh:
-                files[p] = (stat.S_IMODE(os.lstat(p).st_mode), fh.read())
-    return dirs, files
-
 def mounts():
     with open("/proc/self/mountinfo") as fh:
         return {line.split()[4].replace("\\040", " ") for line in fh}
 
 MOUNTS = mounts()  # the sandbox's own (binds under /tmp: the socket folder, artefacts...)
-DIRS, FILES = snapshot(HOME)
+ROOTS = ("/tmp", "/dev/shm", HOME)
+
+def snapshot():
+    # what the sandbox and the imports made (a module may keep a temporary folder it made)
+    dirs, files = {}, {}
+    for root in ROOTS:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in MOUNTS]
+            for d in dirnames:
+                dirs[os.path.join(dirpath, d)] = stat.S_IMODE(os.lstat(os.path.join(dirpath, d)).st_mode)
+            for f in filenames:
+                p = os.path.join(dirpath, f)
+                if p not in MOUNTS and os.path.isfile(p) and not os.path.islink(p):
+                    with open(p, "rb") as fh:
+                        files[p] = (stat.S_IMODE(os.lstat(p).st_mode), fh.read())
+    return dirs, files
+
+DIRS, FILES = snapshot()
 
 def wipe(root):
-    # what the sandbox made (mounts, the folders and files it put in the home) stays; files
-    # are rewritten below; everything else goes
+    # what was there before the first fork (mounts, the sandbox's and the imports' folders and
+    # files) stays, its files rewritten below; everything else goes
     with os.scandir(root) as it:
         for entry in list(it):
             path = entry.path
@@ -130,11 +139,12 @@ def wipe(root):
                 pass
 
 def restore():
-    for root in ("/tmp", "/dev/shm", HOME):
+    for root in ROOTS:
         wipe(root)
     for path in sorted(DIRS):
-        if not os.path.isdir(path):
-            os.mkdir(path, 0o777)
+        if not os.path.isdir(path) or os.path.islink(path):
+            os.mkdir(path)
+            os.chmod(path, DIRS[path])
     for path, (mode, data) in FILES.items():
         if os.path.islink(path):  # never write through a link a kernel left
             os.unlink(path)
