@@ -94,6 +94,28 @@ class Job:
     #: it cold; for a worker that grades submission after submission (``grade``'s own pool)
     warm: bool = False
 
+    def launcher(
+        self,
+        info: sb.SandboxInfo,
+        jobdir: Path,
+        files: dict[str, bytes],
+        uid: int | None,
+        network: sb.SharedNetwork | None,
+    ) -> sb.KernelLauncher:
+        """A kernel launcher under this job's limits, mounts and threads (S, T or a zygote)."""
+        return sb.KernelLauncher(
+            info,
+            self.limits,
+            jobdir,
+            files=files,
+            uid=uid,
+            threads=self.threads,
+            expose=self.expose,
+            artefacts=self.artefacts,
+            forbidden=self.forbidden,
+            network=network,
+        )
+
 
 @dataclass
 class NotebookOutcome:
@@ -672,18 +694,7 @@ def _execute_one(
                 reason=f"the kernels did not start: {exc}",
                 verdict=True,
             )
-    launcher = sb.KernelLauncher(
-        info,
-        job.limits,
-        jobdir,
-        files=job.files,
-        uid=uid,
-        threads=job.threads,
-        expose=job.expose,
-        artefacts=job.artefacts,
-        forbidden=job.forbidden,
-        network=network,
-    )
+    launcher = job.launcher(info, jobdir, job.files, uid, network)
     launcher.prepare()
     launcher_t: sb.KernelLauncher | warm.ChildLauncher | None = None
     if zygote is not None:
@@ -692,18 +703,7 @@ def _execute_one(
     elif nbjob.plan is not None:
         (jobdir / "verdict").mkdir()
         os.chmod(jobdir / "verdict", 0o711)
-        launcher_t = sb.KernelLauncher(
-            info,
-            job.limits,
-            jobdir / "verdict",
-            files=job.verdict_files,
-            uid=uid_t,
-            threads=job.threads,
-            expose=job.expose,
-            artefacts=job.artefacts,
-            forbidden=job.forbidden,
-            network=network,
-        )
+        launcher_t = job.launcher(info, jobdir / "verdict", job.verdict_files, uid_t, network)
         launcher_t.prepare()
     config = Config(job.config)
     client = GradingClient(

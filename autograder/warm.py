@@ -293,6 +293,10 @@ class ZygoteError(RuntimeError):
     """The zygote could not be started, or stopped answering."""
 
 
+class Unforkable(ZygoteError):
+    """The zygote started, but a fork of it would not be safe (T starts cold)."""
+
+
 class ForkedKernel:
     """The forked T, as jupyter_client's provisioner sees a kernel process (``Popen``-like)."""
 
@@ -380,7 +384,7 @@ class Zygote:
                 if not status.get("own_pids")
                 else f"{status.get('threads')} threads after its imports"
             )
-            raise ZygoteError(f"the prepared verdict kernel cannot fork safely: {why}")
+            raise Unforkable(f"the prepared verdict kernel cannot fork safely: {why}")
         wrappers = ("bwrap", "prlimit", "setpriv", "nsenter")
         deadline = time.monotonic() + 10
         while self.host_pid is None and time.monotonic() < deadline:
@@ -615,44 +619,25 @@ def zygote_for(job, nbjob, info: sb.SandboxInfo, kernel_name: str | None, jobdir
     try:
         uid = hold.enter_context(sb.uid_slot()) if info.privileged else None
         network = sb.SharedNetwork.start()
-        launcher = sb.KernelLauncher(
-            info,
-            job.limits,
-            jobdir,
-            files=job.verdict_files,
-            uid=uid,
-            threads=job.threads,
-            expose=job.expose,
-            artefacts=job.artefacts,
-            forbidden=job.forbidden,
-            network=network,
-        )
+        launcher = job.launcher(info, jobdir, job.verdict_files, uid, network)
         launcher.prepare()
         zygote = Zygote(key, launcher, network, hold)
         if not _ATEXIT:  # a grader that ran jobs itself (a pool's worker: worker_init)
             _ATEXIT.append(atexit.register(close_all))
         _POOL[key] = zygote
         zygote.start(modules, python)
-    except ZygoteError as exc:
-        _COLD[key] = str(exc)
+    except BaseException as exc:
         if key in _POOL:
-            _POOL[key].close()
+            _POOL[key].close()  # its process, uid, network and folder
         else:
             hold.close()
             if network is not None:
                 network.close()
             shutil.rmtree(jobdir, ignore_errors=True)
-        if "cannot fork safely" in str(exc):
-            return None
-        raise
-    except BaseException:
-        if key in _POOL:
-            _POOL[key].close()
-        else:
-            hold.close()
-            if network is not None:
-                network.close()
-            shutil.rmtree(jobdir, ignore_errors=True)
+        if isinstance(exc, ZygoteError):
+            _COLD[key] = str(exc)
+            if isinstance(exc, Unforkable):
+                return None
         raise
     return zygote
 
