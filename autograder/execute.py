@@ -821,9 +821,10 @@ JOBDIR_PREFIX = "autograder-job-"
 _CLEANED: list[bool] = []
 
 
-def clean_stale_jobdirs() -> list[str]:
-    """Remove job folders left by workers that were killed (their pid is in the name)."""
-    removed = []
+def clean_stale_jobs() -> list[str]:
+    """Kill the sandboxes and remove the job folders left by workers that were killed (the
+    folder names its worker's pid; each sandboxed process, its worker's pid and start time)."""
+    removed = [f"process {pid}" for pid in sb.kill_orphans()]
     for path in Path(tempfile.gettempdir()).glob(f"{JOBDIR_PREFIX}*"):
         pid = path.name[len(JOBDIR_PREFIX) :].split("-", 1)[0]
         if pid.isdigit() and not psutil.pid_exists(int(pid)):
@@ -840,7 +841,7 @@ def run_job(job: Job) -> JobResult:
     t0 = time.monotonic()
     if not _CLEANED:
         _CLEANED.append(True)
-        clean_stale_jobdirs()
+        clean_stale_jobs()
     info = sb.probe(job.sandbox)
     outcomes = []
     two = any(nbjob.plan is not None for nbjob in job.notebooks)

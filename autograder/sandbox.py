@@ -56,8 +56,10 @@ class Limits:
     """Resource limits for one notebook's kernel (and every process it starts).
 
     Example:
-        >>> Limits(wall_s=60, memory_mb=2048).describe()  # doctest: +ELLIPSIS
-        'wall 60 s, cell ... s, CPU 900 s, memory 2048 MB, ...'
+        >>> Limits(wall_s=60, cell_timeout_s=30, memory_mb=2048).describe()  # doctest: +ELLIPSIS
+        'wall 60 s, cell 30 s, CPU 900 s, memory 2048 MB, 256 processes, ...'
+        >>> Limits().describe()  # doctest: +ELLIPSIS
+        "wall 900 s, cell nbgrader's timeout, CPU 900 s, ..."
     """
 
     wall_s: float = 900.0  #: whole notebook, kernel start included
@@ -70,9 +72,9 @@ class Limits:
     open_files: int = 4096  #: RLIMIT_NOFILE
 
     def describe(self) -> str:
-        cell = "nbgrader's" if self.cell_timeout_s is None else str(self.cell_timeout_s)
+        cell = "nbgrader's timeout" if self.cell_timeout_s is None else f"{self.cell_timeout_s} s"
         return (
-            f"wall {self.wall_s:g} s, cell {cell} s, CPU {self.cpu_s} s, "
+            f"wall {self.wall_s:g} s, cell {cell}, CPU {self.cpu_s} s, "
             f"memory {self.memory_mb} MB, {self.processes} processes, "
             f"output {self.output_mb:g} MB, disk {self.disk_mb} MB"
         )
@@ -404,7 +406,8 @@ class KernelLauncher:
     popen: subprocess.Popen | None = field(default=None, repr=False)
     kernel_pid: int | None = None
     _seen: dict[int, psutil.Process] = field(default_factory=dict, repr=False)
-    token: str = field(default_factory=lambda: os.urandom(8).hex())
+    #: the job's marker, in every process of the sandbox's environment (:func:`job_token`)
+    token: str = field(default_factory=lambda: job_token())
     killed: set[int] = field(default_factory=set)
 
     @property
@@ -782,6 +785,67 @@ def _tasks_of_uid(uid: int) -> int:
             if proc.info["uids"].real == uid:
                 total += proc.info["num_threads"] or 1
     return total
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (with the pid, names one process)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def job_token() -> str:
+    """A job's marker: the process that owns the job (its pid and start time) and a random part.
+
+    Every process of the job's sandbox carries it as ``$AUTOGRADER_JOB``, so a later run can
+    tell a sandbox whose owner was killed (:func:`kill_orphans`).
+
+    Example:
+        >>> pid, ticks, rand = job_token().split(".")
+        >>> int(pid) == os.getpid(), ticks.isdigit(), len(rand)
+        (True, True, 16)
+        >>> token_owner_alive(job_token())
+        True
+    """
+    pid = os.getpid()
+    return f"{pid}.{_start_ticks(pid)}.{os.urandom(8).hex()}"
+
+
+def token_owner_alive(token: str) -> bool:
+    """Whether the process that owns a job (named in its token) still runs; a token without an
+    owner (an older grader's) counts as alive, so nothing is killed on a guess."""
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        return True
+    return _start_ticks(int(parts[0])) == int(parts[1])
+
+
+def orphaned_job_processes() -> list[psutil.Process]:
+    """Processes of jobs whose owner is gone: a grader's worker killed (``kill -9``, the OOM
+    killer) in the few milliseconds while bubblewrap starts leaves a sandbox behind, because
+    bubblewrap's namespace init sets its parent-death signal only after it starts (measured:
+    a parent killed within 4 ms of starting ``bwrap --die-with-parent`` left about 40% of the
+    sandboxes running)."""
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            token = proc.environ().get("AUTOGRADER_JOB")
+            if token and not token_owner_alive(token):
+                found.append(proc)
+    return found
+
+
+def kill_orphans() -> list[int]:
+    """Kill what :func:`orphaned_job_processes` finds (a grading worker does before its first
+    job); returns their pids."""
+    procs = orphaned_job_processes()
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    _wait_dead(procs, timeout=5.0)
+    return [proc.pid for proc in procs]
 
 
 def _kill_marked(token: str) -> list[int]:

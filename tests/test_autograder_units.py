@@ -475,12 +475,13 @@ def test_a_lesson_listed_in_the_config_is_graded_in_the_students_kernel(tmp_path
 
 
 def test_autograder_docstring_examples_run():
-    """The autograder's docstring examples (the plan's cell selection, the zygote's imports)."""
+    """The autograder's docstring examples (the plan's cell selection, the zygote's imports, the
+    limits and job markers of a sandbox)."""
     import doctest
 
-    from autograder import verdict, warm
+    from autograder import sandbox, verdict, warm
 
-    for module in (verdict, warm):
+    for module in (sandbox, verdict, warm):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, (
             f"expected every example of {module.__name__} to pass, got {result}"
