@@ -871,6 +871,10 @@ def worker_init() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     # Ctrl-C goes to the grader, which cancels the run; workers are killed with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # forked from a process that ran jobs itself: its zygotes are not ours, and this worker
+    # sweeps what killed workers left before its own first job
+    warm.forget_inherited()
+    _CLEANED.clear()
     # a worker that ends normally stops its zygotes and removes their folders (a pool's worker
     # leaves through os._exit: atexit would not run, multiprocessing's finalizers do)
     from multiprocessing import util

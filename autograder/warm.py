@@ -642,6 +642,13 @@ def zygote_for(job, nbjob, info: sb.SandboxInfo, kernel_name: str | None, jobdir
     return zygote
 
 
+def forget_inherited() -> None:
+    """In a worker just forked from a process that ran jobs itself: the zygotes in the table are
+    that process's (its children), so this one neither uses nor stops them."""
+    _POOL.clear()
+    _ATEXIT.clear()
+
+
 def close_all() -> None:
     """Stop every zygote of this process (a worker's, or a grader's that ran jobs itself)."""
     for zygote in list(_POOL.values()):

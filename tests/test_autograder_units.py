@@ -4,6 +4,7 @@ redaction, LMS name matching, path checks, forged results, the progress bar."""
 from __future__ import annotations
 
 import io
+import os
 import signal
 from pathlib import Path
 
@@ -486,3 +487,42 @@ def test_autograder_docstring_examples_run():
         assert result.attempted > 0 and result.failed == 0, (
             f"expected every example of {module.__name__} to pass, got {result}"
         )
+
+
+def test_a_worker_forked_from_a_grader_that_ran_jobs_leaves_its_zygotes_alone(tmp_path):
+    """A pool worker forked from a process that ran jobs itself (and so holds zygotes) starts
+    with none of its own: at exit it must not stop the parent's, and it sweeps killed workers'
+    sandboxes before its own first job."""
+    from multiprocessing import util
+
+    from autograder import execute, warm
+
+    closed = tmp_path / "closed"
+
+    class ParentsZygote:
+        def close(self) -> None:
+            closed.write_text("the worker stopped its parent's zygote")
+
+    cleaned = list(execute._CLEANED)
+    warm._POOL["parent's"] = ParentsZygote()  # type: ignore[assignment]
+    execute._CLEANED[:] = [True]
+    try:
+        pid = os.fork()
+        if pid == 0:  # the worker: as multiprocessing starts one, then as it ends
+            code = 1
+            try:
+                util._finalizer_registry.clear()
+                execute.worker_init()
+                code = 0 if not warm._POOL else 2
+                code = code or (3 if execute._CLEANED else 0)
+                warm.close_all()  # what its finalizer runs at exit
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        assert code == 0, f"expected exit 0, got {code} (2: inherited zygotes, 3: no sweep)"
+        assert not closed.exists(), closed.read_text()
+        assert "parent's" in warm._POOL, "the parent's table changed"
+    finally:
+        warm._POOL.pop("parent's", None)
+        execute._CLEANED[:] = cleaned
