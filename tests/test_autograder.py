@@ -478,15 +478,6 @@ time.sleep(300)
 """
 
 
-def _marked(tokens: set[str]) -> set[int]:
-    found = set()
-    for proc in psutil.process_iter():
-        with contextlib.suppress(psutil.Error):
-            if proc.environ().get("AUTOGRADER_JOB") in tokens:
-                found.add(proc.pid)
-    return found
-
-
 @pytest.mark.skipif(not shutil.which("bwrap"), reason="needs bubblewrap")
 def test_a_sandbox_whose_worker_was_killed_is_killed_by_the_next_run():
     """bubblewrap's --die-with-parent misses a parent killed while it starts (its namespace init
@@ -506,14 +497,15 @@ def test_a_sandbox_whose_worker_was_killed_is_killed_by_the_next_run():
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not (
-            len(_marked({live_token})) == len(_marked({reused})) == 3
+            len(sb.job_processes_alive(live_token)) == len(sb.job_processes_alive(reused)) == 3
         ):
             time.sleep(0.05)  # each: bubblewrap, its namespace's init and sleep
-        kept, doomed = _marked({live_token}), _marked({reused})
+        kept, doomed = set(sb.job_processes_alive(live_token)), set(sb.job_processes_alive(reused))
         killed = set(sb.kill_orphans())
         assert orphans <= killed, f"expected the orphans {orphans} killed, got {killed}"
         assert doomed and doomed <= killed, f"expected {doomed} (a dead owner's) killed: {killed}"
-        assert kept and _marked({live_token}) == kept, f"a live owner's job was killed: {kept}"
+        now = set(sb.job_processes_alive(live_token))
+        assert kept and now == kept, f"a live owner's job was killed: {kept}, left {now}"
         assert unmarked.poll() is None, "an unmarked process was killed"
         left = [p.pid for p in sb.orphaned_job_processes()]
         assert not left, f"expected no orphan after the sweep, got {left}"
